@@ -1,0 +1,50 @@
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { log } from "../lib/log.ts";
+import type { Sql } from "./client.ts";
+
+export const SQL_DIR = join(import.meta.dir, "..", "..", "sql");
+
+/** An arbitrary constant: every process that migrates this database takes the same advisory lock. */
+const MIGRATION_LOCK = 7_310_424_001;
+
+export type MigrationResult = { applied: string[]; current: string | null };
+
+/**
+ * Applies the numbered files of sql/ that this database has not seen, each in its own transaction. Two processes
+ * starting at once serialise on an advisory lock, and the second finds nothing left to do.
+ */
+export async function migrate(sql: Sql, dir: string = SQL_DIR): Promise<MigrationResult> {
+  const files = (await readdir(dir)).filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f)).sort();
+  // One connection for the whole run: the session-level lock belongs to it, and dies with it if the process does.
+  const conn = await sql.reserve();
+  try {
+    await conn`select pg_advisory_lock(${MIGRATION_LOCK})`;
+    await conn`
+      create table if not exists schema_migrations (
+        name text primary key,
+        applied_at timestamptz not null default now()
+      )`;
+    const done = new Set((await conn<{ name: string }[]>`select name from schema_migrations`).map((r) => r.name));
+    const applied: string[] = [];
+    for (const file of files) {
+      if (done.has(file)) continue;
+      const text = await Bun.file(join(dir, file)).text();
+      await conn.unsafe("begin");
+      try {
+        await conn.unsafe(text);
+        await conn`insert into schema_migrations (name) values (${file})`;
+        await conn.unsafe("commit");
+      } catch (error) {
+        await conn.unsafe("rollback");
+        throw new Error(`migration ${file} failed: ${(error as Error).message}`);
+      }
+      applied.push(file);
+      log.info("migration applied", { file });
+    }
+    return { applied, current: files.at(-1) ?? null };
+  } finally {
+    await conn`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+    conn.release();
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Licence key strings. Generated keys use Crockford's base32 alphabet (no I, L, O, U) so that a buyer who retypes
+ * a key cannot confuse 0/O or 1/I; imported keys keep whatever format the customer's old system used.
+ */
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const GROUPS = 3;
+const GROUP_LENGTH = 5;
+
+/** A fresh `MPH-XXXXX-XXXXX-XXXXX` key: 75 bits from the CSPRNG, so guessing one is hopeless. */
+export function generateKeyString(): string {
+  const bytes = new Uint8Array(GROUPS * GROUP_LENGTH);
+  crypto.getRandomValues(bytes);
+  const groups: string[] = [];
+  for (let g = 0; g < GROUPS; g++) {
+    let group = "";
+    for (let i = 0; i < GROUP_LENGTH; i++) {
+      // 256 is a multiple of 32, so taking the low five bits keeps every symbol equally likely.
+      group += CROCKFORD[(bytes[g * GROUP_LENGTH + i] ?? 0) & 31];
+    }
+    groups.push(group);
+  }
+  return `MPH-${groups.join("-")}`;
+}
+
+export const GENERATED_KEY_PATTERN = /^MPH-[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$/;
+
+/** Printable ASCII without spaces or control characters: what a key or a HWID may contain. */
+const PRINTABLE = /^[\x21-\x7e]+$/;
+
+export const MAX_KEY_LENGTH = 128;
+export const MAX_HWID_LENGTH = 128;
+
+/** Why an imported key string is refused, or null when it is fine. */
+export function keyStringProblem(key: string): string | null {
+  if (key.length === 0) return "empty";
+  if (key.length > MAX_KEY_LENGTH) return `longer than ${MAX_KEY_LENGTH} characters`;
+  if (!PRINTABLE.test(key)) return "contains spaces or non-printable characters";
+  return null;
+}
+
+/** Why a HWID sent by a loader is refused, or null when it is fine. */
+export function hwidProblem(hwid: string): string | null {
+  if (hwid.length === 0) return "empty";
+  if (hwid.length > MAX_HWID_LENGTH) return `longer than ${MAX_HWID_LENGTH} characters`;
+  if (!/^[\x20-\x7e]+$/.test(hwid)) return "contains non-printable characters";
+  return null;
+}
+
+/** A key as it may appear in logs: enough to find it in the panel, not enough to use it. */
+export function maskKey(key: string): string {
+  if (key.length <= 8) return `${key.slice(0, 2)}…`;
+  return `${key.slice(0, 4)}…${key.slice(-4)}`;
+}
