@@ -1,0 +1,80 @@
+import type { ShopDeps } from "./deps.ts";
+import { invalid, notFound } from "./errors.ts";
+
+export type PanelAccount = { id: number; login: string; passwordChangedAt: Date };
+
+export const LOGIN_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/** A random password without look-alike characters: 20 symbols ≈ 115 bits. */
+export function generatePassword(length = 20): string {
+  const bytes = new Uint8Array(length * 2);
+  crypto.getRandomValues(bytes);
+  let out = "";
+  for (const b of bytes) {
+    // Rejection sampling keeps every symbol equally likely (256 is not a multiple of the alphabet size).
+    if (b >= 256 - (256 % PASSWORD_ALPHABET.length)) continue;
+    out += PASSWORD_ALPHABET[b % PASSWORD_ALPHABET.length];
+    if (out.length === length) return out;
+  }
+  return out + generatePassword(length - out.length);
+}
+
+// Verifying against this when the login is unknown makes a wrong login cost as much time as a wrong password.
+const DUMMY_HASH = Bun.password.hash("not-a-real-password", { algorithm: "argon2id" });
+
+export function createAccounts(deps: ShopDeps) {
+  const { sql } = deps;
+
+  async function count(): Promise<number> {
+    const [row] = await sql<{ n: string }[]>`select count(*) as n from panel_accounts`;
+    return Number(row!.n);
+  }
+
+  /** Creates the account or gives it a new password; returns the password, shown once and never stored in clear. */
+  async function reset(login = "admin"): Promise<{ login: string; password: string }> {
+    if (!LOGIN_PATTERN.test(login)) throw invalid("Логин — 1–64 символа: латиница, цифры, . _ -", "login");
+    const password = generatePassword();
+    const hash = await Bun.password.hash(password, { algorithm: "argon2id" });
+    await sql`
+      insert into panel_accounts (login, password_hash) values (${login}, ${hash})
+      on conflict (login) do update set password_hash = excluded.password_hash, password_changed_at = now()`;
+    return { login, password };
+  }
+
+  async function verify(login: string, password: string): Promise<PanelAccount | null> {
+    const [row] = LOGIN_PATTERN.test(login)
+      ? await sql<{ id: string; login: string; password_hash: string; password_changed_at: Date }[]>`
+          select id, login, password_hash, password_changed_at from panel_accounts where login = ${login}`
+      : [];
+    const ok = await Bun.password.verify(password.slice(0, 1024), row?.password_hash ?? (await DUMMY_HASH));
+    if (!row || !ok) return null;
+    return { id: Number(row.id), login: row.login, passwordChangedAt: row.password_changed_at };
+  }
+
+  /** Whether an account has this login: lets a failed attempt be logged without the typed text. */
+  async function exists(login: string): Promise<boolean> {
+    if (!LOGIN_PATTERN.test(login)) return false;
+    const [row] = await sql`select 1 from panel_accounts where login = ${login}`;
+    return row !== undefined;
+  }
+
+  async function byId(id: number): Promise<PanelAccount | null> {
+    const [row] = await sql<{ id: string; login: string; password_changed_at: Date }[]>`
+      select id, login, password_changed_at from panel_accounts where id = ${id}`;
+    return row ? { id: Number(row.id), login: row.login, passwordChangedAt: row.password_changed_at } : null;
+  }
+
+  async function changePassword(id: number, current: string, next: string): Promise<void> {
+    const account = await byId(id);
+    if (!account) throw notFound("Учётная запись не найдена");
+    if (!(await verify(account.login, current))) throw invalid("Текущий пароль неверен", "current");
+    if (next.length < 10 || next.length > 200) throw invalid("Новый пароль — от 10 до 200 символов", "next");
+    const hash = await Bun.password.hash(next, { algorithm: "argon2id" });
+    await sql`update panel_accounts set password_hash = ${hash}, password_changed_at = now() where id = ${id}`;
+  }
+
+  return { count, reset, verify, exists, byId, changePassword };
+}
+
+export type Accounts = ReturnType<typeof createAccounts>;

@@ -1,0 +1,277 @@
+import { log } from "../lib/log.ts";
+import { CHANNELS, type ShopDeps } from "./deps.ts";
+import { invalid, notFound } from "./errors.ts";
+
+export type BroadcastStatus = "pending" | "running" | "done" | "cancelled";
+
+export type BroadcastProgress = {
+  total: number;
+  pending: number;
+  sent: number;
+  blocked: number;
+  failed: number;
+  cancelled: number;
+};
+
+export type Broadcast = {
+  id: number;
+  text: string;
+  status: BroadcastStatus;
+  createdBy: string;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  progress: BroadcastProgress;
+};
+
+/** One message of a broadcast to one user, claimed by the sending job. */
+export type ClaimedRecipient = { broadcastId: number; userId: number; text: string; attempts: number };
+
+export const MAX_BROADCAST_TEXT = 4096;
+
+/** Telegram's and the database's limit count characters (code points), not UTF-16 units. */
+export function broadcastTextProblem(text: string): string | null {
+  const length = [...text.trim()].length;
+  if (length === 0) return "Текст рассылки пуст";
+  if (length > MAX_BROADCAST_TEXT) return `Текст рассылки длиннее ${MAX_BROADCAST_TEXT} символов`;
+  return null;
+}
+
+type BroadcastRow = {
+  id: string;
+  text: string;
+  status: BroadcastStatus;
+  created_by: string;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  total: string;
+  pending: string;
+  sent: string;
+  blocked: string;
+  failed: string;
+  cancelled: string;
+};
+
+const toBroadcast = (r: BroadcastRow): Broadcast => ({
+  id: Number(r.id),
+  text: r.text,
+  status: r.status,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  progress: {
+    total: Number(r.total),
+    pending: Number(r.pending),
+    sent: Number(r.sent),
+    blocked: Number(r.blocked),
+    failed: Number(r.failed),
+    cancelled: Number(r.cancelled),
+  },
+});
+
+/**
+ * Messages to every bot user. A broadcast and its recipients are rows in Postgres, so a restart loses nothing: the
+ * job picks up the recipients still pending. Each recipient goes pending → sent | blocked | failed | cancelled once.
+ */
+export function createBroadcasts(deps: ShopDeps) {
+  const { sql, cache } = deps;
+
+  const selectBroadcasts = () => sql`
+    select b.*,
+      count(r.user_id) as total,
+      count(r.user_id) filter (where r.status = 'pending') as pending,
+      count(r.user_id) filter (where r.status = 'sent') as sent,
+      count(r.user_id) filter (where r.status = 'blocked') as blocked,
+      count(r.user_id) filter (where r.status = 'failed') as failed,
+      count(r.user_id) filter (where r.status = 'cancelled') as cancelled
+    from broadcasts b left join broadcast_recipients r on r.broadcast_id = b.id`;
+
+  /** How many users a broadcast created now would reach: everyone who has not blocked the bot. */
+  async function audience(): Promise<number> {
+    const [row] = await sql<{ n: string }[]>`select count(*) as n from bot_users where blocked_at is null`;
+    return Number(row!.n);
+  }
+
+  async function create(input: { text: string; createdBy: string }): Promise<Broadcast> {
+    const problem = broadcastTextProblem(input.text);
+    if (problem) throw invalid(problem, "text");
+    const text = input.text.trim();
+    const id = await sql.begin(async (tx) => {
+      const [row] = await tx<{ id: string }[]>`
+        insert into broadcasts (text, created_by) values (${text}, ${input.createdBy.slice(0, 200)}) returning id`;
+      const inserted = await tx`
+        insert into broadcast_recipients (broadcast_id, user_id)
+        select ${row!.id}, telegram_id from bot_users where blocked_at is null`;
+      if (inserted.count === 0) throw invalid("Некому отправлять: у бота ещё нет пользователей", "text");
+      return Number(row!.id);
+    });
+    await cache.publish(CHANNELS.broadcasts, String(id));
+    log.info("broadcast created", { broadcastId: id, by: input.createdBy });
+    return (await byId(id))!;
+  }
+
+  async function byId(id: number): Promise<Broadcast | null> {
+    const [row] = await sql<BroadcastRow[]>`${selectBroadcasts()} where b.id = ${id} group by b.id`;
+    return row ? toBroadcast(row) : null;
+  }
+
+  async function recent(limit = 10): Promise<Broadcast[]> {
+    const rows = await sql<BroadcastRow[]>`${selectBroadcasts()} group by b.id order by b.id desc limit ${limit}`;
+    return rows.map(toBroadcast);
+  }
+
+  /** Stops a broadcast: recipients not yet messaged are never messaged. A message already on its way still lands. */
+  async function cancel(id: number): Promise<Broadcast> {
+    const exists = await sql`select 1 from broadcasts where id = ${id}`;
+    if (exists.length === 0) throw notFound("Рассылка не найдена");
+    // Recipients first, then the broadcast: the same order as claim() locks them, so the two never deadlock.
+    await sql.begin(async (tx) => {
+      await tx`update broadcast_recipients set status = 'cancelled' where broadcast_id = ${id} and status = 'pending'`;
+      await tx`
+        update broadcasts set status = 'cancelled', finished_at = now()
+        where id = ${id} and status in ('pending', 'running')`;
+    });
+    log.info("broadcast cancelled", { broadcastId: id });
+    return (await byId(id))!;
+  }
+
+  /**
+   * Hands the job up to `limit` due recipients, holding them for `leaseMs` so no other worker takes them meanwhile
+   * (SKIP LOCKED: concurrent workers get different rows instead of waiting).
+   *
+   * A recipient whose previous attempt started and never reported back (attempts > 0, no error recorded) belongs
+   * to a worker that died mid-send: Telegram may or may not have delivered it, so it is marked failed rather than
+   * sent again — nobody gets a broadcast twice.
+   */
+  async function claim(limit: number, leaseMs: number): Promise<ClaimedRecipient[]> {
+    return await sql.begin(async (tx) => {
+      const rows = await tx<{ broadcast_id: string; user_id: string; attempts: number; last_error: string | null }[]>`
+        select r.broadcast_id, r.user_id, r.attempts, r.last_error
+        from broadcast_recipients r join broadcasts b on b.id = r.broadcast_id
+        where r.status = 'pending' and r.next_attempt_at <= now() and b.status in ('pending', 'running')
+        order by r.broadcast_id, r.next_attempt_at, r.user_id
+        limit ${limit}
+        for update of r skip locked`;
+      if (rows.length === 0) return [];
+      const interrupted = rows.filter((r) => r.attempts > 0 && r.last_error === null);
+      const due = rows.filter((r) => !(r.attempts > 0 && r.last_error === null));
+      if (interrupted.length > 0) {
+        await tx`
+          update broadcast_recipients set status = 'failed', last_error = 'interrupted: delivery unknown'
+          where (broadcast_id, user_id) in (select * from unnest(
+            ${interrupted.map((r) => r.broadcast_id)}::bigint[], ${interrupted.map((r) => r.user_id)}::bigint[]))`;
+        log.warn("broadcast recipients interrupted mid-send, not retried", { count: interrupted.length });
+      }
+      if (due.length === 0) return [];
+      await tx`
+        update broadcast_recipients set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
+        where (broadcast_id, user_id) in (select * from unnest(
+          ${due.map((r) => r.broadcast_id)}::bigint[], ${due.map((r) => r.user_id)}::bigint[]))`;
+      const ids = [...new Set(due.map((r) => r.broadcast_id))];
+      await tx`
+        update broadcasts set status = 'running', started_at = now()
+        where id in ${tx(ids)} and status = 'pending'`;
+      const broadcasts = await tx<
+        { id: string; text: string }[]
+      >`select id, text from broadcasts where id in ${tx(ids)}`;
+      const texts = new Map(broadcasts.map((b) => [b.id, b.text]));
+      return due.map((r) => ({
+        broadcastId: Number(r.broadcast_id),
+        userId: Number(r.user_id),
+        text: texts.get(r.broadcast_id)!,
+        attempts: r.attempts,
+      }));
+    });
+  }
+
+  /**
+   * Records that a message is about to go out. From here until the outcome is recorded, a crash leaves the
+   * recipient "interrupted" (see claim). False when the broadcast was cancelled meanwhile: do not send.
+   */
+  async function startAttempt(r: ClaimedRecipient): Promise<boolean> {
+    const rows = await sql`
+      update broadcast_recipients set attempts = attempts + 1, last_error = null
+      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId} and status = 'pending'
+      returning 1`;
+    return rows.length > 0;
+  }
+
+  /** Records delivered messages, several at once (the job marks a whole batch in one statement). */
+  async function markSent(recipients: ClaimedRecipient[]): Promise<void> {
+    if (recipients.length === 0) return;
+    // A cancel may have landed while a message was on its way; it did arrive, so it counts as sent.
+    await sql`
+      update broadcast_recipients set status = 'sent', sent_at = now(), last_error = null
+      where status in ('pending', 'cancelled') and (broadcast_id, user_id) in (select * from unnest(
+        ${recipients.map((r) => r.broadcastId)}::bigint[], ${recipients.map((r) => r.userId)}::bigint[]))`;
+  }
+
+  /** Telegram said 403: the user blocked the bot. They are skipped by later broadcasts until they write again. */
+  async function markBlocked(r: ClaimedRecipient, error: string): Promise<void> {
+    await sql.begin(async (tx) => {
+      await tx`
+        update broadcast_recipients set status = 'blocked', last_error = ${error.slice(0, 500)}
+        where broadcast_id = ${r.broadcastId} and user_id = ${r.userId}`;
+      await tx`update bot_users set blocked_at = coalesce(blocked_at, now()) where telegram_id = ${r.userId}`;
+    });
+  }
+
+  async function markFailed(r: ClaimedRecipient, error: string): Promise<void> {
+    await sql`
+      update broadcast_recipients set status = 'failed', last_error = ${error.slice(0, 500)}
+      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId}`;
+  }
+
+  /**
+   * The attempt failed in a way worth retrying (429, network, 5xx): try again after delayMs. With countAttempt
+   * false (the bot has no token yet) the attempt does not count towards the retry cap.
+   */
+  async function retryLater(r: ClaimedRecipient, delayMs: number, error: string, countAttempt = true): Promise<void> {
+    await sql`
+      update broadcast_recipients set
+        next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}),
+        last_error = ${error.slice(0, 500)},
+        attempts = attempts - ${countAttempt ? 0 : 1}
+      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId} and status = 'pending'`;
+  }
+
+  /** Gives claimed recipients that were never attempted back to the queue at once (the job is stopping or pausing). */
+  async function release(recipients: ClaimedRecipient[], delayMs = 0): Promise<void> {
+    if (recipients.length === 0) return;
+    await sql`
+      update broadcast_recipients set next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
+      where status = 'pending' and (broadcast_id, user_id) in (select * from unnest(
+        ${recipients.map((r) => r.broadcastId)}::bigint[], ${recipients.map((r) => r.userId)}::bigint[]))`;
+  }
+
+  /** Marks the broadcast done once nobody is left pending. */
+  async function finishIfDone(broadcastId: number): Promise<boolean> {
+    const rows = await sql`
+      update broadcasts set status = 'done', finished_at = now()
+      where id = ${broadcastId} and status in ('pending', 'running')
+        and not exists (select 1 from broadcast_recipients where broadcast_id = ${broadcastId} and status = 'pending')
+      returning id`;
+    if (rows.length > 0) log.info("broadcast finished", { broadcastId });
+    return rows.length > 0;
+  }
+
+  return {
+    audience,
+    create,
+    byId,
+    recent,
+    cancel,
+    claim,
+    startAttempt,
+    markSent,
+    markBlocked,
+    markFailed,
+    retryLater,
+    release,
+    finishIfDone,
+  };
+}
+
+export type Broadcasts = ReturnType<typeof createBroadcasts>;

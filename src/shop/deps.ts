@@ -1,0 +1,23 @@
+import type { Cache } from "../cache/cache.ts";
+import type { Config } from "../config.ts";
+import type { Sql } from "../db/client.ts";
+
+/** What every domain service is built from. Only main.ts (and tests) put concrete clients in here. */
+export type ShopDeps = {
+  sql: Sql;
+  cache: Cache;
+  config: Config;
+};
+
+/**
+ * Channels on which a process tells every other process (and itself) that something changed, after the change
+ * has committed. Messages are small JSON strings.
+ */
+export const CHANNELS = {
+  settings: "changes:settings",
+  catalogue: "changes:catalogue",
+  keys: "changes:keys",
+  admins: "changes:admins",
+  /** A broadcast was created: wakes the broadcast job at once instead of at its next poll. */
+  broadcasts: "changes:broadcasts",
+} as const;

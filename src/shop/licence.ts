@@ -1,0 +1,253 @@
+import type { Sql } from "../db/client.ts";
+import { type DurationDays, isDuration } from "../lib/durations.ts";
+import { maskKey } from "../lib/keys.ts";
+import { log } from "../lib/log.ts";
+import { remaining } from "../lib/time.ts";
+
+/**
+ * The loader's licence check (SPEC §4): key + HWID → success with the time left, or one of the fixed refusals.
+ * The hot path — an activated key asked again by its own PC — is one indexed read, or none when the answer is in the
+ * in-process cache; nothing is written on it except a "last seen" stamp at most every few minutes per key.
+ */
+export type AuthRefusal = "Key mismatch" | "HWID mismatch" | "Key expired" | "Key banned" | "Product not found";
+
+export type AuthResult =
+  | { ok: true; expiresAt: Date; days: number; hours: number }
+  | { ok: false; status: 403 | 404; message: AuthRefusal };
+
+/**
+ * What the auth decision needs to know about a key, as read in one query. Times are milliseconds since the epoch:
+ * a cached answer is then one small object, not three more for Dates.
+ */
+export type KeySnapshot = {
+  id: number;
+  state: "available" | "reserved" | "sold";
+  days: DurationDays;
+  hwid: string | null;
+  expiresAt: number | null;
+  bannedAt: number | null;
+  lastAuthAt: number | null;
+};
+
+/** A cached answer: the snapshot itself, with the product it belongs to and when it was read. */
+type CachedSnapshot = KeySnapshot & { product: string; at: number };
+
+const LAST_SEEN_EVERY_MS = 5 * 60_000;
+
+/**
+ * Recent answers for activated keys, by key string (a key belongs to one product, which the entry remembers). A ban,
+ * HWID reset, extension or deletion drops the entry at once in this process and, through the cache's pub/sub, in
+ * every other; the TTL bounds staleness if such a message is ever lost (a Redis outage).
+ *
+ * A database read can race with a change: read the old row, the change commits and is announced, then the old row
+ * is cached. So a reader takes `generation` before reading and `put` refuses the row if anything was forgotten since.
+ *
+ * Memory stays bounded by what can still be used: an entry is only good for `ttlMs`, so entries past it are dropped
+ * as new ones come in (the map is in insertion order, oldest first), and a flood of distinct keys stops at
+ * `maxEntries`. 10 000 answers is 1 000 distinct keys a second, each held for the whole TTL: only a key asked again
+ * within 10 s gains from the cache (a loader retrying or started twice), and a shop's fleet asks far fewer. Every
+ * entry held costs about three times its size in resident memory, as the garbage collector lets the heap grow to a
+ * multiple of what is live: at 50 000 a flood of distinct keys took the app ~45 MB higher (bench/auth).
+ */
+export class AuthCache {
+  private readonly entries = new Map<string, CachedSnapshot>();
+  /** One copy of each product name, however many entries name it (each request decodes its own copy). */
+  private readonly names = new Map<string, string>();
+  private forgets = 0;
+  constructor(
+    private readonly ttlMs = 10_000,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  /** Changes whenever anything is forgotten; pass the value read before a database lookup to `put`. */
+  get generation(): number {
+    return this.forgets;
+  }
+
+  get(product: string, key: string): KeySnapshot | null {
+    const entry = this.entries.get(key);
+    if (!entry || entry.product !== product) return null;
+    if (Date.now() - entry.at > this.ttlMs) {
+      this.entries.delete(key);
+      return null;
+    }
+    return entry;
+  }
+
+  put(product: string, key: string, snapshot: KeySnapshot, generation: number): void {
+    if (generation !== this.forgets) return;
+    const now = Date.now();
+    for (const [k, entry] of this.entries) {
+      if (now - entry.at <= this.ttlMs) break;
+      this.entries.delete(k);
+    }
+    if (this.entries.size >= this.maxEntries) {
+      // Map iteration is insertion order: dropping the first entries drops the oldest.
+      let drop = Math.ceil(this.maxEntries / 10);
+      for (const k of this.entries.keys()) {
+        this.entries.delete(k);
+        if (--drop === 0) break;
+      }
+    }
+    let name = this.names.get(product);
+    if (name === undefined) {
+      if (this.names.size >= 1_000) this.names.clear();
+      name = product;
+      this.names.set(name, name);
+    }
+    this.entries.delete(key);
+    this.entries.set(key, { ...snapshot, product: name, at: now });
+  }
+
+  /** How many answers are held (for tests and the benchmark's memory figures). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Forgets every cached answer for these key strings. */
+  forget(keys: string[]): void {
+    this.forgets++;
+    for (const key of keys) this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.forgets++;
+    this.entries.clear();
+    this.names.clear();
+  }
+}
+
+type LookupRow = {
+  product_id: string;
+  id: string | null;
+  state: KeySnapshot["state"] | null;
+  days: number | null;
+  hwid: string | null;
+  expires_at: Date | null;
+  banned_at: Date | null;
+  last_auth_at: Date | null;
+};
+
+function toSnapshot(row: LookupRow): KeySnapshot | null {
+  if (row.id === null || row.state === null || row.days === null || !isDuration(row.days)) return null;
+  return {
+    id: Number(row.id),
+    state: row.state,
+    days: row.days,
+    hwid: row.hwid,
+    expiresAt: row.expires_at?.getTime() ?? null,
+    bannedAt: row.banned_at?.getTime() ?? null,
+    lastAuthAt: row.last_auth_at?.getTime() ?? null,
+  };
+}
+
+function success(expiresAt: number, now: Date): AuthResult {
+  const at = new Date(expiresAt);
+  return { ok: true, expiresAt: at, ...remaining(at, now) };
+}
+
+const refuse = (message: AuthRefusal): AuthResult => ({
+  ok: false,
+  status: message === "Product not found" ? 404 : 403,
+  message,
+});
+
+export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
+  const { sql } = deps;
+
+  /** Product and key in one round trip: no row → no product; a row without a key → not this product's key. */
+  async function lookup(product: string, key: string): Promise<{ product: boolean; key: KeySnapshot | null }> {
+    const [row] = await sql<LookupRow[]>`
+      select p.id as product_id, k.id, k.state, k.days, k.hwid, k.expires_at, k.banned_at, k.last_auth_at
+      from products p
+      left join keys k on k.key = ${key} and k.product_id = p.id
+      where p.name = ${product}`;
+    if (!row) return { product: false, key: null };
+    return { product: true, key: toSnapshot(row) };
+  }
+
+  /** Binds the HWID if the key is still unbound; the expiry starts only on the very first activation. */
+  async function bind(snapshot: KeySnapshot, hwid: string, ip: string | null): Promise<KeySnapshot | null> {
+    const [row] = await sql<{ hwid: string; expires_at: Date; activated_at: Date }[]>`
+      update keys set
+        hwid = ${hwid},
+        activated_at = coalesce(activated_at, now()),
+        expires_at = coalesce(expires_at, now() + make_interval(days => days)),
+        last_auth_at = now(),
+        last_auth_ip = ${ip}
+      where id = ${snapshot.id} and state = 'sold' and hwid is null and banned_at is null
+        and (expires_at is null or expires_at > now())
+      returning hwid, expires_at, activated_at`;
+    if (!row) return null;
+    return { ...snapshot, hwid: row.hwid, expiresAt: row.expires_at.getTime(), lastAuthAt: Date.now() };
+  }
+
+  /** Stamps "last seen" at most every LAST_SEEN_EVERY_MS; `snapshot` (the cached one, on a hit) remembers it. */
+  function touch(snapshot: KeySnapshot, ip: string | null, now: Date): void {
+    if (snapshot.lastAuthAt !== null && now.getTime() - snapshot.lastAuthAt < LAST_SEEN_EVERY_MS) return;
+    snapshot.lastAuthAt = now.getTime();
+    // Not awaited: the loader's answer does not depend on this bookkeeping.
+    sql`update keys set last_auth_at = now(), last_auth_ip = ${ip} where id = ${snapshot.id}`.catch((error) =>
+      log.warn("last-seen update failed", { error }),
+    );
+  }
+
+  function decide(snapshot: KeySnapshot | null, hwid: string, now: Date): AuthResult | "bind" {
+    if (snapshot?.state !== "sold") return refuse("Key mismatch");
+    if (snapshot.bannedAt !== null) return refuse("Key banned");
+    if (snapshot.expiresAt !== null && snapshot.expiresAt <= now.getTime()) return refuse("Key expired");
+    if (snapshot.hwid === null) return "bind";
+    if (snapshot.hwid !== hwid) return refuse("HWID mismatch");
+    return success(snapshot.expiresAt!, now);
+  }
+
+  async function authenticate(input: {
+    product: string;
+    key: string;
+    hwid: string;
+    ip: string | null;
+  }): Promise<AuthResult> {
+    const now = new Date();
+    const cached = authCache.get(input.product, input.key);
+    if (cached) {
+      const verdict = decide(cached, input.hwid, now);
+      if (verdict !== "bind") {
+        if (verdict.ok) touch(cached, input.ip, now);
+        return verdict;
+      }
+    }
+
+    const generation = authCache.generation;
+    const found = await lookup(input.product, input.key);
+    if (!found.product) return refuse("Product not found");
+    let snapshot = found.key;
+    let verdict = decide(snapshot, input.hwid, now);
+    if (verdict === "bind" && snapshot) {
+      const bound = await bind(snapshot, input.hwid, input.ip);
+      if (bound) {
+        log.info("key activated", {
+          key: maskKey(input.key),
+          product: input.product,
+          reactivation: snapshot.expiresAt !== null,
+        });
+        snapshot = bound;
+      } else {
+        // Another loader bound it (or an admin banned it) between our read and our write: judge the fresh row.
+        snapshot = (await lookup(input.product, input.key)).key;
+      }
+      verdict = decide(snapshot, input.hwid, new Date());
+      if (verdict === "bind") verdict = refuse("HWID mismatch");
+    }
+    if (snapshot && snapshot.state === "sold" && snapshot.hwid !== null) {
+      // Stamped first: the cache keeps a copy, which must know the stamp was just sent.
+      if (verdict !== "bind" && verdict.ok) touch(snapshot, input.ip, now);
+      authCache.put(input.product, input.key, snapshot, generation);
+    }
+    return verdict as AuthResult;
+  }
+
+  // `lookup` is exported for bench/auth, whose database ceiling runs this very query without HTTP around it.
+  return { authenticate, lookup };
+}
+
+export type Licence = ReturnType<typeof createLicence>;

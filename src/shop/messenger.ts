@@ -1,0 +1,42 @@
+/**
+ * How the domain's jobs (delivery, broadcast, admin alerts) reach a Telegram user, without knowing Telegram. The bot
+ * adapter implements it with the running bot's token; tests implement it against a fake Bot API server.
+ */
+export type InlineButton = { text: string; url?: string; callbackData?: string };
+
+export type OutgoingDocument = {
+  /** Telegram's id of a file it already has (reused so a build is uploaded once). */
+  fileId?: string | null;
+  /** Otherwise a file on disk, uploaded with this name. */
+  path?: string;
+  filename?: string;
+};
+
+/** `signal` abandons the request in flight: a send given up on must not still complete later, beside its retry. */
+export type SendOptions = { signal?: AbortSignal };
+
+export interface Messenger {
+  sendText(chatId: number, text: string, options?: { buttons?: InlineButton[][] } & SendOptions): Promise<void>;
+  /** Sends a document with a caption; returns Telegram's file_id of the document, to be reused. */
+  sendDocument(
+    chatId: number,
+    document: OutgoingDocument,
+    caption: string,
+    options?: SendOptions,
+  ): Promise<{ fileId: string | null }>;
+}
+
+/**
+ * Why a message was not delivered, in the terms a job acts on: `blocked` (403: the user blocked the bot — stop
+ * trying), `rate_limited` (429: wait retryAfterS), `not_configured` (no bot token yet), `failed` (anything else:
+ * retry with backoff).
+ */
+export class MessengerError extends Error {
+  constructor(
+    readonly kind: "blocked" | "rate_limited" | "not_configured" | "failed",
+    message: string,
+    readonly retryAfterS = 0,
+  ) {
+    super(message);
+  }
+}
