@@ -1,0 +1,192 @@
+import type { Config } from "../config.ts";
+import { log } from "../lib/log.ts";
+import { alertAdmins, alertTexts, paidNoStockBuyerText } from "../shop/alerts.ts";
+import type { Shop } from "../shop/index.ts";
+import type { Messenger } from "../shop/messenger.ts";
+import type { IncomingPayment, Order, PaymentOutcome } from "../shop/orders.ts";
+import { checkoutUrl, type PaymentsPort } from "./checkout.ts";
+import { amountInKopecks, parseNotification, signatureMatches } from "./notification.ts";
+
+/** What the notification endpoint answers: plain text, `OK` for anything accepted or already processed. */
+export type NotificationAnswer = { status: number; body: string };
+
+/**
+ * Payments: the AnyPay link, the notification check of SPEC §7, and test payments — the latter two end in the same
+ * `settle`, so a test payment exercises exactly the code a real one runs.
+ */
+export function createPayments(deps: { shop: Shop; messenger: Messenger; config: Pick<Config, "anypayAllowedIps"> }) {
+  const { shop, messenger, config } = deps;
+  // Telegram messages sent after a payment; the notification is answered without waiting for them.
+  const followUps = new Set<Promise<void>>();
+
+  function followUp(name: string, work: () => Promise<unknown>): void {
+    const p: Promise<void> = work()
+      .then(() => {})
+      .catch((error) => log.warn(`${name} failed`, { error: (error as Error).message }))
+      .finally(() => followUps.delete(p));
+    followUps.add(p);
+  }
+
+  async function usernameOf(userId: number): Promise<string | null> {
+    return (await shop.users.byId(userId))?.username ?? null;
+  }
+
+  /** Applies a verified payment and tells whoever must know about an outcome that needs a person. */
+  async function settle(payment: IncomingPayment): Promise<PaymentOutcome> {
+    const outcome = await shop.orders.markPaid(payment);
+    if (outcome.kind === "paid_no_stock") {
+      const order = outcome.order;
+      followUp("paid_no_stock alert", async () => {
+        const username = await usernameOf(order.userId);
+        await alertAdmins(shop.admins, messenger, alertTexts.paidNoStock(order, username, payment));
+        await messenger.sendText(order.userId, paidNoStockBuyerText(order));
+      });
+    } else if (outcome.kind === "duplicate") {
+      const order = outcome.order;
+      followUp("duplicate payment alert", async () => {
+        const username = await usernameOf(order.userId);
+        await alertAdmins(shop.admins, messenger, alertTexts.duplicatePayment(order, username, payment));
+      });
+    }
+    return outcome;
+  }
+
+  function reject(status: number, reason: string, context: Record<string, unknown>): NotificationAnswer {
+    log.warn(`anypay notification rejected: ${reason}`, context);
+    return { status, body: `Rejected: ${reason.split(" — ")[0]}` };
+  }
+
+  /**
+   * AnyPay's notification, every check of SPEC §7 in turn. A rejection changes nothing and leaves one log line that
+   * says what to look at; an accepted or already processed payment answers `OK` so AnyPay stops retrying, and so
+   * does a signed one whose status is not `paid` (it changes nothing either).
+   */
+  async function receiveNotification(raw: Record<string, unknown>, ip: string | null): Promise<NotificationAnswer> {
+    if (ip === null || !config.anypayAllowedIps.includes(ip)) {
+      return reject(403, "source address is not an AnyPay address — see ANYPAY_ALLOWED_IPS", { ip });
+    }
+    const parsed = parseNotification(raw);
+    if (!parsed.ok) {
+      return reject(400, `malformed notification: ${parsed.problem}`, { ip });
+    }
+    const n = parsed.value;
+    const context = { ip, payId: n.pay_id, transactionId: n.transaction_id, status: n.status };
+    const settings = await shop.settings.get();
+    if (!settings.anypayMerchantId || !settings.anypaySecretKey) {
+      // Not the payer's fault: 503 makes AnyPay retry, and the payment goes through once the settings are filled.
+      return reject(503, "AnyPay is not configured — set the merchant id and secret key in the panel", context);
+    }
+    if (n.merchant_id !== settings.anypayMerchantId) {
+      return reject(403, "merchant_id is not this shop's — check the AnyPay merchant id in the panel", {
+        ...context,
+        merchantId: n.merchant_id,
+      });
+    }
+    if (!signatureMatches(n, settings.anypaySecretKey)) {
+      return reject(403, "signature does not match — check the AnyPay secret key in the panel", context);
+    }
+    if (n.status !== "paid") {
+      // A genuine notice from AnyPay about something else (refund, canceled, waiting…): nothing to do here, but any
+      // answer other than OK makes AnyPay send it again and again.
+      log.warn(`anypay notification ignored: status is "${n.status}", only "paid" completes an order`, context);
+      return { status: 200, body: "OK" };
+    }
+    if (n.test === "1" && !settings.testPayments) {
+      return reject(403, "test payment while test payments are off — turn them on in the panel to accept", context);
+    }
+    const order = await shop.orders.byId(Number(n.pay_id));
+    if (!order) {
+      return reject(404, "no order with this pay_id", context);
+    }
+    if (n.currency !== "RUB") {
+      return reject(400, `currency ${n.currency} is not the order's RUB`, context);
+    }
+    if (amountInKopecks(n.amount) !== order.amountRub * 100) {
+      return reject(400, `amount ${n.amount} is not the order's ${order.amountRub}`, context);
+    }
+
+    const outcome = await settle({
+      orderId: order.id,
+      transactionId: n.transaction_id,
+      amount: n.amount,
+      currency: n.currency,
+      method: n.method ?? null,
+      email: n.email ?? null,
+      profit: n.profit ?? null,
+      test: n.test === "1",
+      source: "anypay",
+    });
+    switch (outcome.kind) {
+      case "paid":
+      case "paid_no_stock":
+      case "duplicate":
+        log.info("anypay notification accepted", { ...context, outcome: outcome.kind });
+        return { status: 200, body: "OK" };
+      case "already":
+        log.info("anypay notification already processed", context);
+        return { status: 200, body: "OK" };
+      case "not_found":
+        return reject(404, "no order with this pay_id", context);
+      case "transaction_conflict":
+        log.error("anypay transaction_id already paid another order — check it in AnyPay's dashboard", context);
+        return reject(409, "transaction_id was already applied to another order", context);
+    }
+  }
+
+  async function checkoutUrlFor(order: Order): Promise<string | null> {
+    const url = await checkoutUrl(shop.settings, order);
+    if (url === null) {
+      log.warn("a buyer wanted to pay but AnyPay is not configured — set the merchant id and secret key in the panel", {
+        orderId: order.id,
+      });
+    }
+    return url;
+  }
+
+  /** An admin's "pay (test)" for their own order, with test payments switched on in the panel. */
+  async function payTest(
+    orderId: number,
+    adminTelegramId: number,
+  ): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const settings = await shop.settings.get();
+    if (!settings.testPayments) return { ok: false, reason: "Тестовые платежи выключены в панели." };
+    if (!(await shop.admins.isAdmin(adminTelegramId))) {
+      log.warn("test payment refused: not an admin", { orderId, telegramId: adminTelegramId });
+      return { ok: false, reason: "Тестовая оплата доступна только администраторам." };
+    }
+    const order = await shop.orders.byId(orderId);
+    if (!order || order.userId !== adminTelegramId) return { ok: false, reason: "Заказ не найден." };
+    const outcome = await settle({
+      orderId,
+      transactionId: `test:${orderId}`,
+      amount: String(order.amountRub),
+      currency: "RUB",
+      method: "test",
+      test: true,
+      source: "test",
+    });
+    log.info("test payment", { orderId, adminId: adminTelegramId, outcome: outcome.kind });
+    switch (outcome.kind) {
+      case "paid":
+      case "already":
+        return { ok: true };
+      case "paid_no_stock":
+        return { ok: false, reason: "Оплата записана, но ключей не осталось: заказ ждёт пополнения." };
+      case "duplicate":
+        return { ok: false, reason: "Заказ уже был оплачен." };
+      case "not_found":
+      case "transaction_conflict":
+        return { ok: false, reason: "Заказ не найден." };
+    }
+  }
+
+  /** Resolves when the Telegram messages that follow payments have been sent (tests, graceful shutdown). */
+  async function idle(): Promise<void> {
+    while (followUps.size > 0) await Promise.all([...followUps]);
+  }
+
+  const port: PaymentsPort = { checkoutUrl: checkoutUrlFor, payTest };
+  return { ...port, settle, receiveNotification, idle };
+}
+
+export type Payments = ReturnType<typeof createPayments>;
