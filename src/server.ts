@@ -1,0 +1,122 @@
+import { Elysia } from "elysia";
+import { adminPanel } from "./admin/index.ts";
+import { authApi } from "./api/auth.ts";
+import { createTelegramMessenger } from "./bot/messenger.ts";
+import { type BotRuntime, createBotRuntime } from "./bot/runtime.ts";
+import type { Cache } from "./cache/cache.ts";
+import type { Config } from "./config.ts";
+import type { Sql } from "./db/client.ts";
+import { errorHandling } from "./http/errors.ts";
+import { flushRequestTally, requestLog } from "./http/request-log.ts";
+import { startBroadcastJob } from "./jobs/broadcast.ts";
+import { startDeliveryJob } from "./jobs/delivery.ts";
+import { startExpiryJob } from "./jobs/expiry.ts";
+import { log } from "./lib/log.ts";
+import { anypayNotifications } from "./payments/controller.ts";
+import { createPayments, type Payments } from "./payments/payments.ts";
+import { createShop, followChanges, type Shop } from "./shop/index.ts";
+
+export type HttpExtras = {
+  /** The payments service; tests pass one wired to their fake Bot API. */
+  payments?: Payments;
+  /** Handles Telegram's webhook calls (webhook mode), mounted at the path of BOT_WEBHOOK_URL. */
+  telegramWebhook?: (request: Request) => Promise<Response>;
+};
+
+/** Every HTTP route of the shop, under BASE_PATH. Tests call `.handle()` on it; the server listens with it. */
+export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}) {
+  const payments = extras.payments ?? createPayments({ shop, messenger: productionMessenger(shop, config), config });
+  const routes = new Elysia({ prefix: config.basePath })
+    .get("/healthz", async ({ set }) => {
+      // A store that does not answer within 2 s is down as far as a monitor is concerned.
+      const within = (probe: Promise<boolean>) => Promise.race([probe, Bun.sleep(2_000).then(() => false)]);
+      const [postgres, redis] = await Promise.all([
+        within(
+          shop.deps.sql`select 1`.then(
+            () => true,
+            () => false,
+          ),
+        ),
+        within(shop.deps.cache.ping()),
+      ]);
+      // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy.
+      if (!postgres) set.status = 503;
+      return {
+        ok: postgres,
+        postgres: postgres ? "ok" : "down",
+        redis: shop.deps.cache.kind === "memory" ? "in-process" : redis ? "ok" : "down",
+      };
+    })
+    .use(authApi(shop, config))
+    .use(anypayNotifications(payments, config))
+    .use(adminPanel(shop, config));
+  const app = new Elysia().use(errorHandling).use(requestLog).use(routes);
+  const webhook = extras.telegramWebhook;
+  if (webhook && config.botWebhookUrl) {
+    // parse "none": the runtime reads the raw body itself (validating it as an update and answering 400 if not).
+    app.post(decodeURIComponent(new URL(config.botWebhookUrl).pathname), ({ request }) => webhook(request), {
+      parse: "none",
+    });
+  }
+  return app;
+}
+
+/** Telegram as the shop's jobs and payments reach it: the Bot API with the token currently in the settings. */
+function productionMessenger(shop: Shop, config: Config) {
+  return createTelegramMessenger({
+    telegramApiUrl: config.telegramApiUrl,
+    token: async () => (await shop.settings.get()).botToken,
+  });
+}
+
+export type RunningShop = {
+  shop: Shop;
+  payments: Payments;
+  bot: BotRuntime;
+  url: string;
+  stop: () => Promise<void>;
+};
+
+/**
+ * Starts the shop on already-connected stores: domain, HTTP server, bot, jobs, change listeners. The caller owns
+ * the stores and closes them after `stop()`.
+ */
+export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }): Promise<RunningShop> {
+  const shop = createShop({ ...stores, config });
+  await shop.settings.seedFromEnvironment();
+  const stopFollowing = await followChanges(shop);
+  // One messenger for every job: deliveries, broadcasts and admin alerts share the token and its rate limits.
+  const messenger = productionMessenger(shop, config);
+  const payments = createPayments({ shop, messenger, config });
+  const bot = createBotRuntime({ shop, payments, config });
+  const app = buildHttpApp(shop, config, { payments, telegramWebhook: (request) => bot.handleWebhook(request) });
+  app.listen({
+    hostname: config.host,
+    port: config.port,
+    // A build upload is at most 50 MB; a little more for the multipart envelope.
+    maxRequestBodySize: 52 * 1024 * 1024,
+  });
+  const server = app.server!;
+  const url = `http://${server.hostname}:${server.port}${encodeURI(config.basePath)}/`;
+  log.info("http listening", { url });
+  // The bot starts after the HTTP server, so webhook calls find their route.
+  await bot.start();
+  const deliveryJob = startDeliveryJob(shop, messenger);
+  const expiryJob = await startExpiryJob(shop);
+  const broadcastJob = startBroadcastJob({ broadcasts: shop.broadcasts, cache: stores.cache, messenger });
+  return {
+    shop,
+    payments,
+    bot,
+    url,
+    stop: async () => {
+      // Stop taking new connections and let requests in flight finish.
+      await app.stop(false);
+      // The auth API's calls since the last tally line would otherwise go unlogged.
+      flushRequestTally();
+      await Promise.all([deliveryJob.stop(), expiryJob.stop(), broadcastJob.stop(), payments.idle()]);
+      await bot.stop();
+      await stopFollowing();
+    },
+  };
+}
