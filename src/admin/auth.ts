@@ -1,0 +1,221 @@
+import { type Cookie, Elysia } from "elysia";
+import { ErrorFragment, ErrorPage } from "../../templates/layout.tsx";
+import { AccountPage, LoginForm, LoginPage, PasswordForm } from "../../templates/login.tsx";
+import { checkRates, peekRates, type RateRule } from "../cache/rate-limit.ts";
+import type { Config } from "../config.ts";
+import { clientIp } from "../http/client-ip.ts";
+import { log } from "../lib/log.ts";
+import { ShopError } from "../shop/errors.ts";
+import type { Shop } from "../shop/index.ts";
+import { type PanelContext, panelContext } from "./context.ts";
+import { panelGuard, viewFor } from "./guard.ts";
+import { field, guarded, isHtmx, redirect, render } from "./respond.ts";
+import {
+  clearCookie,
+  csrfToken,
+  csrfValid,
+  LOGIN_COOKIE,
+  LOGIN_NONCE_SECONDS,
+  newLoginNonce,
+  type PanelJwt,
+  revokeSession,
+  SESSION_COOKIE,
+  sessionJwt,
+  startSession,
+} from "./session.ts";
+
+/** Wrong passwords allowed per IP and per login in the window, before the login form refuses to check more. */
+export const LOGIN_FAILURES_ALLOWED = 5;
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+
+const TOO_MANY =
+  "Слишком много неудачных попыток входа. Подождите 15 минут и попробуйте снова " +
+  "(или задайте новый пароль: bun run cli admin:reset).";
+
+function loginRules(ip: string, login: string): RateRule[] {
+  return [
+    { key: `panel-login:ip:${ip}`, limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
+    {
+      key: `panel-login:login:${login.toLowerCase()}`,
+      limit: LOGIN_FAILURES_ALLOWED,
+      windowMs: LOGIN_FAILURE_WINDOW_MS,
+    },
+  ];
+}
+
+/**
+ * Runs password checks one at a time per key (the client's IP, the login typed). The limit counts failures only
+ * after a check, so checks running side by side would all pass the "under the limit?" test first: 30 parallel
+ * guesses were 30 checked passwords instead of 5. One process serves the panel; across several, each adds its own.
+ */
+function oneAtATime() {
+  const tails = new Map<string, Promise<unknown>>();
+  return async <T>(keys: string[], work: () => Promise<T>): Promise<T> => {
+    const before = keys.map((k) => tails.get(k) ?? Promise.resolve());
+    const run = Promise.allSettled(before).then(work);
+    const tail = run.catch(() => {});
+    for (const k of keys) tails.set(k, tail);
+    try {
+      return await run;
+    } finally {
+      for (const k of keys) if (tails.get(k) === tail) tails.delete(k);
+    }
+  };
+}
+
+/** Only a page of this panel may be the place to go after login (never another site: an open redirect). */
+export function safeNext(panel: PanelContext, next: string | undefined): string | undefined {
+  if (!next || next.length > 500) return undefined;
+  if (!next.startsWith(`${panel.base}/`) || next.includes("//") || next.includes("\\")) return undefined;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(next)) return undefined;
+  return next;
+}
+
+/**
+ * A fresh pre-login CSRF binding: a random nonce in a short-lived cookie, and the token made for it. A page from
+ * another site can neither read the token nor send the SameSite=Strict cookie, so it cannot log anybody in.
+ */
+function loginToken(panel: PanelContext, cookie: Cookie<unknown>): string {
+  const current = cookie.value;
+  const nonce = typeof current === "string" && /^[\w-]{24}$/.test(current) ? current : newLoginNonce();
+  cookie.set({
+    value: nonce,
+    path: panel.cookiePath,
+    httpOnly: true,
+    sameSite: "strict",
+    secure: panel.secure,
+    maxAge: LOGIN_NONCE_SECONDS,
+  });
+  return csrfToken(panel, `login:${nonce}`, LOGIN_NONCE_SECONDS);
+}
+
+/** The login page (shown at BASE_PATH/ to visitors without a session). */
+export async function renderLoginPage(
+  panel: PanelContext,
+  cookie: Record<string, Cookie<unknown>>,
+  next: string | undefined,
+): Promise<Response> {
+  const view = viewFor(panel, "", loginToken(panel, cookie[LOGIN_COOKIE]!));
+  return render(LoginPage({ view, next: safeNext(panel, next) }), 200, {
+    // The login page must never be served from a cache: its token is tied to this browser's cookie.
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+  });
+}
+
+/** Login, logout, change password. */
+export function authController(shop: Shop, config: Config) {
+  const panel = panelContext(shop, config);
+  const renderError = (status: number, message: string) => String(ErrorFragment({ status, message }));
+  const serialized = oneAtATime();
+
+  const loginRoutes = new Elysia()
+    .use(sessionJwt(panel))
+    .post("/login", ({ request, body, cookie, server, panelJwt }) =>
+      guarded(
+        request,
+        async () => {
+          const login = field(body, "login").trim();
+          const password = field(body, "password");
+          const next = safeNext(panel, field(body, "next"));
+          const nonceCookie = cookie[LOGIN_COOKIE]!;
+          const nonce = nonceCookie.value;
+
+          const answer = async (status: number, props: { message?: string; errors?: Record<string, string> }) => {
+            const view = viewFor(panel, "", loginToken(panel, nonceCookie));
+            const form = { view, login, next, ...props };
+            return render(isHtmx(request) ? LoginForm(form) : LoginPage(form), status, { "x-frame-options": "DENY" });
+          };
+
+          if (
+            typeof nonce !== "string" ||
+            !csrfValid(panel, `login:${nonce}`, field(body, "_csrf"), LOGIN_NONCE_SECONDS)
+          ) {
+            return answer(403, { message: "Страница входа устарела. Введите логин и пароль ещё раз." });
+          }
+          const errors: Record<string, string> = {};
+          if (login === "" || login.length > 64) errors.login = "Введите логин";
+          if (password === "" || password.length > 1024) errors.password = "Введите пароль";
+          if (Object.keys(errors).length > 0) return answer(422, { errors });
+
+          const ip = clientIp(request, server, config.trustedProxies) ?? "unknown";
+          const rules = loginRules(ip, login);
+          const account = await serialized([`ip:${ip}`, `login:${login.toLowerCase()}`], async () => {
+            if (!(await peekRates(shop.deps.cache, rules)).allowed) return "limited" as const;
+            const found = await shop.accounts.verify(login, password);
+            if (!found) await checkRates(shop.deps.cache, rules);
+            return found;
+          });
+          // Never the typed login itself: people type their password into the login field by mistake.
+          const typed = async () => ({ loginExists: await shop.accounts.exists(login), loginLength: login.length });
+          if (account === "limited") {
+            log.warn("panel login refused: too many failures", { ip, ...(await typed()) });
+            return answer(429, { message: TOO_MANY });
+          }
+          if (!account) {
+            log.warn("panel login failed", { ip, ...(await typed()) });
+            return answer(401, { message: "Неверный логин или пароль." });
+          }
+          await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account);
+          clearCookie(panel, nonceCookie);
+          log.info("panel login", { ip, login: account.login });
+          return redirect(request, next ?? `${panel.base}/`, { full: true });
+        },
+        renderError,
+      ),
+    );
+
+  const accountRoutes = new Elysia()
+    .use(panelGuard(shop, config))
+    .post("/logout", ({ request, cookie, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          await revokeSession(panel, p.claims);
+          clearCookie(panel, cookie[SESSION_COOKIE]!);
+          log.info("panel logout", { login: p.account.login });
+          return redirect(request, `${panel.base}/`, { full: true });
+        },
+        renderError,
+      ),
+    )
+    .get("/account", ({ request, panel: p }) =>
+      guarded(
+        request,
+        () => render(AccountPage({ view: p.view })),
+        (status, message) => String(ErrorPage({ view: p.view, status, message })),
+      ),
+    )
+    .post("/account/password", ({ request, body, cookie, panel: p, panelJwt }) =>
+      guarded(
+        request,
+        async () => {
+          const current = field(body, "current");
+          const next = field(body, "next");
+          const answer = (status: number, props: { errors?: Record<string, string>; done?: boolean }) =>
+            render(
+              isHtmx(request) ? PasswordForm({ view: p.view, ...props }) : AccountPage({ view: p.view, ...props }),
+              status,
+            );
+          if (next !== field(body, "repeat")) return answer(422, { errors: { repeat: "Пароли не совпадают" } });
+          try {
+            await shop.accounts.changePassword(p.account.id, current, next);
+          } catch (error) {
+            if (error instanceof ShopError && (error.field === "current" || error.field === "next")) {
+              return answer(422, { errors: { [error.field]: error.message } });
+            }
+            throw error;
+          }
+          // The password change ended every session (their tokens carry the old change time); keep this one.
+          const account = await shop.accounts.byId(p.account.id);
+          if (account) await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account, p.claims);
+          log.info("panel password changed", { login: p.account.login });
+          return answer(200, { done: true });
+        },
+        renderError,
+      ),
+    );
+
+  return new Elysia().use(loginRoutes).use(accountRoutes);
+}

@@ -1,0 +1,287 @@
+import { Elysia } from "elysia";
+import { KeyListBlock, KeysSection, SoldKeyRow, UnsoldKeyRow } from "../../templates/keys.tsx";
+import { GenerateForm, ImportForm, MAX_IMPORT_FILE_BYTES } from "../../templates/products.tsx";
+import type { View } from "../../templates/view.ts";
+import type { Config } from "../config.ts";
+import { isDuration } from "../lib/durations.ts";
+import { log } from "../lib/log.ts";
+import { ShopError } from "../shop/errors.ts";
+import type { Shop } from "../shop/index.ts";
+import { MAX_GENERATE } from "../shop/keys.ts";
+import type { KeyListItem } from "../shop/listings.ts";
+import type { Product } from "../shop/products.ts";
+import { panelContext } from "./context.ts";
+import { errorView, panelGuard } from "./guard.ts";
+import { countsOf, keysQuery, productPage, requireProduct } from "./product-page.ts";
+import { field, file, guarded, html, idParam, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
+
+/** After keys appear or disappear, htmx refreshes the key lists and the stock hints on the product page. */
+const KEYS_CHANGED = { "hx-trigger": "keys-changed" };
+
+const CSV_COLUMNS = [
+  "key",
+  "days",
+  "state",
+  "created_at",
+  "sold_at",
+  "buyer_telegram_id",
+  "order_id",
+  "hwid",
+  "activated_at",
+  "expires_at",
+  "banned_at",
+  "note",
+] as const;
+
+/**
+ * A CSV cell. Text that came from outside (a loader's HWID, a note) and starts like a formula is prefixed with a
+ * quote, so opening the file in a spreadsheet never runs it.
+ */
+function csvCell(value: string | number | Date | null, untrusted = false): string {
+  if (value === null) return "";
+  let text = value instanceof Date ? value.toISOString() : String(value);
+  if (untrusted && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function csvLine(k: KeyListItem): string {
+  return `${[
+    csvCell(k.key),
+    csvCell(k.days),
+    csvCell(k.bannedAt ? "banned" : k.state),
+    csvCell(k.createdAt),
+    csvCell(k.soldAt),
+    csvCell(k.buyerId),
+    csvCell(k.orderId),
+    csvCell(k.hwid, true),
+    csvCell(k.activatedAt),
+    csvCell(k.expiresAt),
+    csvCell(k.bannedAt),
+    csvCell(k.note, true),
+  ].join(",")}\r\n`;
+}
+
+type KeyAction = "reset-hwid" | "ban" | "unban" | "extend" | "note" | "delete";
+const KEY_ACTIONS: readonly KeyAction[] = ["reset-hwid", "ban", "unban", "extend", "note", "delete"];
+
+/**
+ * A product's keys: the unsold and sold lists (search, pages, CSV), generating and importing, and the actions on
+ * one key (reset HWID, ban/unban, extend, note, delete an unsold one).
+ */
+export function keysController(shop: Shop, config: Config) {
+  const panel = panelContext(shop, config);
+  const productUrl = (id: number) => `${panel.base}/products/${id}`;
+
+  /** The generate/import form for htmx, or the product page around it for a plain form post. */
+  async function formAnswer(
+    request: Request,
+    view: View,
+    product: Product,
+    id: "generate" | "import",
+    form: JSX.Element,
+    status: number,
+    changed: boolean,
+  ): Promise<Response> {
+    if (isHtmx(request)) return render(form, status, changed ? KEYS_CHANGED : {});
+    return productPage(panel, view, product, { override: { id, html: await form }, status });
+  }
+
+  return new Elysia()
+    .use(panelGuard(shop, config))
+    .get("/products/:id/keys", ({ request, params, query, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          const product = await requireProduct(panel, params.id);
+          if (!isPartial(request)) return productPage(panel, p.view, product, { query });
+          const q = keysQuery(query);
+          const page = await panel.listings.keys(product.id, {
+            ...q,
+            after: queryText(query, "after"),
+            before: queryText(query, "before"),
+          });
+          // The filters and pager swap the list alone; the tabs and the refresh after a change swap the section.
+          if (request.headers.get("hx-target") === "div#key-list") {
+            return render(KeyListBlock({ view: p.view, productId: product.id, query: q, page }));
+          }
+          const [stock] = await panel.dashboard.stock(product.id);
+          return render(KeysSection({ view: p.view, productId: product.id, query: q, page, counts: countsOf(stock) }));
+        },
+        errorView(request, p.view),
+      ),
+    )
+    .get("/products/:id/keys.csv", ({ request, params, query, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          const product = await requireProduct(panel, params.id);
+          const q = keysQuery(query);
+          const batches = panel.listings.allKeys(product.id, q);
+          const encoder = new TextEncoder();
+          let exported = 0;
+          const stream = new ReadableStream<Uint8Array>({
+            start(controller) {
+              // A BOM so spreadsheet programs read the file as UTF-8 (notes may be in Russian).
+              controller.enqueue(encoder.encode(`\ufeff${CSV_COLUMNS.join(",")}\r\n`));
+            },
+            async pull(controller) {
+              try {
+                const next = await batches.next();
+                if (next.done) {
+                  log.info("keys exported", { productId: product.id, list: q.list, keys: exported });
+                  controller.close();
+                  return;
+                }
+                exported += next.value.length;
+                controller.enqueue(encoder.encode(next.value.map(csvLine).join("")));
+              } catch (error) {
+                log.error("keys export failed", { productId: product.id, error });
+                controller.error(error);
+              }
+            },
+            async cancel() {
+              await batches.return(undefined);
+            },
+          });
+          const date = new Date().toISOString().slice(0, 10);
+          const name = `keys-${product.name}-${q.list}-${date}.csv`;
+          return new Response(stream, {
+            headers: {
+              "content-type": "text/csv; charset=utf-8",
+              "content-disposition": `attachment; filename="keys-${product.id}-${q.list}-${date}.csv"; filename*=UTF-8''${encodeURIComponent(name)}`,
+              "cache-control": "no-store",
+            },
+          });
+        },
+        errorView(request, p.view),
+      ),
+    )
+    .post("/products/:id/keys/generate", ({ request, params, body, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          const product = await requireProduct(panel, params.id);
+          const values = { days: field(body, "days"), count: field(body, "count").trim() };
+          const days = Number(values.days);
+          const count = Number(values.count);
+          const errors: Record<string, string> = {};
+          if (!isDuration(days)) errors.days = "Выберите срок";
+          if (!/^\d{1,6}$/.test(values.count) || count < 1 || count > MAX_GENERATE) {
+            errors.count = `От 1 до ${MAX_GENERATE.toLocaleString("ru-RU")}`;
+          }
+          if (Object.keys(errors).length > 0) {
+            return formAnswer(
+              request,
+              p.view,
+              product,
+              "generate",
+              GenerateForm({ view: p.view, product, values, errors }),
+              422,
+              false,
+            );
+          }
+          const keys = await shop.keys.generate(product.id, days, count);
+          const form = GenerateForm({ view: p.view, product, values, result: { days, keys } });
+          return formAnswer(request, p.view, product, "generate", form, 200, true);
+        },
+        errorView(request, p.view),
+      ),
+    )
+    .post("/products/:id/keys/import", ({ request, params, body, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          const product = await requireProduct(panel, params.id);
+          const values = { days: field(body, "days") };
+          const days = Number(values.days);
+          const refuse = (errors: Record<string, string>) =>
+            formAnswer(
+              request,
+              p.view,
+              product,
+              "import",
+              ImportForm({ view: p.view, product, values, errors }),
+              422,
+              false,
+            );
+          if (!isDuration(days)) return refuse({ days: "Выберите срок" });
+          const upload = file(body, "file");
+          if (upload && upload.size > MAX_IMPORT_FILE_BYTES)
+            return refuse({ file: "Файл больше 16 МБ: разбейте его на части" });
+          const text = upload ? await upload.text() : field(body, "keys");
+          if (text.trim() === "") return refuse({ keys: "Вставьте ключи или выберите файл" });
+          let result: Awaited<ReturnType<typeof shop.keys.importText>>;
+          try {
+            result = await shop.keys.importText(product.id, days, text);
+          } catch (error) {
+            if (error instanceof ShopError && error.code === "invalid") return refuse({ keys: error.message });
+            throw error;
+          }
+          const form = ImportForm({ view: p.view, product, values, result: { days, ...result } });
+          return formAnswer(request, p.view, product, "import", form, 200, result.imported > 0);
+        },
+        errorView(request, p.view),
+      ),
+    )
+    .post("/products/:id/keys/:keyId/:action", ({ request, params, body, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          const product = await requireProduct(panel, params.id);
+          const keyId = idParam(params.keyId);
+          const action = KEY_ACTIONS.find((a) => a === params.action);
+          const key = keyId === null ? null : await panel.listings.keyById(product.id, keyId);
+          if (!key || !action) {
+            return html(errorView(request, p.view)(404, "Такого ключа нет (возможно, он уже удалён)."), 404);
+          }
+          const back = `${productUrl(product.id)}/keys?list=${key.state === "sold" ? "sold" : "unsold"}&q=${encodeURIComponent(key.key)}`;
+          const row = async (status: number, extra: { error?: string; saved?: string }) => {
+            const fresh = (await panel.listings.keyById(product.id, key.id)) ?? key;
+            const props = { view: p.view, productId: product.id, k: fresh, ...extra };
+            return render(fresh.state === "sold" ? SoldKeyRow(props) : UnsoldKeyRow(props), status);
+          };
+          let saved: string;
+          try {
+            switch (action) {
+              case "reset-hwid":
+                await shop.keys.resetHwid({ id: key.id });
+                saved = "HWID сброшен: ключ привяжется к следующему ПК.";
+                break;
+              case "ban":
+                await shop.keys.setBanned({ id: key.id }, true);
+                saved = "Ключ забанен.";
+                break;
+              case "unban":
+                await shop.keys.setBanned({ id: key.id }, false);
+                saved = "Ключ разбанен.";
+                break;
+              case "extend": {
+                const text = field(body, "days").trim();
+                const extra = /^\d{1,4}$/.test(text) ? Number(text) : Number.NaN;
+                await shop.keys.extend({ id: key.id }, extra);
+                saved = `Продлён на ${extra} дн.`;
+                break;
+              }
+              case "note":
+                await shop.keys.setNote({ id: key.id }, field(body, "note"));
+                saved = "Заметка сохранена.";
+                break;
+              case "delete":
+                await shop.keys.remove({ id: key.id });
+                if (!isHtmx(request)) return redirect(request, `${productUrl(product.id)}/keys`);
+                // An empty answer removes the row; the event refreshes the counts and the stock hints.
+                return html("", 200, KEYS_CHANGED);
+            }
+          } catch (error) {
+            if (error instanceof ShopError && error.code === "invalid") {
+              return isHtmx(request) ? row(422, { error: error.message }) : redirect(request, back);
+            }
+            throw error;
+          }
+          if (!isHtmx(request)) return redirect(request, back);
+          return row(200, { saved });
+        },
+        errorView(request, p.view),
+      ),
+    );
+}

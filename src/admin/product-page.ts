@@ -1,0 +1,73 @@
+import type { KeyCounts, KeysQuery } from "../../templates/keys.tsx";
+import { ProductPage, type ProductPageProps } from "../../templates/products.tsx";
+import type { View } from "../../templates/view.ts";
+import { isDuration } from "../lib/durations.ts";
+import type { StockLine } from "../shop/dashboard.ts";
+import { notFound } from "../shop/errors.ts";
+import type { KeyList } from "../shop/listings.ts";
+import type { Product } from "../shop/products.ts";
+import type { PanelContext } from "./context.ts";
+import { idParam, queryText, render } from "./respond.ts";
+
+/** The key list a URL asks for: ?list=unsold|sold&days=N&q=text (anything else falls back to the defaults). */
+export function keysQuery(query: Record<string, unknown>): KeysQuery {
+  const list: KeyList = queryText(query, "list") === "sold" ? "sold" : "unsold";
+  const daysNumber = Number(queryText(query, "days"));
+  return {
+    list,
+    days: isDuration(daysNumber) ? daysNumber : undefined,
+    q: (queryText(query, "q") ?? "").trim().slice(0, 128),
+  };
+}
+
+export async function requireProduct(panel: PanelContext, idText: string | undefined): Promise<Product> {
+  const id = idParam(idText);
+  const product = id === null ? null : await panel.shop.products.byId(id);
+  if (!product) throw notFound("Такого продукта нет.");
+  return product;
+}
+
+/** Keys behind the two tabs: unsold (available + reserved) and sold. */
+export function countsOf(line: StockLine | undefined): KeyCounts {
+  let unsold = 0;
+  let sold = 0;
+  for (const d of line?.durations ?? []) {
+    unsold += d.available + d.reserved;
+    sold += d.sold;
+  }
+  return { unsold, sold };
+}
+
+/** A product's whole page, optionally with one section replaced (a plain form post that came back with errors). */
+export async function productPage(
+  panel: PanelContext,
+  view: View,
+  product: Product,
+  options: {
+    query?: Record<string, unknown>;
+    override?: ProductPageProps["override"];
+    status?: number;
+  } = {},
+): Promise<Response> {
+  const query = keysQuery(options.query ?? {});
+  const [prices, [stock], page] = await Promise.all([
+    panel.shop.products.prices(product.id),
+    panel.dashboard.stock(product.id),
+    panel.listings.keys(product.id, {
+      ...query,
+      after: queryText(options.query ?? {}, "after"),
+      before: queryText(options.query ?? {}, "before"),
+    }),
+  ]);
+  return render(
+    ProductPage({
+      view,
+      product,
+      prices,
+      stock,
+      keys: { query, page, counts: countsOf(stock) },
+      override: options.override,
+    }),
+    options.status ?? 200,
+  );
+}

@@ -1,0 +1,150 @@
+import { Elysia } from "elysia";
+import {
+  AnypaySection,
+  BotSwitches,
+  SettingsPage,
+  type SettingsSection,
+  TokenSection,
+} from "../../templates/settings.tsx";
+import type { View } from "../../templates/view.ts";
+import type { Config } from "../config.ts";
+import { ShopError } from "../shop/errors.ts";
+import type { Shop } from "../shop/index.ts";
+import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings.ts";
+import { errorView, panelGuard } from "./guard.ts";
+import { field, guarded, isHtmx, redirect, render } from "./respond.ts";
+
+const SECTIONS = { bot: BotSwitches, token: TokenSection, anypay: AnypaySection } as const;
+
+/** "on"/"off" from a toggle button; anything else is not a switch position. */
+function onOff(text: string): boolean | null {
+  return text === "on" ? true : text === "off" ? false : null;
+}
+
+/**
+ * Основные настройки: bot on/off, maintenance, the bot token (write-only), AnyPay credentials (secret write-only),
+ * test payments. Every change goes through shop.settings.update, which announces it to every running process.
+ */
+export function settingsController(shop: Shop, config: Config) {
+  const base = encodeURI(config.basePath);
+
+  /** The changed section for htmx; for a plain form, back to the page (303) or the page with the errors. */
+  async function answer(
+    request: Request,
+    view: View,
+    section: SettingsSection,
+    result: { status?: number; errors?: Record<string, string>; saved?: string },
+  ): Promise<Response> {
+    const settings = await shop.settings.get();
+    const status = result.status ?? 200;
+    const props = { view, settings, errors: result.errors, saved: result.saved };
+    if (isHtmx(request)) return render(SECTIONS[section](props), status);
+    if (status < 400) return redirect(request, `${base}/settings`);
+    return render(SettingsPage({ ...props, section }), status);
+  }
+
+  /** Applies a patch; a refusal from the domain becomes an error next to its field. */
+  async function update(request: Request, view: View, section: SettingsSection, patch: SettingsPatch, saved: string) {
+    try {
+      await shop.settings.update(patch);
+    } catch (error) {
+      if (error instanceof ShopError && error.code === "invalid") {
+        return answer(request, view, section, { status: 422, errors: { [error.field ?? "_"]: error.message } });
+      }
+      throw error;
+    }
+    return answer(request, view, section, { saved });
+  }
+
+  return new Elysia()
+    .use(panelGuard(shop, config))
+    .get("/settings", ({ request, panel }) =>
+      guarded(
+        request,
+        async () => render(SettingsPage({ view: panel.view, settings: await shop.settings.get() })),
+        errorView(request, panel.view),
+      ),
+    )
+    .post("/settings/bot", ({ request, body, panel }) =>
+      guarded(
+        request,
+        async () => {
+          const enabled = onOff(field(body, "botEnabled"));
+          const maintenance = onOff(field(body, "maintenance"));
+          if (enabled === null && maintenance === null) {
+            return answer(request, panel.view, "bot", { status: 422, saved: undefined, errors: {} });
+          }
+          const patch: SettingsPatch = {};
+          if (enabled !== null) patch.botEnabled = enabled;
+          if (maintenance !== null) patch.maintenance = maintenance;
+          const saved =
+            enabled !== null
+              ? enabled
+                ? "Бот включён."
+                : "Бот выключен."
+              : maintenance
+                ? "Технические работы начаты."
+                : "Технические работы закончены.";
+          return update(request, panel.view, "bot", patch, saved);
+        },
+        errorView(request, panel.view),
+      ),
+    )
+    .post("/settings/token", ({ request, body, panel }) =>
+      guarded(
+        request,
+        async () => {
+          if (field(body, "action") === "clear") {
+            return update(request, panel.view, "token", { botToken: null }, "Токен удалён.");
+          }
+          const token = field(body, "botToken").trim();
+          if (token === "") {
+            return answer(request, panel.view, "token", { status: 422, errors: { botToken: "Вставьте токен" } });
+          }
+          if (!BOT_TOKEN_PATTERN.test(token)) {
+            return answer(request, panel.view, "token", {
+              status: 422,
+              errors: { botToken: "Токен бота выглядит как 123456789:AA… (его выдаёт @BotFather)" },
+            });
+          }
+          return update(request, panel.view, "token", { botToken: token }, "Токен сохранён и применён.");
+        },
+        errorView(request, panel.view),
+      ),
+    )
+    .post("/settings/anypay", ({ request, body, panel }) =>
+      guarded(
+        request,
+        async () => {
+          const merchantId = field(body, "anypayMerchantId").trim();
+          const secret = field(body, "anypaySecretKey").trim();
+          const errors: Record<string, string> = {};
+          if (merchantId !== "" && !/^\d{1,20}$/.test(merchantId)) errors.anypayMerchantId = "ID магазина — число";
+          if (secret.length > 200) errors.anypaySecretKey = "Секретный ключ — до 200 символов";
+          if (Object.keys(errors).length > 0) return answer(request, panel.view, "anypay", { status: 422, errors });
+          // An empty secret field means "keep the one that is set": the page never shows it, so it cannot resend it.
+          const patch: SettingsPatch = { anypayMerchantId: merchantId === "" ? null : merchantId };
+          if (secret !== "") patch.anypaySecretKey = secret;
+          return update(request, panel.view, "anypay", patch, "Настройки AnyPay сохранены.");
+        },
+        errorView(request, panel.view),
+      ),
+    )
+    .post("/settings/test-payments", ({ request, body, panel }) =>
+      guarded(
+        request,
+        async () => {
+          const on = onOff(field(body, "testPayments"));
+          if (on === null) return answer(request, panel.view, "anypay", { status: 422, errors: {} });
+          return update(
+            request,
+            panel.view,
+            "anypay",
+            { testPayments: on },
+            on ? "Тестовые платежи включены." : "Тестовые платежи выключены.",
+          );
+        },
+        errorView(request, panel.view),
+      ),
+    );
+}

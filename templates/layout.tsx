@@ -1,0 +1,141 @@
+import type { Children } from "@kitajs/html";
+import { CsrfField } from "./components.tsx";
+import { href, type View } from "./view.ts";
+
+export type Tab = "dashboard" | "settings" | "admins" | "users" | "products" | "orders" | "account";
+
+const TABS: { tab: Tab; path: string; label: string }[] = [
+  { tab: "dashboard", path: "/", label: "Главная" },
+  { tab: "settings", path: "/settings", label: "Основные настройки" },
+  { tab: "admins", path: "/admins", label: "Администраторы" },
+  { tab: "users", path: "/users", label: "Пользователи" },
+  { tab: "products", path: "/products", label: "Продукты" },
+  { tab: "orders", path: "/orders", label: "Заказы" },
+];
+
+function Head(props: { view: View; title: string }) {
+  return (
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      <meta name="robots" content="noindex, nofollow" />
+      <meta name="referrer" content="same-origin" />
+      <title safe>{`${props.title} — Morpheus Shop`}</title>
+      <link rel="stylesheet" href={props.view.assets["panel.css"]} />
+      <script src={props.view.assets["htmx.min.js"]} defer />
+      <script src={props.view.assets["panel.js"]} defer />
+    </head>
+  );
+}
+
+/**
+ * The number on the Заказы tab: orders waiting for the owner. Always present (empty at zero) so an action's answer
+ * can replace it out of band (`oob`) after it changed the count.
+ */
+export function OrdersBadge(props: { count: number | undefined; oob?: boolean }) {
+  const oob = props.oob ? { "hx-swap-oob": "true" } : {};
+  if (!props.count) return <span id="orders-badge" {...oob} />;
+  return (
+    <span id="orders-badge" class="tab-badge" title="Заказы, которые ждут вас" {...oob} safe>
+      {String(props.count)}
+    </span>
+  );
+}
+
+/**
+ * Every page of the logged-in panel. <body> carries the CSRF token for every htmx request (hx-headers, inherited)
+ * and boosts links and forms, so moving between tabs swaps the body without reloading scripts and styles.
+ */
+export function Layout(props: { view: View; title: string; tab: Tab; children: Children }) {
+  const { view } = props;
+  return (
+    <>
+      {"<!doctype html>"}
+      <html lang="ru">
+        <Head view={view} title={props.title} />
+        <body hx-boost:inherited="true" hx-headers:inherited={JSON.stringify({ "X-CSRF-Token": view.csrf })}>
+          <header class="topbar">
+            <a class="brand" href={href(view, "/")}>
+              Morpheus <span>Shop</span>
+            </a>
+            <details class="account">
+              <summary safe>{view.login}</summary>
+              <div class="account-menu">
+                <a href={href(view, "/account")}>Сменить пароль</a>
+                <form method="post" action={href(view, "/logout")}>
+                  <CsrfField view={view} />
+                  <button type="submit" class="link">
+                    Выйти
+                  </button>
+                </form>
+              </div>
+            </details>
+          </header>
+          <nav class="tabs" aria-label="Разделы">
+            {TABS.map((t) => (
+              <a
+                href={href(view, t.path)}
+                class={t.tab === props.tab ? "active" : ""}
+                aria-current={t.tab === props.tab ? "page" : undefined}
+              >
+                <span safe>{t.label}</span>
+                {t.tab === "orders" ? <OrdersBadge count={view.needsOwner} /> : ""}
+              </a>
+            ))}
+          </nav>
+          <main id="main">{props.children}</main>
+        </body>
+      </html>
+    </>
+  );
+}
+
+/** The login page's frame: no navigation, no session token. */
+export function AuthLayout(props: { view: View; title: string; children: Children }) {
+  return (
+    <>
+      {"<!doctype html>"}
+      <html lang="ru">
+        <Head view={props.view} title={props.title} />
+        <body class="auth">
+          <main class="auth-box">
+            <p class="brand">
+              Morpheus <span>Shop</span>
+            </p>
+            {props.children}
+          </main>
+        </body>
+      </html>
+    </>
+  );
+}
+
+/** A whole page that says what went wrong, with a way back: never a blank page. */
+export function ErrorPage(props: { view: View | null; status: number; message: string }) {
+  const title = props.status === 404 ? "Не найдено" : props.status >= 500 ? "Ошибка" : "Запрос отклонён";
+  const body = (
+    <section class="card">
+      <h1>{title}</h1>
+      <p safe>{props.message}</p>
+      <p>
+        <a href={props.view ? href(props.view, "/") : "/"}>На главную</a>
+      </p>
+    </section>
+  );
+  if (!props.view) return `<!doctype html><html lang="ru"><body>${body}</body></html>`;
+  return (
+    <Layout view={props.view} title={title} tab="dashboard">
+      {body}
+    </Layout>
+  );
+}
+
+/** The same message as a fragment, for an htmx request that expected one part of the page. */
+export function ErrorFragment(props: { status: number; message: string }) {
+  return (
+    <div class="notice notice-error" role="alert">
+      <strong>{props.status === 404 ? "Не найдено. " : props.status >= 500 ? "Ошибка. " : ""}</strong>
+      <span safe>{props.message}</span>
+    </div>
+  );
+}

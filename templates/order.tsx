@@ -1,0 +1,355 @@
+import { escapeHtml } from "@kitajs/html";
+import type { DeliveryStatus, DeliveryView } from "../src/shop/deliveries.ts";
+import type { KeyListItem, UserEvent } from "../src/shop/listings.ts";
+import type { Order, PaymentRecord } from "../src/shop/orders.ts";
+import type { BotUser } from "../src/shop/users.ts";
+import {
+  Badge,
+  CsrfField,
+  DELIVERY_LABELS,
+  DISABLE_WHILE_SENDING,
+  Field,
+  Notice,
+  OrderStatusBadge,
+  ProductDuration,
+  postTo,
+} from "./components.tsx";
+import { EventLog } from "./events.tsx";
+import { count, personName, rub, when } from "./format.ts";
+import { Layout } from "./layout.tsx";
+import { keyStateBadge } from "./users.tsx";
+import { type FieldErrors, href, type View } from "./view.ts";
+
+/** One order with everything the owner needs to settle it: buyer, key, delivery, payments, log, and the actions. */
+
+const DELIVERY_TONE: Record<DeliveryStatus, "info" | "ok" | "bad"> = {
+  pending: "info",
+  sent: "ok",
+  blocked: "bad",
+  failed: "bad",
+};
+
+const OUTCOME_LABELS: Record<PaymentRecord["outcome"], string> = {
+  applied: "зачтён",
+  no_stock: "зачтён, ключей не было",
+  duplicate: "повторная оплата — верните в AnyPay",
+};
+
+/** Deliveries an admin can send again: the job has stopped trying. */
+export function canRetry(delivery: DeliveryView | null): boolean {
+  return delivery?.status === "blocked" || delivery?.status === "failed";
+}
+
+export type OrderViewProps = {
+  view: View;
+  order: Order;
+  buyer: BotUser | null;
+  /** The key the order holds (`key` is taken by JSX). */
+  orderKey: KeyListItem | null;
+  delivery: DeliveryView | null;
+  payments: PaymentRecord[];
+  events: UserEvent[];
+  /** The outcome of the action just taken. */
+  notice?: { kind: "ok" | "error"; text: string } | undefined;
+  /** The close form after a refused submit: what was typed and what is wrong with it. */
+  close?: { note: string; errors: FieldErrors } | undefined;
+};
+
+function KeyFacts({ view, k }: { view: View; k: KeyListItem }) {
+  const list = k.state === "sold" ? "sold" : "unsold";
+  return (
+    <dl class="facts">
+      <dt>Ключ</dt>
+      <dd>
+        <a class="mono" href={href(view, `/products/${k.productId}/keys`, { list, q: k.key })} safe>
+          {k.key}
+        </a>
+      </dd>
+      <dt>Состояние</dt>
+      <dd>{k.state === "sold" ? keyStateBadge(k) : <Badge tone="muted">зарезервирован для заказа</Badge>}</dd>
+      <dt>HWID</dt>
+      <dd class="mono" safe>
+        {k.hwid ?? "—"}
+      </dd>
+      <dt>Активирован</dt>
+      <dd safe>{when(k.activatedAt)}</dd>
+      <dt>Истекает</dt>
+      <dd>{escapeHtml(k.expiresAt ? when(k.expiresAt) : k.state === "sold" ? "с первой активации" : "—")}</dd>
+      {k.note ? (
+        <>
+          <dt>Заметка</dt>
+          <dd safe>{k.note}</dd>
+        </>
+      ) : (
+        ""
+      )}
+    </dl>
+  );
+}
+
+/**
+ * A form posting one of the order's actions: htmx swaps the whole order with the answer (the notice and the new
+ * state); without JavaScript the browser gets the whole page. The button is disabled while it posts.
+ */
+function orderAction(view: View, orderId: number, name: "retry" | "close") {
+  const action = href(view, `/orders/${orderId}/${name}`);
+  return { ...postTo(action, "#order"), ...DISABLE_WHILE_SENDING };
+}
+
+function DeliveryCard(props: { view: View; order: Order; buyer: BotUser | null; delivery: DeliveryView | null }) {
+  const { view, order, buyer, delivery } = props;
+  return (
+    <section class="card stack" id="delivery">
+      <h2>Доставка</h2>
+      {!delivery ? (
+        <p class="empty">
+          {order.status === "pending" || order.status === "expired"
+            ? "Заказ не оплачен — доставлять нечего."
+            : "Доставки нет: ключ ещё не продан этому заказу."}
+        </p>
+      ) : (
+        <dl class="facts">
+          <dt>Статус</dt>
+          <dd>
+            <Badge tone={DELIVERY_TONE[delivery.status]}>{escapeHtml(DELIVERY_LABELS[delivery.status])}</Badge>
+          </dd>
+          <dt>Попыток</dt>
+          <dd safe>{count(delivery.attempts)}</dd>
+          <dt>Последняя ошибка</dt>
+          <dd class="mono" safe>
+            {delivery.lastError ?? "—"}
+          </dd>
+          <dt>Поставлена</dt>
+          <dd safe>{when(delivery.createdAt)}</dd>
+          <dt>Отправлена</dt>
+          <dd safe>{when(delivery.sentAt)}</dd>
+        </dl>
+      )}
+      {canRetry(delivery) ? (
+        <form {...orderAction(view, order.id, "retry")} class="stack">
+          <CsrfField view={view} />
+          <p class="hint">
+            {buyer?.blockedAt
+              ? "Покупатель заблокировал бота: сообщение дойдёт, только если он его разблокировал. Если он напишет боту, доставка повторится сама."
+              : "Бот отправит ключ (и билд) ещё раз в течение нескольких секунд."}
+          </p>
+          <div class="actions">
+            <button type="submit" class="primary">
+              Отправить ещё раз
+            </button>
+          </div>
+        </form>
+      ) : (
+        ""
+      )}
+    </section>
+  );
+}
+
+function CloseForm(props: { view: View; order: Order; close?: OrderViewProps["close"] }) {
+  const { view, order } = props;
+  const errors = props.close?.errors ?? {};
+  return (
+    <form
+      {...orderAction(view, order.id, "close")}
+      hx-confirm="Закрыть заказ? Новые ключи этому покупателю больше не придут."
+      class="card stack"
+      id="close"
+    >
+      <h2>Покупатель ждёт ключ</h2>
+      <p>
+        Заказ оплачен, но ключей этого товара и срока не осталось. Добавьте ключи — покупатель получит первый
+        автоматически. Если вы вернули деньги (или отдали ключ вручную), закройте заказ, чтобы новый ключ не ушёл ему.
+      </p>
+      <CsrfField view={view} />
+      <Field
+        label="Что сделано"
+        name="note"
+        error={errors.note}
+        hint="Например: «деньги возвращены в AnyPay 12.05». Видно в журнале покупателя."
+      >
+        <textarea
+          id="f-note"
+          name="note"
+          rows="2"
+          maxlength="500"
+          required
+          aria-invalid={errors.note ? "true" : undefined}
+          aria-describedby={errors.note ? "e-note" : undefined}
+          safe
+        >
+          {props.close?.note ?? ""}
+        </textarea>
+      </Field>
+      <div class="actions">
+        <button type="submit" class="danger">
+          Закрыть заказ (деньги возвращены)
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function PaymentsCard({ payments }: { payments: PaymentRecord[] }) {
+  return (
+    <section class="card" id="payments">
+      <h2>Платежи</h2>
+      {payments.length > 1 ? (
+        <Notice kind="warn">
+          {escapeHtml(
+            `Платежей: ${payments.length}. Заказ оплачен больше одного раза — лишнее верните в AnyPay или выдайте ключ вручную.`,
+          )}
+        </Notice>
+      ) : (
+        ""
+      )}
+      {payments.length === 0 ? (
+        <p class="empty">Платежей нет.</p>
+      ) : (
+        <div class="table-wrap">
+          <table class="table cards">
+            <thead>
+              <tr>
+                <th>Транзакция</th>
+                <th class="num">Сумма</th>
+                <th>Способ</th>
+                <th>Итог</th>
+                <th>Получен</th>
+              </tr>
+            </thead>
+            <tbody>
+              {payments.map((p) => (
+                <tr class={p.outcome === "duplicate" ? "attention" : ""}>
+                  <td data-label="Транзакция" class="mono" safe>
+                    {p.transactionId}
+                  </td>
+                  <td data-label="Сумма" class="num" safe>
+                    {`${p.amount} ${p.currency}`}
+                  </td>
+                  <td data-label="Способ">
+                    <span safe>{p.method ?? "—"}</span>
+                    {p.source === "test" ? <Badge tone="warn">тестовая оплата</Badge> : ""}
+                    {p.source !== "test" && p.test ? <Badge tone="warn">тест AnyPay</Badge> : ""}
+                  </td>
+                  <td data-label="Итог">
+                    <Badge tone={p.outcome === "duplicate" ? "bad" : "ok"}>
+                      {escapeHtml(OUTCOME_LABELS[p.outcome])}
+                    </Badge>
+                  </td>
+                  <td data-label="Получен" safe>
+                    {when(p.receivedAt)}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+/** The order page's content: the same fragment for the whole page and for the answer to an action. */
+export function OrderView(props: OrderViewProps) {
+  const { view, order, buyer } = props;
+  return (
+    <div id="order">
+      {props.notice ? (
+        <Notice kind={props.notice.kind}>
+          <span safe>{props.notice.text}</span>
+        </Notice>
+      ) : (
+        ""
+      )}
+      <section class="card">
+        <dl class="facts">
+          <dt>Статус</dt>
+          <dd>
+            <OrderStatusBadge status={order.status} test={order.test} />
+          </dd>
+          {order.failure ? (
+            <>
+              <dt>Закрыт</dt>
+              <dd safe>{order.failure}</dd>
+            </>
+          ) : (
+            ""
+          )}
+          <dt>Покупатель</dt>
+          <dd>
+            <a href={href(view, `/users/${order.userId}`)} safe>
+              {buyer ? personName(buyer) : String(order.userId)}
+            </a>{" "}
+            <span class="sub" safe>{`Telegram ID ${order.userId}`}</span>
+            {buyer?.blockedAt ? (
+              <Badge tone="muted">{escapeHtml(`заблокировал бота ${when(buyer.blockedAt)}`)}</Badge>
+            ) : (
+              ""
+            )}
+          </dd>
+          <dt>Товар</dt>
+          <dd>
+            <ProductDuration
+              view={view}
+              productId={order.productId}
+              productName={order.productName}
+              days={order.days}
+              link
+            />
+          </dd>
+          <dt>Сумма</dt>
+          <dd safe>{rub(order.amountRub)}</dd>
+          <dt>Создан</dt>
+          <dd safe>{when(order.createdAt)}</dd>
+          {order.status === "pending" ? (
+            <>
+              <dt>Бронь до</dt>
+              <dd safe>{when(order.reservedUntil)}</dd>
+            </>
+          ) : (
+            ""
+          )}
+          <dt>Оплачен</dt>
+          <dd safe>{when(order.paidAt)}</dd>
+          <dt>Выдан</dt>
+          <dd safe>{when(order.deliveredAt)}</dd>
+          {order.test ? (
+            <>
+              <dt>Тест</dt>
+              <dd>тестовая оплата администратора — в выручку не входит</dd>
+            </>
+          ) : (
+            ""
+          )}
+        </dl>
+      </section>
+      {order.status === "paid_no_stock" ? <CloseForm view={view} order={order} close={props.close} /> : ""}
+      <div class="grid-2">
+        <section class="card" id="key">
+          <h2>Ключ</h2>
+          {props.orderKey ? <KeyFacts view={view} k={props.orderKey} /> : <p class="empty">Ключа у заказа нет.</p>}
+        </section>
+        <DeliveryCard view={view} order={order} buyer={buyer} delivery={props.delivery} />
+      </div>
+      <PaymentsCard payments={props.payments} />
+      <section class="card" id="events">
+        <h2>Журнал покупателя по заказу</h2>
+        <EventLog events={props.events} empty="Записей нет." />
+      </section>
+    </div>
+  );
+}
+
+export function OrderPage(props: OrderViewProps) {
+  const { view, order } = props;
+  const title = `Заказ #${order.id}`;
+  return (
+    <Layout view={view} title={title} tab="orders">
+      <p class="crumbs">
+        <a href={href(view, "/orders")}>← Заказы</a>
+      </p>
+      <h1 safe>{title}</h1>
+      <OrderView {...props} />
+    </Layout>
+  );
+}

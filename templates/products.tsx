@@ -1,0 +1,523 @@
+import { escapeHtml } from "@kitajs/html";
+import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
+import { MAX_BUILD_BYTES } from "../src/shop/builds.ts";
+import type { StockLine } from "../src/shop/dashboard.ts";
+import type { Page } from "../src/shop/keyset.ts";
+import type { KeyListItem } from "../src/shop/listings.ts";
+import type { Product } from "../src/shop/products.ts";
+import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
+import { count, days, plural, rub, size, when } from "./format.ts";
+import { type KeyCounts, type KeysQuery, KeysSection } from "./keys.tsx";
+import { Layout } from "./layout.tsx";
+import { type FieldErrors, href, type View } from "./view.ts";
+
+/** A .txt of keys bigger than this is refused before reading it (100 000 keys of 128 characters fit). */
+export const MAX_IMPORT_FILE_BYTES = 16 * 1024 * 1024;
+
+// ---- the list ---------------------------------------------------------------------------------------------------
+
+export type CreateFormProps = { view: View; errors?: FieldErrors; values?: { name?: string; description?: string } };
+
+/** Name check while typing: the message under the name field, or nothing when the name is fine. */
+export function NameCheck(props: { problem: string | null }) {
+  return (
+    <p id="name-check" class={props.problem ? "field-error" : "hint"} aria-live="polite" safe>
+      {props.problem ?? ""}
+    </p>
+  );
+}
+
+export function CreateProductForm(props: CreateFormProps) {
+  const { view } = props;
+  const e = props.errors ?? {};
+  return (
+    <form
+      id="product-create"
+      class="card stack"
+      {...postTo(href(view, "/products"), "this")}
+      {...DISABLE_WHILE_SENDING}
+    >
+      <h2>Новый продукт</h2>
+      <CsrfField view={view} />
+      <div class={`field ${e.name ? "has-error" : ""}`}>
+        <label for="f-name">Название</label>
+        <input
+          id="f-name"
+          name="name"
+          required
+          maxlength="64"
+          autocomplete="off"
+          value={props.values?.name ?? ""}
+          placeholder="например, Stalcraft"
+          hx-get={href(view, "/products/check-name")}
+          hx-trigger="input changed delay:250ms"
+          hx-target="#name-check"
+          hx-swap="outerHTML"
+          hx-sync="this:replace"
+        />
+        <p class="hint">Входит в адрес API: …/api/Название/auth. Без «/».</p>
+        <NameCheck problem={e.name ?? null} />
+      </div>
+      <Field
+        label="Описание (необязательно)"
+        name="description"
+        error={e.description}
+        hint="Показывается в карточке товара в боте."
+      >
+        <textarea id="f-description" name="description" rows="3" maxlength="3000" safe>
+          {props.values?.description ?? ""}
+        </textarea>
+      </Field>
+      <button type="submit" class="primary">
+        Создать продукт
+      </button>
+    </form>
+  );
+}
+
+export function ProductsPage(props: { view: View; products: Product[]; stock: StockLine[]; form?: CreateFormProps }) {
+  const { view } = props;
+  const stockOf = new Map(props.stock.map((s) => [s.productId, s]));
+  return (
+    <Layout view={view} title="Продукты" tab="products">
+      <h1>Продукты</h1>
+      <div class="grid-side">
+        <section class="card">
+          <h2>Все продукты</h2>
+          {props.products.length === 0 ? (
+            <p class="empty">Продуктов пока нет — создайте первый.</p>
+          ) : (
+            <div class="table-wrap">
+              <table class="table cards">
+                <thead>
+                  <tr>
+                    <th>Продукт</th>
+                    {DURATIONS.map((d) => (
+                      <th class="num" safe>
+                        {days(d)}
+                      </th>
+                    ))}
+                    <th>Билд</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {props.products.map((p) => {
+                    const line = stockOf.get(p.id);
+                    return (
+                      <tr class={p.archivedAt ? "archived" : ""}>
+                        <td data-label="Продукт">
+                          <a href={href(view, `/products/${p.id}`)} safe>
+                            {p.name}
+                          </a>
+                          {p.archivedAt ? <Badge tone="muted">в архиве</Badge> : ""}
+                        </td>
+                        {DURATIONS.map((d) => {
+                          const s = line?.durations.find((x) => x.days === d);
+                          return (
+                            <td
+                              class={`num ${s && s.rub !== null && s.available === 0 ? "out" : ""}`}
+                              data-label={days(d)}
+                            >
+                              <strong safe>{count(s?.available ?? 0)}</strong>
+                              <span class="sub">{s?.rub != null ? rub(s.rub) : "—"}</span>
+                            </td>
+                          );
+                        })}
+                        <td data-label="Билд">{p.build ? size(p.build.size) : <Badge tone="warn">нет</Badge>}</td>
+                      </tr>
+                    );
+                  })}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <p class="hint">В ячейках — ключей в наличии и цена. Срок без цены или без ключей бот не показывает.</p>
+        </section>
+        <CreateProductForm view={view} {...props.form} />
+      </div>
+    </Layout>
+  );
+}
+
+// ---- one product ------------------------------------------------------------------------------------------------
+
+export function apiUrl(view: View, product: Pick<Product, "name">): string {
+  return `${view.publicBase}/api/${encodeURIComponent(product.name)}/auth`;
+}
+
+type ProductProps = { view: View; product: Product };
+
+export function DescriptionForm(props: ProductProps & { errors?: FieldErrors; saved?: boolean }) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/description`);
+  return (
+    <form id="description" class="card stack" {...postTo(url, "this")} {...DISABLE_WHILE_SENDING}>
+      <h2>Описание</h2>
+      {props.saved ? <Notice kind="ok">Описание сохранено.</Notice> : ""}
+      <CsrfField view={view} />
+      <Field
+        label="Текст карточки в боте"
+        name="description"
+        error={e.description}
+        hint="Пусто — карточка без описания. До 3000 символов."
+      >
+        <textarea id="f-description" name="description" rows="5" maxlength="3000" safe>
+          {product.description}
+        </textarea>
+      </Field>
+      <button type="submit" class="primary">
+        Сохранить описание
+      </button>
+    </form>
+  );
+}
+
+export function BuildSection(props: ProductProps & { errors?: FieldErrors; saved?: boolean }) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/build`);
+  const b = product.build;
+  return (
+    <section id="build" class="card stack">
+      <h2>Билд (zip)</h2>
+      {props.saved ? <Notice kind="ok">Билд загружен.</Notice> : ""}
+      {b ? (
+        <dl class="facts">
+          <dt>Файл</dt>
+          <dd safe>{b.name}</dd>
+          <dt>Размер</dt>
+          <dd safe>{size(b.size)}</dd>
+          <dt>Загружен</dt>
+          <dd safe>{when(b.uploadedAt)}</dd>
+          <dt>SHA-256</dt>
+          <dd class="mono hash" safe>
+            {b.sha256}
+          </dd>
+        </dl>
+      ) : (
+        <Notice kind="warn">Билд не загружен: покупатель получит только ключ.</Notice>
+      )}
+      <form
+        class="stack"
+        {...postTo(url, "#build")}
+        enctype="multipart/form-data"
+        hx-encoding="multipart/form-data"
+        {...DISABLE_WHILE_SENDING}
+        hx-indicator="find .progress"
+      >
+        <CsrfField view={view} />
+        <Field
+          label={b ? "Заменить билд" : "Загрузить билд"}
+          name="build"
+          error={e.build}
+          hint="Zip-архив до 50 МБ (столько Telegram разрешает боту отправить). Старый файл заменяется, когда новый полностью сохранён."
+        >
+          <input
+            id="f-build"
+            name="build"
+            type="file"
+            accept=".zip,application/zip"
+            required
+            data-max-bytes={String(MAX_BUILD_BYTES)}
+            data-too-big="Файл больше 50 МБ: Telegram не отправит его покупателю"
+          />
+        </Field>
+        <button type="submit" class="primary">
+          Загрузить
+        </button>
+        <p class="progress htmx-indicator">Загрузка…</p>
+      </form>
+    </section>
+  );
+}
+
+export function PricesForm(
+  props: ProductProps & {
+    prices: Partial<Record<DurationDays, number>>;
+    stock: StockLine | undefined;
+    errors?: FieldErrors;
+    values?: Record<string, string>;
+    saved?: boolean;
+  },
+) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/prices`);
+  // The wrapper reloads the form (stock hints included) whenever keys are generated, imported or deleted.
+  return (
+    <div id="prices" hx-get={url} hx-trigger="keys-changed from:body" hx-target="this" hx-swap="outerHTML">
+      <form class="card stack" {...postTo(url, "#prices")} {...DISABLE_WHILE_SENDING}>
+        <h2>Цены и наличие</h2>
+        {props.saved ? <Notice kind="ok">Цены сохранены.</Notice> : ""}
+        <CsrfField view={view} />
+        <div class="prices">
+          {DURATIONS.map((d) => {
+            const s = props.stock?.durations.find((x) => x.days === d);
+            const name = `price_${d}`;
+            const value = props.values?.[name] ?? (props.prices[d] !== undefined ? String(props.prices[d]) : "");
+            return (
+              <div class={`field price ${e[name] ? "has-error" : ""}`}>
+                <label for={`f-${name}`} safe>
+                  {days(d)}
+                </label>
+                <div class="input-suffix">
+                  <input
+                    id={`f-${name}`}
+                    name={name}
+                    inputmode="numeric"
+                    pattern="[0-9]*"
+                    maxlength="8"
+                    value={value}
+                    placeholder="не продаётся"
+                  />
+                  <span>₽</span>
+                </div>
+                <p class="hint">
+                  {escapeHtml(`в наличии ${count(s?.available ?? 0)}`)}
+                  {s && s.reserved > 0 ? `, в резерве ${count(s.reserved)}` : ""}
+                  {escapeHtml(`, продано ${count(s?.sold ?? 0)}`)}
+                </p>
+                {e[name] ? (
+                  <p class="field-error" role="alert" safe>
+                    {e[name]}
+                  </p>
+                ) : (
+                  ""
+                )}
+              </div>
+            );
+          })}
+        </div>
+        <p class="hint">Пустая цена — срок не продаётся. Бот показывает срок, только если есть и цена, и ключи.</p>
+        <button type="submit" class="primary">
+          Сохранить цены
+        </button>
+      </form>
+    </div>
+  );
+}
+
+export type GenerateResult = { days: number; keys: string[] };
+
+export function GenerateForm(
+  props: ProductProps & { errors?: FieldErrors; values?: { days?: string; count?: string }; result?: GenerateResult },
+) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/keys/generate`);
+  return (
+    <form
+      id="generate"
+      class="card stack"
+      {...postTo(url, "this")}
+      {...DISABLE_WHILE_SENDING}
+      hx-indicator="find .progress"
+    >
+      <h2>Сгенерировать ключи</h2>
+      <CsrfField view={view} />
+      <div class="row">
+        <Field label="Срок" name="gen-days" error={e.days}>
+          <DaysSelect id="f-gen-days" selected={props.values?.days} />
+        </Field>
+        <Field label="Количество" name="gen-count" error={e.count}>
+          <input
+            id="f-gen-count"
+            name="count"
+            type="number"
+            min="1"
+            max="10000"
+            required
+            value={props.values?.count ?? "10"}
+          />
+        </Field>
+      </div>
+      <button type="submit" class="primary">
+        Сгенерировать
+      </button>
+      <p class="progress htmx-indicator">Генерация…</p>
+      {props.result ? (
+        <div class="result">
+          <Notice kind="ok">
+            {escapeHtml(
+              `Создано ${count(props.result.keys.length)} ${plural(props.result.keys.length, ["ключ", "ключа", "ключей"])} на ${days(props.result.days)}.`,
+            )}
+          </Notice>
+          <label for="generated-keys" class="hint">
+            Новые ключи (можно скопировать):
+          </label>
+          <textarea id="generated-keys" class="mono" rows="6" readonly safe>
+            {props.result.keys.join("\n")}
+          </textarea>
+        </div>
+      ) : (
+        ""
+      )}
+    </form>
+  );
+}
+
+export type ImportResult = {
+  days: number;
+  imported: number;
+  duplicates: number;
+  invalid: { line: number; problem: string }[];
+};
+
+export function ImportForm(
+  props: ProductProps & { errors?: FieldErrors; values?: { days?: string }; result?: ImportResult },
+) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/keys/import`);
+  const r = props.result;
+  return (
+    <form
+      id="import"
+      class="card stack"
+      {...postTo(url, "this")}
+      enctype="multipart/form-data"
+      hx-encoding="multipart/form-data"
+      {...DISABLE_WHILE_SENDING}
+      hx-indicator="find .progress"
+    >
+      <h2>Импорт ключей</h2>
+      <CsrfField view={view} />
+      <Field label="Срок" name="imp-days" error={e.days}>
+        <DaysSelect id="f-imp-days" selected={props.values?.days} />
+      </Field>
+      <Field label="Ключи, по одному в строке" name="keys" error={e.keys}>
+        <textarea id="f-keys" name="keys" rows="5" class="mono" spellcheck="false" placeholder={"KEY-1\nKEY-2"} />
+      </Field>
+      <Field label="…или файл .txt" name="file" error={e.file}>
+        <input
+          id="f-file"
+          name="file"
+          type="file"
+          accept=".txt,text/plain"
+          data-max-bytes={String(MAX_IMPORT_FILE_BYTES)}
+          data-too-big="Файл больше 16 МБ: разбейте его на части"
+        />
+      </Field>
+      <button type="submit" class="primary">
+        Импортировать
+      </button>
+      <p class="progress htmx-indicator">Импорт…</p>
+      {r ? (
+        <div class="result">
+          <Notice kind={r.imported > 0 ? "ok" : "warn"}>
+            {escapeHtml(
+              `Импортировано: ${count(r.imported)}, дубликатов: ${count(r.duplicates)}${r.invalid.length ? `, с ошибкой: ${count(r.invalid.length)}` : ""} (срок ${days(r.days)}).`,
+            )}
+          </Notice>
+          {r.invalid.length > 0 ? (
+            <ul class="problems">
+              {r.invalid.slice(0, 20).map((i) => (
+                <li safe>{`строка ${i.line}: ${i.problem}`}</li>
+              ))}
+              {r.invalid.length > 20 ? <li safe>{`…и ещё ${count(r.invalid.length - 20)}`}</li> : ""}
+            </ul>
+          ) : (
+            ""
+          )}
+        </div>
+      ) : (
+        ""
+      )}
+    </form>
+  );
+}
+
+function DaysSelect(props: { id: string; selected?: string | undefined }) {
+  return (
+    <select id={props.id} name="days" required>
+      {DURATIONS.map((d) => (
+        <option value={String(d)} selected={props.selected === String(d)}>
+          {escapeHtml(days(d))}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+export function ArchiveToggle(props: ProductProps) {
+  const { view, product } = props;
+  const url = href(view, `/products/${product.id}/archive`);
+  const archived = product.archivedAt !== null;
+  return (
+    <form
+      id="archive"
+      {...postTo(url, "this")}
+      hx-confirm={archived ? undefined : "Убрать продукт из бота? Проданные ключи продолжат работать через API."}
+    >
+      <CsrfField view={view} />
+      <input type="hidden" name="archived" value={archived ? "off" : "on"} />
+      {archived ? (
+        <Badge tone="muted">{escapeHtml(`в архиве с ${when(product.archivedAt)}`)}</Badge>
+      ) : (
+        <Badge tone="ok">в продаже</Badge>
+      )}{" "}
+      <button type="submit" class={archived ? "small" : "small secondary"}>
+        {archived ? "Вернуть в бот" : "В архив"}
+      </button>
+    </form>
+  );
+}
+
+export function ApiSection(props: ProductProps) {
+  const url = apiUrl(props.view, props.product);
+  return (
+    <section class="card stack">
+      <h2>API авторизации</h2>
+      <div class="copy-row">
+        <code id="api-url" class="mono" safe>
+          {url}
+        </code>
+        <button type="button" class="small" data-copy="#api-url">
+          Копировать
+        </button>
+      </div>
+      <p class="hint">
+        Лоадер отправляет <code>key</code> и <code>uuid</code> (HWID) — JSON, форма или GET-параметры. Ответ:{" "}
+        <code>{'{"success":true,"days":…,"hours":…}'}</code> или <code>Key mismatch</code> / <code>HWID mismatch</code>{" "}
+        / <code>Key expired</code> / <code>Key banned</code>.
+      </p>
+    </section>
+  );
+}
+
+export type ProductPageProps = {
+  view: View;
+  product: Product;
+  prices: Partial<Record<DurationDays, number>>;
+  stock: StockLine | undefined;
+  keys: { query: KeysQuery; page: Page<KeyListItem>; counts: KeyCounts };
+  /** A section re-rendered with errors after a plain (non-htmx) form post. */
+  override?: { id: "description" | "build" | "prices" | "generate" | "import"; html: string };
+};
+
+export function ProductPage(props: ProductPageProps) {
+  const { view, product } = props;
+  const section = (id: NonNullable<ProductPageProps["override"]>["id"], fallback: JSX.Element) =>
+    props.override?.id === id ? props.override.html : fallback;
+  return (
+    <Layout view={view} title={product.name} tab="products">
+      <p class="crumbs">
+        <a href={href(view, "/products")}>← Продукты</a>
+      </p>
+      <div class="title-row">
+        <h1 safe>{product.name}</h1>
+        <ArchiveToggle view={view} product={product} />
+      </div>
+      <ApiSection view={view} product={product} />
+      <div class="grid-2">
+        {section("prices", <PricesForm view={view} product={product} prices={props.prices} stock={props.stock} />)}
+        {section("description", <DescriptionForm view={view} product={product} />)}
+        {section("generate", <GenerateForm view={view} product={product} />)}
+        {section("import", <ImportForm view={view} product={product} />)}
+        {section("build", <BuildSection view={view} product={product} />)}
+      </div>
+      <KeysSection view={view} productId={product.id} {...props.keys} />
+    </Layout>
+  );
+}
