@@ -1,0 +1,59 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { Bot, TelegramError } from "gramio";
+import { log } from "../lib/log.ts";
+import { adminFunctions } from "./features/admin.ts";
+import { fallback } from "./features/fallback.ts";
+import { gatekeeping } from "./features/gatekeeping.ts";
+import { purchases } from "./features/purchases.ts";
+import { storefront } from "./features/storefront.ts";
+import { botApiBase } from "./messenger.ts";
+import type { BotDeps } from "./screen.ts";
+import { SOMETHING_WENT_WRONG } from "./texts.ts";
+
+export type { BotDeps } from "./screen.ts";
+
+/** The commands Telegram shows in the bot's menu. */
+export const BOT_COMMANDS = [
+  { command: "start", description: "Каталог" },
+  { command: "purchases", description: "Мои покупки" },
+];
+
+/**
+ * Set while one update is handled. A 401 from Telegram in the middle of it means the token was revoked under us:
+ * the runtime then hands the update to the next token instead of counting it as answered.
+ */
+export const updateOutcome = new AsyncLocalStorage<{ tokenRejected: boolean }>();
+
+/**
+ * The shop's bot for one token: gatekeeping first, then one composer per feature, then the fallback. It only
+ * handles updates; receiving them (long polling or webhook) is the runtime's job.
+ */
+export function createShopBot(token: string, telegramApiUrl: string, deps: BotDeps) {
+  // "scoped": an extended composer is otherwise isolated and always passes the update on when it finishes, so the
+  // gatekeeper could not stop anything and every message would also reach the fallback.
+  return new Bot(token, { api: { baseURL: botApiBase(telegramApiUrl) } })
+    .extend(gatekeeping(deps).as("scoped"))
+    .extend(adminFunctions(deps).as("scoped"))
+    .extend(storefront(deps).as("scoped"))
+    .extend(purchases(deps).as("scoped"))
+    .extend(fallback(deps).as("scoped"))
+    .onError(({ error, context }) => {
+      if (error instanceof TelegramError && error.code === 401) {
+        const outcome = updateOutcome.getStore();
+        if (outcome) outcome.tokenRejected = true;
+        log.warn("bot token rejected while answering an update", { updateId: context.updateId });
+        return;
+      }
+      log.error("bot update failed", { updateId: context.updateId, error });
+      // A pressed button must never spin forever: say something went wrong, and that trying again is fine.
+      const query = context.update?.callback_query;
+      if (query) {
+        return context.bot.api
+          .answerCallbackQuery({ callback_query_id: query.id, text: SOMETHING_WENT_WRONG })
+          .then(() => undefined)
+          .catch(() => undefined);
+      }
+    });
+}
+
+export type ShopBot = ReturnType<typeof createShopBot>;

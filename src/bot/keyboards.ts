@@ -1,0 +1,90 @@
+import type { TelegramInlineKeyboardButton, TelegramInlineKeyboardMarkup } from "gramio";
+import type { CatalogueProduct } from "../shop/catalogue.ts";
+import {
+  BACK,
+  BROADCAST_BUTTON,
+  BROADCAST_CANCEL,
+  BROADCAST_SEND,
+  CONFIRM,
+  MY_PURCHASES,
+  maintenanceButton,
+  offerButton,
+  payButton,
+  TEST_PAY,
+  TO_CATALOGUE,
+} from "./texts.ts";
+
+/**
+ * Callback data of every inline button (Telegram allows 64 bytes). Offers carry the price the buyer saw, so a
+ * press after a price change is noticed instead of charging the new price silently.
+ */
+export const data = {
+  catalogue: "cat",
+  purchases: "my",
+  product: (productId: number) => `p:${productId}`,
+  offer: (productId: number, days: number, rub: number) => `d:${productId}:${days}:${rub}`,
+  confirm: (productId: number, days: number, rub: number) => `buy:${productId}:${days}:${rub}`,
+  payTest: (orderId: number) => `pay:${orderId}`,
+  broadcast: "adm:bc",
+  maintenance: (on: boolean) => `adm:mt:${on ? 1 : 0}`,
+  broadcastSend: (draft: string) => `bc:go:${draft}`,
+  broadcastCancel: (draft: string) => `bc:no:${draft}`,
+};
+
+/** Patterns matching the data above; the numbers are bounded so a forged button cannot overflow anything. */
+export const pattern = {
+  catalogue: /^cat$/,
+  purchases: /^my$/,
+  product: /^p:(\d{1,15})$/,
+  offer: /^d:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  confirm: /^buy:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  payTest: /^pay:(\d{1,15})$/,
+  broadcast: /^adm:bc$/,
+  maintenance: /^adm:mt:([01])$/,
+  broadcastDraft: /^bc:(go|no):([\w-]{1,24})$/,
+};
+
+type Button = TelegramInlineKeyboardButton;
+const button = (text: string, callback_data: string): Button => ({ text, callback_data });
+const markup = (rows: Button[][]): TelegramInlineKeyboardMarkup => ({ inline_keyboard: rows });
+
+export function catalogueKeyboard(
+  products: CatalogueProduct[],
+  admin: { maintenance: boolean } | null,
+): TelegramInlineKeyboardMarkup {
+  const rows = products.map((p) => [button(p.name, data.product(p.id))]);
+  rows.push([button(MY_PURCHASES, data.purchases)]);
+  if (admin) {
+    rows.push([button(BROADCAST_BUTTON, data.broadcast)]);
+    rows.push([button(maintenanceButton(admin.maintenance), data.maintenance(!admin.maintenance))]);
+  }
+  return markup(rows);
+}
+
+export function productKeyboard(product: CatalogueProduct): TelegramInlineKeyboardMarkup {
+  return markup([
+    ...product.offers.map((o) => [button(offerButton(o.days, o.rub), data.offer(product.id, o.days, o.rub))]),
+    [button(BACK, data.catalogue)],
+  ]);
+}
+
+export function confirmKeyboard(productId: number, days: number, rub: number): TelegramInlineKeyboardMarkup {
+  return markup([[button(CONFIRM, data.confirm(productId, days, rub))], [button(BACK, data.product(productId))]]);
+}
+
+export function paymentKeyboard(input: {
+  url: string | null;
+  rub: number;
+  testOrderId: number | null;
+}): TelegramInlineKeyboardMarkup {
+  const rows: Button[][] = [];
+  if (input.url) rows.push([{ text: payButton(input.rub), url: input.url }]);
+  if (input.testOrderId !== null) rows.push([button(TEST_PAY, data.payTest(input.testOrderId))]);
+  rows.push([button(TO_CATALOGUE, data.catalogue)]);
+  return markup(rows);
+}
+
+export const backToCatalogue = (): TelegramInlineKeyboardMarkup => markup([[button(TO_CATALOGUE, data.catalogue)]]);
+
+export const broadcastDraftKeyboard = (draft: string): TelegramInlineKeyboardMarkup =>
+  markup([[button(BROADCAST_SEND, data.broadcastSend(draft)), button(BROADCAST_CANCEL, data.broadcastCancel(draft))]]);

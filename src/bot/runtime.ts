@@ -1,0 +1,449 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { TelegramError, type TelegramUpdate, type TelegramUser } from "gramio";
+import type { Config } from "../config.ts";
+import { log } from "../lib/log.ts";
+import type { PaymentsPort } from "../payments/checkout.ts";
+import type { Shop } from "../shop/index.ts";
+import { BOT_COMMANDS, createShopBot, type ShopBot, updateOutcome } from "./bot.ts";
+import { botApiBase } from "./messenger.ts";
+
+export type BotRuntimeState =
+  /** No token in the settings yet: nothing to run. */
+  | "no_token"
+  /** Asking Telegram who the token belongs to. */
+  | "starting"
+  /** Telegram refused the token (401/404): waits for a new one. */
+  | "invalid_token"
+  /** Telegram could not be reached: retried on the next tick. */
+  | "unreachable"
+  /** Ready, but another instance of the shop receives the updates. */
+  | "standby"
+  | "polling"
+  | "webhook";
+
+export type BotRuntimeStatus = { state: BotRuntimeState; username: string | null; error: string | null };
+
+export type BotRuntimeOptions = {
+  shop: Shop;
+  payments: PaymentsPort;
+  config: Pick<Config, "telegramApiUrl" | "botWebhookUrl" | "botWebhookSecret" | "sessionSecret">;
+  /** Names this process in the poller lease. */
+  instanceId?: string;
+  /** Lease of "the one instance that polls"; renewed every third of it. A dead instance is replaced after it. */
+  leaseMs?: number;
+  /** Long-poll timeout of getUpdates, seconds. */
+  pollTimeoutS?: number;
+  updatesPerMinute?: number;
+};
+
+export type BotRuntime = {
+  start(): Promise<void>;
+  /**
+   * Stops receiving updates, lets the batch in hand finish, and gives the lease back. `release: false` leaves the
+   * lease to expire, which is what a crashed instance looks like to the others.
+   */
+  stop(options?: { release?: boolean }): Promise<void>;
+  /** The webhook endpoint: checks Telegram's secret header, then handles the update. */
+  handleWebhook(request: Request): Promise<Response>;
+  status(): BotRuntimeStatus;
+};
+
+export const POLLER_LEASE_KEY = "bot:poller:lease";
+const offsetKey = (botId: number) => `bot:offset:${botId}`;
+const OFFSET_TTL_MS = 7 * 24 * 3_600_000;
+const ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"];
+
+/** Telegram's webhook secret: BOT_WEBHOOK_SECRET, else one derived from SESSION_SECRET (same on every instance). */
+export function webhookSecret(config: Pick<Config, "botWebhookSecret" | "sessionSecret">): string | null {
+  if (config.botWebhookSecret) return config.botWebhookSecret;
+  if (!config.sessionSecret) return null;
+  return createHmac("sha256", config.sessionSecret).update("telegram-webhook").digest("base64url");
+}
+
+function sameSecret(given: string | null, expected: string): boolean {
+  if (given === null) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function isUpdate(value: unknown): value is TelegramUpdate {
+  return (
+    typeof value === "object" && value !== null && Number.isSafeInteger((value as { update_id?: unknown }).update_id)
+  );
+}
+
+/** The stored polling position of a bot: the next update id, and ids above it that were already answered. */
+function parseOffset(text: string | null): { next: number; answered: number[] } {
+  if (!text) return { next: 0, answered: [] };
+  try {
+    const value = JSON.parse(text) as { next?: unknown; answered?: unknown };
+    const next = Number.isSafeInteger(value.next) ? (value.next as number) : 0;
+    const answered = Array.isArray(value.answered) ? value.answered.filter((id) => Number.isSafeInteger(id)) : [];
+    return { next, answered: answered as number[] };
+  } catch {
+    return { next: 0, answered: [] };
+  }
+}
+
+/** Whose update it is, so one user's updates run in order while different users' run side by side. */
+function updateOwner(update: TelegramUpdate): number {
+  return (
+    update.message?.from?.id ??
+    update.callback_query?.from.id ??
+    update.my_chat_member?.from.id ??
+    update.message?.chat.id ??
+    0
+  );
+}
+
+/**
+ * Runs the bot with the token from the settings, in the running process:
+ * - one instance of the shop (the holder of a lease in the cache) polls Telegram — or, in webhook mode, registers
+ *   the webhook — and the lease passes to another instance within `leaseMs` when that one dies;
+ * - a new token in the settings (panel, CLI, another instance) stops the old poller after the batch in hand and
+ *   starts the new one from the stored offset, so no update is lost or handled twice;
+ * - a token Telegram refuses is reported in the log and the status, never thrown.
+ */
+export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
+  const { shop, payments, config } = options;
+  const { cache } = shop.deps;
+  const instanceId = options.instanceId ?? crypto.randomUUID();
+  const leaseMs = options.leaseMs ?? 15_000;
+  const pollTimeoutS = options.pollTimeoutS ?? 25;
+  const apiBase = botApiBase(config.telegramApiUrl);
+  const webhookUrl = config.botWebhookUrl ?? null;
+  const secret = webhookUrl ? webhookSecret(config) : null;
+
+  type Current = { token: string; bot: ShopBot; info: TelegramUser | null; webhookSet: boolean };
+  let current: Current | null = null;
+  let state: BotRuntimeState = "no_token";
+  let lastError: string | null = null;
+  let leader = false;
+  let poller: Poller | null = null;
+  let stopped = false;
+  let tick: ReturnType<typeof setInterval> | null = null;
+  let unsubscribe: (() => void) | null = null;
+  // Reconciliations run one at a time, in order: a token change never races a lease change.
+  let chain: Promise<void> = Promise.resolve();
+
+  function setState(next: BotRuntimeState, error: string | null = null): void {
+    if (next !== state) log.info("bot state", { state: next, ...(error ? { error } : {}) });
+    state = next;
+    lastError = error;
+  }
+
+  /** Handles one update; false when the token was revoked mid-way and the update must go to the next token. */
+  async function handle(bot: ShopBot, update: TelegramUpdate): Promise<boolean> {
+    const outcome = { tokenRejected: false };
+    try {
+      await updateOutcome.run(outcome, () => bot.updates.handleUpdate(update));
+    } catch (error) {
+      log.error("bot update failed", { updateId: update.update_id, error });
+    }
+    return !outcome.tokenRejected;
+  }
+
+  /**
+   * A batch: each user's updates in order, different users concurrently. Resolves with the ids it could not
+   * answer because the token was revoked (each user's later updates wait for the next token too, keeping order).
+   */
+  async function handleBatch(bot: ShopBot, updates: TelegramUpdate[]): Promise<number[]> {
+    const byOwner = new Map<number, TelegramUpdate[]>();
+    for (const u of updates) byOwner.set(updateOwner(u), [...(byOwner.get(updateOwner(u)) ?? []), u]);
+    const unanswered: number[] = [];
+    await Promise.all(
+      [...byOwner.values()].map(async (list) => {
+        for (const [i, u] of list.entries()) {
+          if (!(await handle(bot, u))) {
+            unanswered.push(...list.slice(i).map((x) => x.update_id));
+            return;
+          }
+        }
+      }),
+    );
+    return unanswered;
+  }
+
+  async function callApi<T>(token: string, method: string, params: object, signal?: AbortSignal): Promise<T> {
+    const response = await fetch(`${apiBase}${token}/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(params),
+      ...(signal ? { signal } : {}),
+    });
+    const body = (await response.json().catch(() => null)) as {
+      ok?: boolean;
+      result?: T;
+      error_code?: number;
+      description?: string;
+      parameters?: { retry_after?: number };
+    } | null;
+    if (body?.ok === true) return body.result as T;
+    throw new TelegramError(
+      {
+        ok: false,
+        error_code: body?.error_code ?? response.status,
+        description: body?.description ?? `HTTP ${response.status}`,
+        ...(body?.parameters ? { parameters: body.parameters } : {}),
+      },
+      method as "getUpdates",
+      params as never,
+    );
+  }
+
+  /**
+   * The long-polling loop of one token. Our own loop rather than GramIO's: stopping must abort the getUpdates in
+   * flight (GramIO's cannot), and the offset is kept in the cache so the next poller — after a token change, or on
+   * another instance — starts exactly where this one stopped.
+   */
+  class Poller {
+    private readonly controller = new AbortController();
+    private halted = false;
+    readonly done: Promise<void>;
+
+    constructor(private readonly target: Current & { info: TelegramUser }) {
+      this.done = this.run();
+    }
+
+    private async run(): Promise<void> {
+      const { token, bot, info } = this.target;
+      const saved = parseOffset(await cache.get(offsetKey(info.id)));
+      let offset = saved.next;
+      // Updates at or above the offset that an earlier poller already answered (see below): not answered twice.
+      let answered = new Set(saved.answered);
+      let failures = 0;
+      while (!this.halted) {
+        let updates: unknown;
+        try {
+          updates = await callApi<unknown>(
+            token,
+            "getUpdates",
+            { offset, timeout: pollTimeoutS, allowed_updates: ALLOWED_UPDATES },
+            // A connection that silently died must not hang the poller: Telegram answers within the long-poll timeout.
+            AbortSignal.any([this.controller.signal, AbortSignal.timeout((pollTimeoutS + 15) * 1000)]),
+          );
+          failures = 0;
+        } catch (error) {
+          if (this.halted) break;
+          failures++;
+          if (error instanceof TelegramError && error.code === 409 && /webhook/i.test(error.message)) {
+            log.warn("a webhook is set for this bot; removing it to poll", { bot: info.username });
+            await callApi(token, "deleteWebhook", {}).catch(() => {});
+            continue;
+          }
+          if (error instanceof TelegramError && (error.code === 401 || error.code === 404)) {
+            log.error("Telegram rejected the bot token while polling", { code: error.code, error: error.message });
+            setState("invalid_token", error.message);
+            break;
+          }
+          // 409 "terminated by other getUpdates" means another process polls this bot (not one of ours, or one
+          // that lost its lease): back off and try again.
+          log.warn("getUpdates failed", { error: (error as Error).message, failures });
+          await Promise.race([Bun.sleep(Math.min(30_000, 500 * 2 ** failures)), this.aborted()]);
+          continue;
+        }
+        const received = Array.isArray(updates) ? updates.filter(isUpdate) : [];
+        if (received.length === 0) continue;
+        const batch = received.filter((u) => !answered.has(u.update_id));
+        const unanswered = await handleBatch(bot, batch);
+        if (unanswered.length > 0) {
+          // The token was revoked while answering. Keep the unanswered updates (and remember which later ones
+          // were answered) for whoever polls next with the new token.
+          const next = Math.min(...unanswered);
+          answered = new Set([
+            ...[...answered].filter((id) => id >= next),
+            ...batch.map((u) => u.update_id).filter((id) => id > next && !unanswered.includes(id)),
+          ]);
+          await cache.set(offsetKey(info.id), JSON.stringify({ next, answered: [...answered] }), OFFSET_TTL_MS);
+          log.error("the bot token was revoked while answering; waiting for a new token", {
+            unanswered: unanswered.length,
+          });
+          setState("invalid_token", "Telegram: 401 Unauthorized");
+          break;
+        }
+        offset = Math.max(...received.map((u) => u.update_id)) + 1;
+        answered = new Set([...answered].filter((id) => id >= offset));
+        await cache.set(offsetKey(info.id), JSON.stringify({ next: offset, answered: [...answered] }), OFFSET_TTL_MS);
+      }
+    }
+
+    private aborted(): Promise<void> {
+      return new Promise((resolve) => {
+        if (this.controller.signal.aborted) resolve();
+        else this.controller.signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+    }
+
+    async stop(): Promise<void> {
+      this.halted = true;
+      this.controller.abort();
+      await this.done;
+    }
+  }
+
+  async function stopPoller(): Promise<void> {
+    const p = poller;
+    poller = null;
+    if (p) await p.stop();
+  }
+
+  async function reconcileOnce(): Promise<void> {
+    if (stopped) return;
+    const token = (await shop.settings.get()).botToken;
+    if (token !== (current?.token ?? null)) {
+      await stopPoller();
+      current = token
+        ? {
+            token,
+            bot: createShopBot(token, config.telegramApiUrl, { shop, payments, ...limits }),
+            info: null,
+            webhookSet: false,
+          }
+        : null;
+      if (token) log.info("bot token changed; restarting the bot");
+      setState(token ? "starting" : "no_token");
+    }
+    if (!current) return;
+    if (!current.info) {
+      if (state === "invalid_token") return;
+      try {
+        await current.bot.init();
+        current.info = current.bot.info ?? null;
+        log.info("bot ready", { username: current.info?.username });
+      } catch (error) {
+        if (error instanceof TelegramError && (error.code === 401 || error.code === 404)) {
+          log.error("Telegram rejected the bot token: set a valid one from @BotFather in the panel", {
+            code: error.code,
+          });
+          setState("invalid_token", `Telegram: ${error.code} ${error.message}`);
+        } else {
+          log.warn("Telegram unreachable; will retry", { error: (error as Error).message });
+          setState("unreachable", (error as Error).message);
+        }
+        return;
+      }
+    }
+    const ready = current as Current & { info: TelegramUser };
+    if (state === "invalid_token") return;
+    if (!leader) {
+      await stopPoller();
+      setState("standby");
+      return;
+    }
+    if (webhookUrl) {
+      if (!ready.webhookSet) await registerWebhook(ready);
+      return;
+    }
+    if (!poller) {
+      poller = new Poller(ready);
+      setState("polling");
+      await callApi(ready.token, "setMyCommands", { commands: BOT_COMMANDS }).catch((error: unknown) =>
+        log.warn("setMyCommands failed", { error }),
+      );
+    }
+  }
+
+  async function registerWebhook(ready: Current & { info: TelegramUser }): Promise<void> {
+    if (!secret) {
+      setState("unreachable", "webhook mode needs BOT_WEBHOOK_SECRET or SESSION_SECRET");
+      log.error("webhook mode needs BOT_WEBHOOK_SECRET or SESSION_SECRET; the bot is not receiving updates");
+      return;
+    }
+    try {
+      await callApi(ready.token, "setWebhook", {
+        url: webhookUrl,
+        secret_token: secret,
+        allowed_updates: ALLOWED_UPDATES,
+      });
+      await callApi(ready.token, "setMyCommands", { commands: BOT_COMMANDS }).catch(() => {});
+      ready.webhookSet = true;
+      setState("webhook");
+    } catch (error) {
+      log.error("setWebhook failed; will retry", { error: (error as Error).message });
+      setState("unreachable", (error as Error).message);
+    }
+  }
+
+  const limits = options.updatesPerMinute === undefined ? {} : { updatesPerMinute: options.updatesPerMinute };
+
+  function reconcile(): Promise<void> {
+    chain = chain.then(reconcileOnce).catch((error: unknown) => log.error("bot reconcile failed", { error }));
+    return chain;
+  }
+
+  async function renewLease(attempts = 1): Promise<void> {
+    const token = (await shop.settings.get()).botToken;
+    // Without a usable token there is nothing to lead; let an instance that has one take the lease.
+    if (!token) return;
+    let answer = await cache.lease(POLLER_LEASE_KEY, instanceId, leaseMs);
+    // At start the cache connection may still be opening; a few quick retries spare a whole tick.
+    for (let i = 1; answer === null && i < attempts; i++) {
+      await Bun.sleep(100);
+      answer = await cache.lease(POLLER_LEASE_KEY, instanceId, leaseMs);
+    }
+    if (answer === null) return; // cache down: keep what we had rather than have nobody (or everybody) poll
+    if (answer !== leader) {
+      leader = answer;
+      log.info(leader ? "this instance receives the bot's updates" : "another instance receives the bot's updates");
+    }
+  }
+
+  return {
+    async start() {
+      unsubscribe = shop.settings.onChange((next) => {
+        if (next.botToken !== (current?.token ?? null)) void reconcile();
+      });
+      await renewLease(20);
+      await reconcile();
+      if (state === "no_token") {
+        log.info("bot not started: no token yet (panel «Основные настройки», or `bun run cli bot:set --token …`)");
+      }
+      tick = setInterval(
+        () => {
+          const wasLeader = leader;
+          renewLease()
+            .then(() => {
+              if (leader !== wasLeader || state === "unreachable" || state === "starting" || state === "no_token")
+                return reconcile();
+            })
+            .catch((error: unknown) => log.warn("bot lease renewal failed", { error }));
+        },
+        Math.max(50, Math.floor(leaseMs / 3)),
+      );
+    },
+
+    async stop(stopOptions = {}) {
+      stopped = true;
+      if (tick) clearInterval(tick);
+      unsubscribe?.();
+      await chain;
+      await stopPoller();
+      if (leader && stopOptions.release !== false) await cache.releaseLease(POLLER_LEASE_KEY, instanceId);
+      leader = false;
+    },
+
+    async handleWebhook(request) {
+      if (!webhookUrl || !secret) return new Response("webhook mode is off", { status: 404 });
+      if (!sameSecret(request.headers.get("x-telegram-bot-api-secret-token"), secret)) {
+        return new Response("secret token is invalid", { status: 401 });
+      }
+      let update: unknown;
+      try {
+        update = await request.json();
+      } catch {
+        return new Response("body must be a Telegram update (JSON)", { status: 400 });
+      }
+      if (!isUpdate(update)) return new Response("body must be a Telegram update (JSON)", { status: 400 });
+      const target = current;
+      // Not ready (token just changed, Telegram unreachable): Telegram retries a webhook that did not answer 200.
+      if (!target?.info) return new Response("bot is not ready", { status: 503 });
+      await handle(target.bot, update);
+      return new Response("ok");
+    },
+
+    status() {
+      return { state, username: current?.info?.username ?? null, error: lastError };
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { daysLabel } from "../lib/durations.ts";
+import type { Purchase, PurchaseState } from "../shop/purchases.ts";
+
+/**
+ * Everything the bot says, in one place. The texts marked SPEC are fixed by SPEC §5 word for word (tests compare
+ * them exactly); the rest are ours.
+ */
+
+/** SPEC: to everyone but admins while the bot is switched off. */
+export const BOT_OFF = "Бот временно отключён.";
+/** SPEC: to everyone but admins during maintenance. */
+export const MAINTENANCE = "Ведутся технические работы. Попробуйте позже.";
+/** SPEC: the product card's question. */
+export const CHOOSE_DURATION = "Выберите длительность подписки:";
+/** SPEC: the confirmation button. */
+export const CONFIRM = "Подтвердить";
+
+/** SPEC: a duration button, e.g. «1 день • 299₽», «7 дней • 899₽». */
+export const offerButton = (days: number, rub: number) => `${daysLabel(days)} • ${rub}₽`;
+
+/** SPEC: the confirmation step, edited into the product card's message. */
+export const confirmText = (product: string, days: number, rub: number) =>
+  [
+    "Подтвердите покупку:",
+    `${product} ${daysLabel(days)} • ${rub}₽.`,
+    "После подтверждения вам предоставится страница для оплаты подписки, после успешной оплаты вы получите товар.",
+  ].join("\n");
+
+/** The product card: its description (if any), then the question. */
+export const productCardText = (description: string) =>
+  description.trim() ? `${description.trim()}\n\n${CHOOSE_DURATION}` : CHOOSE_DURATION;
+
+export const CATALOGUE_TITLE = "Выберите товар:";
+export const CATALOGUE_EMPTY = "Сейчас товаров в наличии нет. Загляните позже.";
+export const BACK = "« Назад";
+export const TO_CATALOGUE = "« В каталог";
+export const MY_PURCHASES = "Мои покупки";
+export const TEST_PAY = "Оплатить (тест)";
+export const payButton = (rub: number) => `Оплатить ${rub}₽`;
+
+export type BotMode = "off" | "maintenance" | "on";
+
+/** The line an admin sees above the catalogue: which mode buyers are in right now. */
+export const adminModeLine = (mode: BotMode) =>
+  mode === "off"
+    ? `🔧 Вы администратор. Бот отключён: покупатели видят «${BOT_OFF}»`
+    : mode === "maintenance"
+      ? `🔧 Вы администратор. Включены техработы: покупатели видят «${MAINTENANCE}»`
+      : "🔧 Вы администратор. Бот работает для всех.";
+
+// Stale buttons: a short notice (answerCallbackQuery), then the fresh card.
+export const STALE_PRODUCT = "Этот товар сейчас недоступен.";
+export const STALE_DURATION = (days: number) => `Ключей на ${daysLabel(days)} сейчас нет.`;
+export const PRICE_CHANGED = (rub: number) => `Цена изменилась: теперь ${rub}₽.`;
+export const STALE_BUTTON = "Эта кнопка устарела.";
+export const SOMETHING_WENT_WRONG = "Что-то пошло не так. Попробуйте ещё раз.";
+export const TOO_MANY_REQUESTS = "Слишком много запросов. Подождите минуту.";
+
+const MSK = new Intl.DateTimeFormat("ru-RU", {
+  timeZone: "Europe/Moscow",
+  day: "2-digit",
+  month: "2-digit",
+  year: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+const MSK_TIME = new Intl.DateTimeFormat("ru-RU", { timeZone: "Europe/Moscow", hour: "2-digit", minute: "2-digit" });
+
+/** «05.06.2025, 14:30 МСК»: buyers are in Russia, and the server's own time zone means nothing to them. */
+export const moscowDateTime = (date: Date) => `${MSK.format(date)} МСК`;
+
+export const paymentText = (order: {
+  id: number;
+  productName: string;
+  days: number;
+  amountRub: number;
+  reservedUntil: Date;
+}) =>
+  [
+    `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽.`,
+    `Ключ забронирован за вами до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
+    "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат.",
+  ].join("\n");
+
+export const TEST_ONLY_PAYMENT = "AnyPay ещё не настроен — доступна только тестовая оплата.";
+export const PAYMENTS_NOT_CONFIGURED =
+  "Оплата пока не настроена. Мы уже сообщили администратору — попробуйте немного позже.";
+export const ADMIN_ALERT_PAYMENTS =
+  "⚠️ Покупатель не смог оплатить: в панели не заданы ID магазина и секретный ключ AnyPay (вкладка «Основные настройки»).";
+export const testPaidText = (orderId: number) => `Заказ №${orderId} оплачен (тест). Ключ придёт в этот чат.`;
+export const TEST_PAY_ACCEPTED = "Тестовая оплата принята.";
+export const TEST_PAY_OFF = "Тестовые платежи выключены в панели.";
+
+const STATE_TEXT: Record<PurchaseState, (p: Purchase) => string> = {
+  not_activated: () => "не активирован",
+  active: (p) => `активен до ${moscowDateTime(p.expiresAt!)}`,
+  expired: (p) => `истёк ${moscowDateTime(p.expiresAt!)}`,
+  banned: () => "заблокирован",
+};
+
+export const NO_PURCHASES = "У вас пока нет покупок.";
+
+export const purchasesText = (items: { purchase: Purchase; state: PurchaseState }[], total: number) => {
+  const lines = ["Мои покупки:"];
+  items.forEach(({ purchase: p, state }, i) => {
+    lines.push(
+      "",
+      `${i + 1}. ${p.productName} ${daysLabel(p.days)}`,
+      `Ключ: ${p.key}`,
+      `Статус: ${STATE_TEXT[state](p)}`,
+    );
+  });
+  if (total > items.length) lines.push("", `Показаны последние ${items.length} из ${total}.`);
+  return lines.join("\n");
+};
+
+// Admin functions.
+export const BROADCAST_BUTTON = "📣 Рассылка";
+export const maintenanceButton = (on: boolean) => (on ? "🛠 Выключить техработы" : "🛠 Включить техработы");
+export const maintenanceToggled = (on: boolean) => (on ? "Техработы включены." : "Техработы выключены.");
+export const BROADCAST_PROMPT =
+  "Отправьте текст рассылки одним сообщением (до 4096 символов).\nЕё получат все пользователи бота, кроме заблокировавших его. /cancel — отмена.";
+export const broadcastPreviewHeader = (audience: number) =>
+  `Предпросмотр рассылки. Так сообщение увидят ${audience} ${plural(audience, "пользователь", "пользователя", "пользователей")}:`;
+export const BROADCAST_SEND = "✅ Отправить";
+export const BROADCAST_CANCEL = "✖️ Отмена";
+export const broadcastStarted = (id: number, recipients: number) =>
+  `Рассылка №${id} запущена: ${recipients} ${plural(recipients, "получатель", "получателя", "получателей")}. Прогресс — в панели, вкладка «Основные настройки».`;
+export const BROADCAST_CANCELLED = "Рассылка отменена.";
+export const BROADCAST_DRAFT_GONE = "Этот черновик рассылки устарел. Начните заново.";
+export const ADMIN_ONLY = "Это действие доступно только администраторам.";
+
+export function plural(n: number, one: string, few: string, many: string): string {
+  const mod100 = Math.abs(n) % 100;
+  const mod10 = mod100 % 10;
+  if (mod100 >= 11 && mod100 <= 14) return many;
+  if (mod10 === 1) return one;
+  if (mod10 >= 2 && mod10 <= 4) return few;
+  return many;
+}

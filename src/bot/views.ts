@@ -1,0 +1,38 @@
+import type { CatalogueProduct } from "../shop/catalogue.ts";
+import { catalogueKeyboard, productKeyboard } from "./keyboards.ts";
+import { type BotApi, type BotDeps, type Place, type Screen, show } from "./screen.ts";
+import { adminModeLine, CATALOGUE_EMPTY, CATALOGUE_TITLE, productCardText } from "./texts.ts";
+
+/** The catalogue: one button per product on sale; for admins also the mode line and the admin buttons. */
+export async function catalogueScreen(deps: BotDeps, userId: number): Promise<Screen> {
+  const { shop } = deps;
+  const [products, admin, settings] = await Promise.all([
+    shop.catalogue.view(),
+    shop.admins.isAdmin(userId),
+    shop.settings.get(),
+  ]);
+  const lines: string[] = [];
+  if (admin) lines.push(adminModeLine(!settings.botEnabled ? "off" : settings.maintenance ? "maintenance" : "on"), "");
+  lines.push(products.length > 0 ? CATALOGUE_TITLE : CATALOGUE_EMPTY);
+  return {
+    text: lines.join("\n"),
+    keyboard: catalogueKeyboard(products, admin ? { maintenance: settings.maintenance } : null),
+  };
+}
+
+export const productScreen = (product: CatalogueProduct): Screen => ({
+  text: productCardText(product.description),
+  keyboard: productKeyboard(product),
+});
+
+/** The freshest thing to show after a stale press: the product's card if it is still on sale, else the catalogue. */
+export async function freshCard(
+  deps: BotDeps,
+  api: BotApi,
+  place: Place,
+  userId: number,
+  productId: number,
+): Promise<void> {
+  const product = await deps.shop.catalogue.product(productId);
+  await show(api, place, product ? productScreen(product) : await catalogueScreen(deps, userId));
+}
