@@ -1,0 +1,95 @@
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { ensureProduct, eventually, soldKey } from "./helpers/licence.ts";
+import { cleanEnv, start } from "./helpers/process.ts";
+import { freePort } from "./helpers/servers.ts";
+import { createTestShop } from "./helpers/shop.ts";
+
+// These tests start processes and servers: on a loaded shared machine that can take a while; hang protection only.
+setDefaultTimeout(30_000);
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+describe("configuration", () => {
+  test("`bun run start` with a bad value exits non-zero with that one line", async () => {
+    const p = start(["bun", "run", "--silent", "start"], cleanEnv({ PORT: "abc" }));
+    expect(await p.proc.exited).not.toBe(0);
+    expect(p.stderr.filter(Boolean)).toEqual(["config error: PORT: must be a port number"]);
+  });
+
+  test("`bun run start` without DATABASE_URL says so instead of falling back to the embedded database", async () => {
+    const p = start(["bun", "src/main.ts"], cleanEnv({}));
+    expect(await p.proc.exited).toBe(2);
+    expect(p.stderr.filter(Boolean)).toEqual(["config error: DATABASE_URL: must be set for `bun run start`"]);
+  });
+});
+
+describe("the production process", () => {
+  test("serves healthz and the auth API, and on SIGTERM finishes the request in flight before exiting 0", async () => {
+    const t = await createTestShop();
+    cleanups.push(t.close);
+    await ensureProduct(t, "Live");
+    const key = await soldKey(t, "Live");
+    const port = freePort();
+    const app = start(
+      ["bun", "src/main.ts"],
+      cleanEnv({
+        DATABASE_URL: t.databaseUrl,
+        REDIS_URL: t.redisUrl,
+        REDIS_PREFIX: t.redisPrefix,
+        HOST: "127.0.0.1",
+        PORT: String(port),
+        SESSION_SECRET: "x".repeat(40),
+        DATA_DIR: t.config.dataDir,
+        LOG_LEVEL: "info",
+      }),
+    );
+    cleanups.push(async () => {
+      app.proc.kill("SIGKILL");
+    });
+    await app.waitFor(/"msg":"http listening"/);
+    const base = `http://127.0.0.1:${port}/Morpheus%20Private`;
+    const health = await fetch(`${base}/healthz`);
+    expect(await health.json()).toEqual({ ok: true, postgres: "ok", redis: "ok" });
+
+    // Hold the key's row so its first activation waits inside the app, then ask the app to stop.
+    const release = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
+    const holder = t.sql.begin(async (tx) => {
+      await tx`select id from keys where key = ${key} for update`;
+      locked.resolve();
+      await release.promise;
+    });
+    await locked.promise;
+    const inFlight = fetch(`${base}/api/Live/auth?key=${key}&uuid=PC`);
+    // SIGTERM only once the app is inside the request (its activation waits on the row lock): a fixed sleep here
+    // could signal before a loaded machine had even accepted the connection.
+    await eventually(async () => {
+      const [waiting] = await t.sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      return waiting!.n > 0;
+    }, 10_000);
+    app.proc.kill("SIGTERM");
+    await app.waitFor(/"msg":"shutting down"/);
+    await Bun.sleep(100);
+    // New connections are refused while the old request is still being answered.
+    expect(app.proc.exitCode).toBeNull();
+    const refused = await fetch(`${base}/healthz`).then(
+      () => "answered",
+      () => "refused",
+    );
+    expect(refused).toBe("refused");
+    release.resolve();
+    await holder;
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { success: boolean }).success).toBe(true);
+    expect(await app.proc.exited).toBe(0);
+    expect(app.stdout.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+    const [row] = await t.sql`select hwid from keys where key = ${key}`;
+    expect(row!.hwid).toBe("PC");
+  });
+});

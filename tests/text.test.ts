@@ -1,0 +1,11 @@
+import { expect, test } from "bun:test";
+import { plainLine, plainText } from "../src/lib/text.ts";
+
+test("plain text keeps words, line breaks and tabs, and drops what is invisible or refused by the database", () => {
+  expect(plainText("  Привет\r\nмир\t!\u0000\u0007 ")).toBe("Привет\nмир\t!");
+  expect(plainText("C1\u0085 control")).toBe("C1 control");
+  // A right-to-left override would flip the rest of a panel row.
+  expect(plainText("evil\u202egnp.exe")).toBe("evilgnp.exe");
+  expect(plainText("isolate\u2066x\u2069")).toBe("isolatex");
+  expect(plainLine("Иван\nПетров\t ")).toBe("Иван Петров");
+});
