@@ -76,6 +76,13 @@ test("paid, then killed before the buyer got the key: the next process delivers 
   const answer = await notifier.send(notifier.paid(order));
   expect(answer).toMatchObject({ status: 200, body: "OK" });
   await tg.waitFor((calls) => calls.some((c) => c.method === "sendDocument"), 15_000);
+  // Kill only once the failed send is on record with its backoff. Killed before that, the delivery would wait out
+  // its whole claim lease (two minutes, so a slow send is never sent twice); that case is in delivery.test.ts.
+  for (const until = Date.now() + 15_000; ; await Bun.sleep(50)) {
+    const [row] = await t.sql`select last_error from deliveries where order_id = ${order.id}`;
+    if (row?.last_error) break;
+    if (Date.now() > until) throw new Error("the first process never recorded the failed send");
+  }
 
   first.proc.kill("SIGKILL");
   await first.proc.exited;
