@@ -216,21 +216,33 @@ export function createOrders(deps: ShopDeps, options: { deliveries: Deliveries; 
       if (input.expectedRub !== undefined && input.expectedRub !== offer.rub) {
         return { kind: "price_changed", rub: offer.rub };
       }
+      // The buyer's unpaid order, even one whose reservation ran out a moment ago and that the expiry job has not
+      // reached yet (it still holds its key). Locked, so a payment or the expiry job being applied to it right now
+      // finishes first — and then it is no longer pending, and is left alone here.
       const [existing] = await tx<OrderRow[]>`
         select o.*, p.name as product_name from orders o join products p on p.id = o.product_id
         where o.user_id = ${input.userId} and o.product_id = ${input.productId} and o.days = ${days}
-          and o.status = 'pending' and o.reserved_until > now()
-        order by o.id desc limit 1`;
-      if (existing && existing.amount_rub === offer.rub) return { kind: "existing", order: toOrder(existing) };
-
-      // The price changed since the buyer's unpaid order was placed, and they confirmed the new one: that order ends
-      // and its key moves to the new order, so one buyer never holds two keys for the same purchase.
+          and o.status = 'pending'
+        order by o.id desc limit 1
+        for update of o`;
       let key: { id: number } | null = null;
       if (existing) {
-        await tx`update orders set status = 'expired', updated_at = now() where id = ${existing.id}`;
         const [held] = await tx<{ id: string }[]>`
           select id from keys where order_id = ${existing.id} and state = 'reserved' for update`;
         if (held) key = { id: Number(held.id) };
+        if (key && existing.amount_rub === offer.rub) {
+          // Confirming again is the buyer still paying: the reservation runs from now, the payment link stays.
+          const [renewed] = await tx<OrderRow[]>`
+            update orders
+            set reserved_until = greatest(reserved_until, now() + make_interval(mins => ${config.reservationMinutes})),
+                updated_at = now()
+            where id = ${existing.id}
+            returning *, ${existing.product_name}::text as product_name`;
+          return { kind: "existing", order: toOrder(renewed!) };
+        }
+        // The price changed since that order was placed and the buyer confirmed the new one: that order ends and its
+        // key moves to the new order, so one buyer never holds two keys for the same purchase.
+        await tx`update orders set status = 'expired', updated_at = now() where id = ${existing.id}`;
         await tx`
           insert into user_events (user_id, kind, detail)
           values (${input.userId}, 'order_replaced', ${tx.json({ orderId: Number(existing.id), newRub: offer.rub })})`;
