@@ -124,3 +124,40 @@ test("notes, descriptions and Telegram names keep their text but lose control ch
     await t2.close();
   }
 });
+
+describe("rules the database keeps, whatever the code does", () => {
+  const refused = async (query: PromiseLike<unknown>) => {
+    const error = await Promise.resolve(query).then(
+      () => null,
+      (e: unknown) => e as { code?: string; constraint_name?: string },
+    );
+    return error && { code: error.code, constraint: error.constraint_name };
+  };
+
+  test("one key per order; only a sold key can be banned; '.' and '..' are not product names", async () => {
+    const p = await ensureProduct(t, "Rules");
+    const [a, b] = await t.shop.keys.generate(p.id, 7, 2);
+    await t.sql`insert into bot_users (telegram_id) values (4242) on conflict do nothing`;
+    const [order] = await t.sql`
+      insert into orders (user_id, product_id, days, amount_rub, reserved_until)
+      values (4242, ${p.id}, 7, 100, now() + interval '30 minutes') returning id`;
+    await t.sql`update keys set state = 'reserved', order_id = ${order!.id} where key = ${a!}`;
+    expect(await refused(t.sql`update keys set state = 'reserved', order_id = ${order!.id} where key = ${b!}`)).toEqual(
+      {
+        code: "23505",
+        constraint: "keys_order",
+      },
+    );
+    expect(await refused(t.sql`update keys set banned_at = now() where key = ${b!}`)).toEqual({
+      code: "23514",
+      constraint: "keys_banned_only_sold",
+    });
+    for (const name of [".", "..", " Padded", "Padded "]) {
+      expect(await refused(t.sql`insert into products (name) values (${name})`)).toEqual({
+        code: "23514",
+        constraint: "products_name_reachable",
+      });
+    }
+    await expect(t.shop.products.create({ name: ".." })).rejects.toThrow("«..»");
+  });
+});

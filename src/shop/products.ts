@@ -24,6 +24,8 @@ export function productNameProblem(name: string): string | null {
   if (name.length > MAX_PRODUCT_NAME) return `Название длиннее ${MAX_PRODUCT_NAME} символов`;
   if (name.includes("/")) return "Название не может содержать «/» (оно входит в адрес API)";
   if (name !== name.trim()) return "Название не может начинаться или заканчиваться пробелом";
+  // URL normalisation turns /api/../auth into another path: the loader could never reach such a product.
+  if (name === "." || name === "..") return "Название не может быть «.» или «..» (оно входит в адрес API)";
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(name)) return "Название содержит управляющие символы";
   return null;
