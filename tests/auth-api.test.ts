@@ -355,6 +355,14 @@ describe("bad input is a 400 with a reason, never a 500", () => {
     }
   });
 
+  test("a product segment with a control character (%00, %0A): 404 Product not found, not a database error", async () => {
+    for (const segment of ["a%00b", "%0A", `${encodeURIComponent(P)}%00`, "%7F"]) {
+      const res = await t.request(`/api/${segment}/auth?key=K&uuid=PC`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ success: false, message: "Product not found" });
+    }
+  });
+
   test("malformed JSON, empty JSON and a JSON array: 400 JSON answers", async () => {
     for (const body of ["{not json", "", "[1,2]", "null", '"text"']) {
       const res = await t.request(`/api/${P}/auth`, {
@@ -506,7 +514,21 @@ describe("auth cache memory", () => {
 });
 
 describe("big bodies", () => {
-  test("a body over 16 kB is refused with 413 before it is parsed (served port)", async () => {
+  const TOO_LARGE = { success: false, message: "Request too large: key and uuid are at most 128 characters" };
+
+  /** A body sent with Transfer-Encoding: chunked (no Content-Length), as a stream of `parts`. */
+  function chunked(parts: string[]): ReadableStream<Uint8Array> {
+    const encoder = new TextEncoder();
+    return new ReadableStream({
+      pull(controller) {
+        const next = parts.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(encoder.encode(next));
+      },
+    });
+  }
+
+  test("a body over 16 kB is refused with 400 before it is parsed (served port), with or without a length", async () => {
     const server = t.app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
     try {
       const url = `http://127.0.0.1:${server.port}${encodeURI(t.config.basePath)}/api/${P}/auth`;
@@ -515,14 +537,61 @@ describe("big bodies", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ key: "K", uuid: "PC", padding: "x".repeat(100_000) }),
       });
-      expect(res.status).toBe(413);
-      expect(await res.json()).toEqual({ success: false, message: "Request body too large" });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual(TOO_LARGE);
       const form = await fetch(url, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
         body: `key=K&uuid=PC&padding=${"x".repeat(20_000)}`,
       });
-      expect(form.status).toBe(413);
+      expect(form.status).toBe(400);
+      // Streamed without a Content-Length: counted as it arrives, and cut off past the budget.
+      let sent = 0;
+      const endless = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          sent += 4096;
+          controller.enqueue(new Uint8Array(4096).fill(0x20));
+          if (sent > 5_000_000) controller.close();
+        },
+      });
+      const stream = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: endless,
+      });
+      expect(stream.status).toBe(400);
+      expect(await stream.json()).toEqual(TOO_LARGE);
+    } finally {
+      await t.app.stop(true);
+    }
+  });
+
+  test("a small chunked body is read like any other: JSON, a form, and garbage", async () => {
+    const key = await soldKey(t, P);
+    const server = t.app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
+    try {
+      const url = `http://127.0.0.1:${server.port}${encodeURI(t.config.basePath)}/api/${P}/auth`;
+      const json = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: chunked(['{"key":', JSON.stringify(key), ',"uuid":"PC-CHUNKED"}']),
+      });
+      expect(json.status).toBe(200);
+      expect(await json.json()).toMatchObject({ success: true, message: "OK" });
+      const form = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: chunked([`key=${encodeURIComponent(key)}&`, "uuid=PC-OTHER"]),
+      });
+      expect(form.status).toBe(403);
+      expect(await form.json()).toEqual({ success: false, message: "HWID mismatch" });
+      const garbage = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: chunked(["{not json"]),
+      });
+      expect(garbage.status).toBe(400);
+      expect(await garbage.json()).toEqual({ success: false, message: "Malformed request" });
     } finally {
       await t.app.stop(true);
     }

@@ -1,6 +1,8 @@
 import { Elysia } from "elysia";
 import { RateLimiter } from "../cache/rate-limit.ts";
 import type { Config } from "../config.ts";
+import { isDatabaseUnavailable } from "../db/client.ts";
+import { MalformedBody, parseBody, readBodyWithin } from "../http/body.ts";
 import { clientIp } from "../http/client-ip.ts";
 import { pathOf } from "../http/path.ts";
 import { hwidProblem, keyStringProblem, MAX_HWID_LENGTH, MAX_KEY_LENGTH } from "../lib/keys.ts";
@@ -24,8 +26,25 @@ function productFromUrl(url: string): string | null {
 
 /** key and uuid are at most 128 characters each: 16 kB leaves room for any encoding and extra fields. */
 const MAX_BODY_BYTES = 16 * 1024;
-/** Stands in for the body of a request refused unread. */
+/** Stand in for the body of a request refused unread, and of one that did not parse. */
 const TOO_LARGE = Symbol("body too large");
+const MALFORMED = Symbol("malformed body");
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Refuse a chunked body past the budget, then parse it as Elysia would; a body with a length is Elysia's. */
+async function parseChunked(request: Request): Promise<unknown> {
+  const bytes = await readBodyWithin(request, MAX_BODY_BYTES);
+  if (bytes === null) return TOO_LARGE;
+  try {
+    // The header, not Elysia's normalised type: a multipart body needs its boundary.
+    return (await parseBody(bytes, request.headers.get("content-type"))) ?? {};
+  } catch (error) {
+    if (error instanceof MalformedBody) return MALFORMED;
+    throw error;
+  }
+}
 
 let lastUnavailableLog = 0;
 function logUnavailable(error: unknown): void {
@@ -72,9 +91,14 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
     set: { status?: number | string; headers: Record<string, string | number> };
   }) {
     const { set } = ctx;
+    // SPEC §4: oversized input is a 400 like any other bad input.
     if (ctx.body === TOO_LARGE) {
-      set.status = 413;
-      return fail("Request body too large");
+      set.status = 400;
+      return fail(`Request too large: key and uuid are at most ${MAX_KEY_LENGTH} characters`);
+    }
+    if (ctx.body === MALFORMED) {
+      set.status = 400;
+      return fail("Malformed request");
     }
     const product = productFromUrl(ctx.request.url);
     const key = pick(ctx.body, ctx.query, ["key"]);
@@ -88,8 +112,15 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       set.status = 400;
       return fail(problem);
     }
-    // No product is named like this (SPEC §3: 1–64 characters, no "/"), so no need to ask the database.
-    if (product === null || product.length === 0 || product.length > MAX_PRODUCT_NAME || product.includes("/")) {
+    // No product is named like this (SPEC §3: 1–64 characters, no "/", no control characters — which Postgres
+    // would refuse to even compare), so no need to ask the database.
+    if (
+      product === null ||
+      product.length === 0 ||
+      product.length > MAX_PRODUCT_NAME ||
+      product.includes("/") ||
+      CONTROL.test(product)
+    ) {
       set.status = 404;
       return fail("Product not found");
     }
@@ -109,6 +140,8 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
     try {
       result = await shop.licence.authenticate({ product, key: key as string, hwid: hwid as string, ip });
     } catch (error) {
+      // Anything but an unreachable database is a bug: the error handler logs it in full and answers 500.
+      if (!isDatabaseUnavailable(error)) throw error;
       // Postgres unreachable (keys answered from memory still work): the loader should retry, not give up.
       logUnavailable(error);
       set.status = 503;
@@ -139,7 +172,9 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       })
       // The server accepts 50 MB bodies (build uploads); a loader sends well under 1 kB. Refuse big ones unread.
       .onParse(({ request }) => {
-        if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) return TOO_LARGE;
+        const length = request.headers.get("content-length");
+        if (length === null) return request.body ? parseChunked(request) : undefined;
+        if (Number(length) > MAX_BODY_BYTES) return TOO_LARGE;
       })
       // Only what the handler reads is named here: Elysia then skips the rest (cookies, headers) on every call.
       .get("/api/:product/auth", ({ body, query, request, server, set }) =>
