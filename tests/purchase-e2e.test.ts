@@ -4,8 +4,8 @@
  * receives the zip with the key, which then opens the loader through the auth API. An admin pays in test mode.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { RedisCache } from "../src/cache/cache.ts";
-import { notificationSign } from "../src/payments/anypay.ts";
 import { type RunningShop, runShop } from "../src/server.ts";
 import { buttonData, buttonsOf, buyer, messageIdOf, waitUntil } from "./helpers/bot.ts";
 import { FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
@@ -106,6 +106,14 @@ test("a buyer pays through AnyPay and receives the zip with the key, which then 
   expect(q.get("amount")).toBe("1999");
   expect(q.get("currency")).toBe("RUB");
   const orderId = Number(q.get("pay_id"));
+  // SPEC §7, computed here from the fields AnyPay will see: sha256hex(merchant_id:pay_id:amount:currency:desc:
+  // success_url:fail_url:secret_key), the two URLs absent and so empty.
+  expect(q.get("desc")).toBe(`Stalcraft 30 дней (заказ ${orderId})`);
+  expect(q.get("sign")).toBe(
+    createHash("sha256")
+      .update(`${MERCHANT_ID}:${orderId}:1999:RUB:${q.get("desc")}:::${SECRET}`, "utf8")
+      .digest("hex"),
+  );
   const [order] = await running.shop.deps.sql`select status, amount_rub, user_id from orders where id = ${orderId}`;
   expect(order).toMatchObject({ status: "pending", amount_rub: 1999 });
   expect(Number(order!.user_id)).toBe(alice.id);
@@ -123,10 +131,8 @@ test("a buyer pays through AnyPay and receives the zip with the key, which then 
     status: "paid",
     test: "0",
   };
-  fields.sign = notificationSign(
-    { currency: "RUB", amount: "1999.00", pay_id: String(orderId), merchant_id: MERCHANT_ID, status: "paid" },
-    SECRET,
-  );
+  // SPEC §7: sha256hex(currency:amount:pay_id:merchant_id:status:secret_key), as AnyPay computes it.
+  fields.sign = createHash("sha256").update(`RUB:1999.00:${orderId}:${MERCHANT_ID}:paid:${SECRET}`).digest("hex");
   const res = await fetch(`${running.url}payments/anypay`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded", "x-forwarded-for": "185.162.128.38" },

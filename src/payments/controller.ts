@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import type { Config } from "../config.ts";
+import { collectFields, parseBody, readBodyWithin } from "../http/body.ts";
 import { clientIp } from "../http/client-ip.ts";
 import { log } from "../lib/log.ts";
 import type { Payments } from "./payments.ts";
@@ -19,26 +20,20 @@ function text(set: Reply, status: number, body: string): string {
 /**
  * The notification's fields, read by hand so they are exactly the strings AnyPay signed: from the query (GET) and
  * from a urlencoded or multipart form (POST), the form winning over the query. A field given twice in one place
- * becomes a list, which the check then refuses. Null when the body is not a form.
+ * becomes a list, which the check then refuses. Null when the body is not a form or is too big for one.
  */
 async function readFields(request: Request): Promise<Record<string, unknown> | null> {
-  const collect = (entries: Iterable<[string, unknown]>) => {
-    const out: Record<string, unknown> = {};
-    for (const [name, value] of entries) out[name] = name in out ? [out[name], value].flat() : value;
-    return out;
-  };
-  const fields = collect(new URL(request.url).searchParams);
+  const fields = collectFields(new URL(request.url).searchParams);
   if (request.method !== "POST") return fields;
-  if (Number(request.headers.get("content-length") ?? 0) > MAX_BODY_BYTES) return null;
-  const type = (request.headers.get("content-type") ?? "").toLowerCase();
-  if (type.startsWith("multipart/form-data")) {
-    const form = await request.formData().catch(() => null);
-    return form ? { ...fields, ...collect(form.entries()) } : null;
+  const bytes = await readBodyWithin(request, MAX_BODY_BYTES);
+  if (bytes === null) return null;
+  const contentType = request.headers.get("content-type");
+  const type = (contentType ?? "").toLowerCase();
+  if (type.startsWith("multipart/form-data") || type.startsWith("application/x-www-form-urlencoded")) {
+    const form = await parseBody(bytes, contentType).catch(() => null);
+    return form ? { ...fields, ...(form as Record<string, unknown>) } : null;
   }
-  const body = await request.text();
-  if (body.length > MAX_BODY_BYTES) return null;
-  if (type.startsWith("application/x-www-form-urlencoded")) return { ...fields, ...collect(new URLSearchParams(body)) };
-  return body.trim() === "" ? fields : null;
+  return new TextDecoder().decode(bytes).trim() === "" ? fields : null;
 }
 
 /**
@@ -48,6 +43,9 @@ async function readFields(request: Request): Promise<Record<string, unknown> | n
 export function anypayNotifications(payments: Payments, config: Pick<Config, "trustedProxies">) {
   async function handle(ctx: { request: Request; server: Parameters<typeof clientIp>[1]; set: Reply }) {
     const ip = clientIp(ctx.request, ctx.server, config.trustedProxies);
+    // Checked before the body is read: a stranger gets nothing buffered or parsed, only the refusal.
+    const refused = payments.refuseSource(ip);
+    if (refused) return text(ctx.set, refused.status, refused.body);
     const fields = await readFields(ctx.request);
     if (fields === null) {
       log.warn("anypay notification rejected: the body is not a form", {

@@ -61,10 +61,15 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
    * says what to look at; an accepted or already processed payment answers `OK` so AnyPay stops retrying, and so
    * does a signed one whose status is not `paid` (it changes nothing either).
    */
+  /** The refusal of a notification from an address that is not AnyPay's (SPEC §7), or null when it may proceed. */
+  function refuseSource(ip: string | null): NotificationAnswer | null {
+    if (ip !== null && config.anypayAllowedIps.includes(ip)) return null;
+    return reject(403, "source address is not an AnyPay address — see ANYPAY_ALLOWED_IPS", { ip });
+  }
+
   async function receiveNotification(raw: Record<string, unknown>, ip: string | null): Promise<NotificationAnswer> {
-    if (ip === null || !config.anypayAllowedIps.includes(ip)) {
-      return reject(403, "source address is not an AnyPay address — see ANYPAY_ALLOWED_IPS", { ip });
-    }
+    const refused = refuseSource(ip);
+    if (refused) return refused;
     const parsed = parseNotification(raw);
     if (!parsed.ok) {
       return reject(400, `malformed notification: ${parsed.problem}`, { ip });
@@ -107,10 +112,14 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
     // The panel's switch is "test payments for admins": with AnyPay's project in test mode every buyer's payment
     // page would succeed without money, so a test payment completes only an admin's own order.
     if (n.test === "1" && !(await shop.admins.isAdmin(order.userId))) {
-      return reject(403, "test payment for an order of a buyer who is not an admin — only admins may pay in test mode", {
-        ...context,
-        userId: order.userId,
-      });
+      return reject(
+        403,
+        "test payment for an order of a buyer who is not an admin — only admins may pay in test mode",
+        {
+          ...context,
+          userId: order.userId,
+        },
+      );
     }
 
     const outcome = await settle({
@@ -194,7 +203,7 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
   }
 
   const port: PaymentsPort = { checkoutUrl: checkoutUrlFor, payTest };
-  return { ...port, settle, receiveNotification, idle };
+  return { ...port, settle, refuseSource, receiveNotification, idle };
 }
 
 export type Payments = ReturnType<typeof createPayments>;
