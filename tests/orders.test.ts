@@ -95,6 +95,51 @@ describe("buying the last keys", () => {
     expect(counts).toEqual({ reserved: 1, available: 2 });
   });
 
+  test("a buyer whose reservation ran out a moment ago, before the expiry job, gets that order back, renewed", async () => {
+    const product = await s.product("Lapsed", { keys: 1, build: false });
+    const buyer = await s.buyer(200_103);
+    const first = await s.shop.orders.place({ userId: buyer, productId: product.id, days: 30 });
+    if (first.kind !== "placed") throw new Error(first.kind);
+    await lapse(first.order.id);
+    // The last key is still held by their own order: they are not told "sold out", and keep it for a new half hour.
+    const again = await s.shop.orders.place({ userId: buyer, productId: product.id, days: 30 });
+    if (again.kind !== "existing") throw new Error(again.kind);
+    expect(again.order.id).toBe(first.order.id);
+    expect(again.order.reservedUntil.getTime()).toBeGreaterThan(Date.now() + 29 * 60_000);
+    const [row] = await s.sql`
+      select o.status, k.state from orders o join keys k on k.order_id = o.id where o.id = ${first.order.id}`;
+    expect(row).toEqual({ status: "pending", state: "reserved" });
+  });
+
+  test("a payment committing while the buyer re-confirms at a new price: the paid order stays paid", async () => {
+    const product = await s.product("Racing", { keys: 3, build: false, rub: 1999 });
+    const buyer = await s.buyer(200_104);
+    const first = await s.shop.orders.place({ userId: buyer, productId: product.id, days: 30 });
+    if (first.kind !== "placed") throw new Error(first.kind);
+    await s.shop.products.setPrice(product.id, 30, 2499);
+    let placing: ReturnType<typeof s.shop.orders.place> | undefined;
+    // Stands in for markPaid: it holds the order's row lock while it turns the order into 'paid'.
+    await s.sql.begin(async (tx) => {
+      await tx`select id from orders where id = ${first.order.id} for update`;
+      placing = s.shop.orders.place({ userId: buyer, productId: product.id, days: 30, expectedRub: 2499 });
+      for (let waited = 0; ; waited += 20) {
+        const [w] = await s.sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`;
+        if (w!.n > 0) break;
+        if (waited > 10_000) throw new Error("place() never waited for the order's lock");
+        await Bun.sleep(20);
+      }
+      await tx`
+        update orders set status = 'paid', paid_at = now(), transaction_id = 'race-200104', updated_at = now()
+        where id = ${first.order.id}`;
+    });
+    const second = await placing!;
+    if (second.kind !== "placed") throw new Error(second.kind);
+    expect(second.order.id).not.toBe(first.order.id);
+    expect((await s.shop.orders.byId(first.order.id))?.status).toBe("paid");
+  });
+
   test("one buyer confirming 10 times at once (no caller serialising them): one order, one reserved key", async () => {
     const product = await s.product("Burst", { keys: 10, build: false });
     const buyer = await s.buyer(200_101);
