@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
+import { Redis } from "ioredis";
 import { flushRequestTally } from "../src/http/request-log.ts";
 import { setLogLevel } from "../src/lib/log.ts";
 import { AuthCache } from "../src/shop/licence.ts";
@@ -237,6 +238,30 @@ describe("how loaders may call", () => {
     expect(((await res.json()) as { success: boolean }).success).toBe(true);
   });
 
+  test("a HWID in Cyrillic (a machine name) binds like any other printable text", async () => {
+    const key = await soldKey(t, P);
+    expect((await auth(t, P, { key, uuid: "ПК-Бухгалтерия" })).status).toBe(200);
+    expect((await row(key)).hwid).toBe("ПК-Бухгалтерия");
+  });
+
+  test("rate-limit counters in Redis are named by a digest, never by the licence key", async () => {
+    const key = await soldKey(t, P);
+    expect((await auth(t, P, { key, uuid: "PC-DIGEST" })).status).toBe(200);
+    // The limiter sends its counts to Redis every 50 ms.
+    const redis = new Redis(t.redisUrl);
+    try {
+      let names: string[] = [];
+      for (let i = 0; i < 50 && !names.some((n) => n.includes("auth:key:")); i++) {
+        await Bun.sleep(20);
+        names = await redis.keys(`${t.redisPrefix}*`);
+      }
+      expect(names.some((n) => n.includes("auth:key:"))).toBe(true);
+      expect(names.filter((n) => n.includes(key))).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test("GET with the query string", async () => {
     const key = await soldKey(t, P);
     const res = await t.request(`/api/${P}/auth?key=${encodeURIComponent(key)}&uuid=${encodeURIComponent("PC 1")}`);
@@ -322,6 +347,8 @@ describe("bad input is a 400 with a reason, never a 500", () => {
     ["uuid that is an object", { key: "K", uuid: { a: 1 } }, /^Invalid uuid: must be a string/],
     ["key with a space", { key: "A B", uuid: "PC" }, /^Invalid key/],
     ["uuid with a control character", { key: "K", uuid: "PC\n1" }, /^Invalid uuid/],
+    ["uuid with a zero-width space", { key: "K", uuid: "PC\u200b1" }, /^Invalid uuid: contains non-printable/],
+    ["uuid of spaces alone", { key: "K", uuid: "   " }, /^Invalid uuid: blank/],
   ];
   for (const [name, body, message] of cases) {
     test(name, async () => {

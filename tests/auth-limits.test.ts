@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { licenceRateKey } from "../src/api/auth.ts";
 import { RedisCache } from "../src/cache/cache.ts";
 import { RateLimiter } from "../src/cache/rate-limit.ts";
 import { connectDatabase } from "../src/db/client.ts";
@@ -114,7 +115,7 @@ describe("rate limits (kept in Redis)", () => {
     const { t, call } = await shopOnPort({ authLimitPerKey: 100 });
     const key = await soldKey(t, P);
     for (let i = 0; i < 7; i++) await call(key, "PC");
-    await eventually(async () => (await t.cache.get(`rl:auth:key:${key}`)) === "7", 5_000);
+    await eventually(async () => (await t.cache.get(`rl:${licenceRateKey(key)}`)) === "7", 5_000);
   });
 
   test("two app instances count together (each hears the other's count within a flush interval)", async () => {

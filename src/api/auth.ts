@@ -53,6 +53,11 @@ function logUnavailable(error: unknown): void {
   log.error("auth API cannot reach the database", { error });
 }
 
+/** A key's rate-limit counter, named by a digest: whoever can list Redis keys must not read licence keys there. */
+export function licenceRateKey(key: string): string {
+  return `auth:key:${new Bun.CryptoHasher("sha256").update(key).digest("base64url").slice(0, 22)}`;
+}
+
 type Failure = { success: false; message: string };
 const fail = (message: string): Failure => ({ success: false, message });
 
@@ -128,7 +133,7 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
     const ip = clientIp(ctx.request, ctx.server, config.trustedProxies);
     const rate = await limiter.check([
       { key: `auth:ip:${ip ?? "unknown"}`, limit: config.authLimitPerIp, windowMs: 60_000 },
-      { key: `auth:key:${key as string}`, limit: config.authLimitPerKey, windowMs: 60_000 },
+      { key: licenceRateKey(key as string), limit: config.authLimitPerKey, windowMs: 60_000 },
     ]);
     if (!rate.allowed) {
       set.status = 429;

@@ -42,12 +42,19 @@ export function keyStringProblem(key: string): string | null {
 export function hwidProblem(hwid: string): string | null {
   if (hwid.length === 0) return "empty";
   if (hwid.length > MAX_HWID_LENGTH) return `longer than ${MAX_HWID_LENGTH} characters`;
-  if (!/^[\x20-\x7e]+$/.test(hwid)) return "contains non-printable characters";
+  // SPEC §4 says printable characters, not ASCII: a machine name may well be Cyrillic. Control, format and
+  // unassigned code points are what is refused — and a value of spaces alone, which would bind a key to nothing.
+  if (/\p{C}/u.test(hwid)) return "contains non-printable characters";
+  if (hwid.trim() === "") return "blank";
   return null;
 }
 
-/** A key as it may appear in logs: enough to find it in the panel, not enough to use it. */
+/**
+ * A key as it may appear in logs: enough to find it in the panel, not enough to use it. A generated key shows its
+ * MPH- prefix and 4 of its 15 random characters; a short imported key shows at most a quarter of itself, at its end.
+ */
 export function maskKey(key: string): string {
-  if (key.length <= 8) return `${key.slice(0, 2)}…`;
-  return `${key.slice(0, 4)}…${key.slice(-4)}`;
+  if (key.length >= 16) return `${key.slice(0, 4)}…${key.slice(-4)}`;
+  const shown = Math.floor(key.length / 4);
+  return shown > 0 ? `…${key.slice(-shown)}` : "…";
 }
