@@ -1,10 +1,11 @@
 import { type Cookie, Elysia } from "elysia";
 import { ErrorFragment, ErrorPage } from "../../templates/layout.tsx";
 import { AccountPage, LoginForm, LoginPage, PasswordForm } from "../../templates/login.tsx";
-import { checkRates, peekRates, type RateRule } from "../cache/rate-limit.ts";
+import { clearRates, countRates, LocalCounters, type RateCount, type RateRule } from "../cache/rate-limit.ts";
 import type { Config } from "../config.ts";
 import { clientIp } from "../http/client-ip.ts";
 import { log } from "../lib/log.ts";
+import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
 import { type PanelContext, panelContext } from "./context.ts";
@@ -24,29 +25,44 @@ import {
   startSession,
 } from "./session.ts";
 
-/** Wrong passwords allowed per IP and per login in the window, before the login form refuses to check more. */
+/** Wrong passwords allowed per IP, and per login, in the window before the login form stops checking. */
 export const LOGIN_FAILURES_ALLOWED = 5;
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+/** Wrong "current password" entries allowed per account in the same window on the change-password form. */
+export const PASSWORD_FAILURES_ALLOWED = 5;
 
-const TOO_MANY =
-  "Слишком много неудачных попыток входа. Подождите 15 минут и попробуйте снова " +
-  "(или задайте новый пароль: bun run cli admin:reset).";
+const minutes = (ms: number) => Math.max(1, Math.ceil(ms / 60_000));
+const waitText = (ms: number) => `Подождите ${minutes(ms)} мин.`;
 
-function loginRules(ip: string, login: string): RateRule[] {
+/** Refused by the per-IP rule: only waiting helps (a new password does not change the address's count). */
+const tooManyFromAddress = (ms: number) =>
+  `Слишком много неудачных попыток входа с этого адреса. ${waitText(ms)} и попробуйте снова.`;
+/** Refused by the per-login rule: admin:reset clears the login's count, so the advice is true. */
+const tooManyForLogin = (ms: number) =>
+  `Слишком много неудачных попыток входа в эту учётную запись. ${waitText(ms)} и попробуйте снова ` +
+  "или задайте новый пароль: bun run cli admin:reset (вход откроется сразу).";
+
+/**
+ * Brute force is limited twice, with different jobs:
+ * - per IP: 5 wrong passwords in 15 minutes and that address is refused, whatever the login;
+ * - per login: once a login has 5 failures in the window (from anywhere) it is "under attack", and from then on
+ *   only an address with no failures of its own in the window is checked for it, so after its first wrong
+ *   password an address is refused for that login: a spread-out guesser gets one guess per fresh address, not five.
+ * A plain per-login lock would let anyone who merely knows the login keep the owner out for free (five wrong
+ * passwords every 15 minutes, from any IPs); this way the owner, whose own address has no failures, still logs in
+ * with the right password while the login is under attack.
+ */
+function loginRules(ip: string, login: string): [RateRule, RateRule] {
   return [
     { key: `panel-login:ip:${ip}`, limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
-    {
-      key: `panel-login:login:${login.toLowerCase()}`,
-      limit: LOGIN_FAILURES_ALLOWED,
-      windowMs: LOGIN_FAILURE_WINDOW_MS,
-    },
+    { key: loginFailuresKey(login), limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
   ];
 }
 
 /**
- * Runs password checks one at a time per key (the client's IP, the login typed). The limit counts failures only
- * after a check, so checks running side by side would all pass the "under the limit?" test first: 30 parallel
- * guesses were 30 checked passwords instead of 5. One process serves the panel; across several, each adds its own.
+ * Runs password checks one at a time per key. The limit counts failures only after a check, so checks running
+ * side by side would all pass the "under the limit?" test first: 30 parallel guesses were 30 checked passwords
+ * instead of 5. One process serves the panel; across several, each adds its own.
  */
 function oneAtATime() {
   const tails = new Map<string, Promise<unknown>>();
@@ -109,6 +125,9 @@ export function authController(shop: Shop, config: Config) {
   const panel = panelContext(shop, config);
   const renderError = (status: number, message: string) => String(ErrorFragment({ status, message }));
   const serialized = oneAtATime();
+  // While Redis is away the limits count in this process instead of switching off (the licence API fails open).
+  const limits = { whenCacheDown: new LocalCounters() };
+  const none: RateCount = { count: 0, resetMs: 0 };
 
   const loginRoutes = new Elysia()
     .use(sessionJwt(panel))
@@ -141,18 +160,23 @@ export function authController(shop: Shop, config: Config) {
 
           const ip = clientIp(request, server, config.trustedProxies) ?? "unknown";
           const rules = loginRules(ip, login);
-          const account = await serialized([`ip:${ip}`, `login:${login.toLowerCase()}`], async () => {
-            if (!(await peekRates(shop.deps.cache, rules)).allowed) return "limited" as const;
+          // Queued per address only: a queue per login would let a flood of guesses keep the owner waiting.
+          const outcome = await serialized([`ip:${ip}`], async () => {
+            const [fromIp = none, forLogin = none] = (await countRates(shop.deps.cache, rules, 0, limits)) ?? [];
+            if (fromIp.count >= LOGIN_FAILURES_ALLOWED) return { refused: tooManyFromAddress(fromIp.resetMs) };
+            const underAttack = forLogin.count >= LOGIN_FAILURES_ALLOWED;
+            if (underAttack && fromIp.count > 0) return { refused: tooManyForLogin(forLogin.resetMs) };
             const found = await shop.accounts.verify(login, password);
-            if (!found) await checkRates(shop.deps.cache, rules);
-            return found;
+            if (!found) await countRates(shop.deps.cache, rules, 1, limits);
+            return { account: found };
           });
           // Never the typed login itself: people type their password into the login field by mistake.
           const typed = async () => ({ loginExists: await shop.accounts.exists(login), loginLength: login.length });
-          if (account === "limited") {
+          if ("refused" in outcome) {
             log.warn("panel login refused: too many failures", { ip, ...(await typed()) });
-            return answer(429, { message: TOO_MANY });
+            return answer(429, { message: outcome.refused });
           }
+          const { account } = outcome;
           if (!account) {
             log.warn("panel login failed", { ip, ...(await typed()) });
             return answer(401, { message: "Неверный логин или пароль." });
@@ -199,14 +223,37 @@ export function authController(shop: Shop, config: Config) {
               status,
             );
           if (next !== field(body, "repeat")) return answer(422, { errors: { repeat: "Пароли не совпадают" } });
-          try {
-            await shop.accounts.changePassword(p.account.id, current, next);
-          } catch (error) {
-            if (error instanceof ShopError && (error.field === "current" || error.field === "next")) {
-              return answer(422, { errors: { [error.field]: error.message } });
+          // A stolen session must not become unlimited guesses at the password itself: wrong "current" entries
+          // are counted per account, like wrong passwords at the login form.
+          const rule: RateRule = {
+            key: passwordFailuresKey(p.account.id),
+            limit: PASSWORD_FAILURES_ALLOWED,
+            windowMs: LOGIN_FAILURE_WINDOW_MS,
+          };
+          type Outcome = { refused: string } | { problem: ShopError } | { changed: true };
+          const outcome = await serialized([`account:${p.account.id}`], async (): Promise<Outcome> => {
+            const [failures = none] = (await countRates(shop.deps.cache, [rule], 0, limits)) ?? [];
+            if (failures.count >= PASSWORD_FAILURES_ALLOWED) {
+              const wait = waitText(failures.resetMs);
+              return { refused: `Слишком много неверных попыток ввести текущий пароль. ${wait} и попробуйте снова.` };
             }
-            throw error;
+            try {
+              await shop.accounts.changePassword(p.account.id, current, next);
+              return { changed: true };
+            } catch (error) {
+              if (!(error instanceof ShopError) || (error.field !== "current" && error.field !== "next")) throw error;
+              if (error.field === "current") await countRates(shop.deps.cache, [rule], 1, limits);
+              return { problem: error };
+            }
+          });
+          if ("refused" in outcome) {
+            log.warn("panel password change refused: too many wrong current passwords", { login: p.account.login });
+            return answer(429, { errors: { current: outcome.refused } });
           }
+          if ("problem" in outcome) {
+            return answer(422, { errors: { [outcome.problem.field ?? "current"]: outcome.problem.message } });
+          }
+          await clearRates(shop.deps.cache, [rule.key], limits);
           // The password change ended every session (their tokens carry the old change time); keep this one.
           const account = await shop.accounts.byId(p.account.id);
           if (account) await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account, p.claims);

@@ -2,33 +2,112 @@ import type { Cache } from "./cache.ts";
 
 export type RateRule = { key: string; limit: number; windowMs: number };
 export type RateDecision = { allowed: boolean; retryAfterS: number };
+/** A rule's count in its current window, and the time until that window ends. */
+export type RateCount = { count: number; resetMs: number };
 
 const ALLOWED: RateDecision = { allowed: true, retryAfterS: 0 };
 
 /**
- * Fixed-window limits kept in the cache so every app process counts together; all rules are counted in one round
- * trip. When the cache cannot answer the request is allowed: a Redis outage must not lock buyers and loaders out.
+ * Fixed-window counters held in this process, with the cache's counting rules: the stand-in for limits that must
+ * keep holding while Redis is away (the panel login), where failing open would switch off brute-force protection.
+ * Each process counts alone and forgets at restart, which is still far better than no limit at all.
  */
-export async function checkRates(cache: Cache, rules: RateRule[]): Promise<RateDecision> {
-  const hits = await cache.hitAll(rules.map((r) => ({ key: `rl:${r.key}`, ttlMs: r.windowMs })));
-  if (!hits) return ALLOWED;
+export class LocalCounters {
+  private readonly counts = new Map<string, { count: number; resetAt: number }>();
+
+  constructor(private readonly maxKeys = 100_000) {}
+
+  hitAll(entries: { key: string; ttlMs: number; by?: number }[]): RateCount[] {
+    const now = Date.now();
+    if (this.counts.size >= this.maxKeys) this.sweep(now);
+    return entries.map(({ key, ttlMs, by = 1 }) => {
+      let entry = this.counts.get(key);
+      if (!entry || entry.resetAt <= now) {
+        entry = { count: 0, resetAt: now + ttlMs };
+        this.counts.set(key, entry);
+      }
+      entry.count += by;
+      return { count: entry.count, resetMs: entry.resetAt - now };
+    });
+  }
+
+  clear(keys: string[]): void {
+    for (const key of keys) this.counts.delete(key);
+  }
+
+  /** Drops finished windows; if an attack from many addresses still fills the map, the oldest windows go first. */
+  private sweep(now: number): void {
+    for (const [key, entry] of this.counts) if (entry.resetAt <= now) this.counts.delete(key);
+    for (const key of this.counts.keys()) {
+      if (this.counts.size < this.maxKeys * 0.9) break;
+      this.counts.delete(key);
+    }
+  }
+}
+
+export type RateOptions = {
+  /**
+   * Where to count while the cache cannot answer. Without it a Redis outage allows everything: right for buyers
+   * and loaders, who must never be locked out by our outage.
+   */
+  whenCacheDown?: LocalCounters;
+};
+
+/**
+ * Adds `by` (one number for every rule, or one per rule; 0 only reads) to each rule's counter in one round trip
+ * and returns the counts. Null when the cache cannot answer and no stand-in was given.
+ */
+export async function countRates(
+  cache: Cache,
+  rules: RateRule[],
+  by: number | number[],
+  options: RateOptions = {},
+): Promise<RateCount[] | null> {
+  const entries = rules.map((r, i) => ({
+    key: `rl:${r.key}`,
+    ttlMs: r.windowMs,
+    by: typeof by === "number" ? by : (by[i] ?? 1),
+  }));
+  const hits = await cache.hitAll(entries);
+  if (hits) return hits;
+  return options.whenCacheDown?.hitAll(entries) ?? null;
+}
+
+/** Forgets the counts of these rules (an account given a new password starts with a clean slate). */
+export async function clearRates(cache: Cache, keys: string[], options: RateOptions = {}): Promise<void> {
+  options.whenCacheDown?.clear(keys.map((k) => `rl:${k}`));
+  await cache.del(...keys.map((k) => `rl:${k}`));
+}
+
+function decide(rules: RateRule[], counts: RateCount[], blocked: (count: number, limit: number) => boolean) {
   let retryAfterS = 0;
   rules.forEach((rule, i) => {
-    const hit = hits[i];
-    if (hit && hit.count > rule.limit) retryAfterS = Math.max(retryAfterS, Math.ceil(hit.resetMs / 1000), 1);
+    const hit = counts[i];
+    if (hit && blocked(hit.count, rule.limit)) retryAfterS = Math.max(retryAfterS, Math.ceil(hit.resetMs / 1000), 1);
   });
   return { allowed: retryAfterS === 0, retryAfterS };
 }
 
 /**
- * Whether any rule is already at its limit, without counting this call: for limits that count only failures (the
- * panel login counts wrong passwords, not logins). Same keys as checkRates; a cache that cannot answer allows.
- * retryAfterS is an upper bound (the longest window): reading the exact time left would cost another round trip.
+ * Fixed-window limits kept in the cache so every app process counts together; all rules are counted in one round
+ * trip. When the cache cannot answer the request is allowed (a Redis outage must not lock buyers and loaders out),
+ * unless `whenCacheDown` gives in-process counters to use meanwhile.
  */
-export async function peekRates(cache: Cache, rules: RateRule[]): Promise<RateDecision> {
-  const values = await Promise.all(rules.map((r) => cache.get(`rl:${r.key}`)));
-  const blocked = rules.some((rule, i) => Number(values[i] ?? 0) >= rule.limit);
-  return { allowed: !blocked, retryAfterS: blocked ? Math.ceil(Math.max(...rules.map((r) => r.windowMs)) / 1000) : 0 };
+export async function checkRates(cache: Cache, rules: RateRule[], options: RateOptions = {}): Promise<RateDecision> {
+  const counts = await countRates(cache, rules, 1, options);
+  if (!counts) return ALLOWED;
+  return decide(rules, counts, (count, limit) => count > limit);
+}
+
+/**
+ * Whether any rule is already at its limit, without counting this call: for limits that count only failures (the
+ * panel login counts wrong passwords, not logins). Same keys, same fallback rules as checkRates. Reading is an
+ * increment by 0, so an outage is told apart from "no failures yet" and the time left comes in the same trip.
+ */
+export async function peekRates(cache: Cache, rules: RateRule[], options: RateOptions = {}): Promise<RateDecision> {
+  const counts = await countRates(cache, rules, 0, options);
+  if (!counts) return ALLOWED;
+  return decide(rules, counts, (count, limit) => count >= limit);
 }
 
 type Counter = {

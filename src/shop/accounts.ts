@@ -1,3 +1,4 @@
+import { clearRates } from "../cache/rate-limit.ts";
 import type { ShopDeps } from "./deps.ts";
 import { invalid, notFound } from "./errors.ts";
 
@@ -20,6 +21,13 @@ export function generatePassword(length = 20): string {
   return out + generatePassword(length - out.length);
 }
 
+/**
+ * The rate-limit counters of an account, named here so that the panel (which counts) and reset (which clears) agree:
+ * wrong passwords typed at the login form for this login, and wrong "current password" entries of this account.
+ */
+export const loginFailuresKey = (login: string) => `panel-login:login:${login.toLowerCase()}`;
+export const passwordFailuresKey = (accountId: number) => `panel-password:account:${accountId}`;
+
 // Verifying against this when the login is unknown makes a wrong login cost as much time as a wrong password.
 const DUMMY_HASH = Bun.password.hash("not-a-real-password", { algorithm: "argon2id" });
 
@@ -31,14 +39,21 @@ export function createAccounts(deps: ShopDeps) {
     return Number(row!.n);
   }
 
-  /** Creates the account or gives it a new password; returns the password, shown once and never stored in clear. */
+  /**
+   * Creates the account or gives it a new password; returns the password, shown once and never stored in clear.
+   * It also forgets the account's failed attempts: the panel's "too many attempts" message sends the owner here,
+   * and the new password must open the panel at once. (Counts kept in a server's memory while Redis is away are
+   * out of this process's reach; they end with their 15-minute window.)
+   */
   async function reset(login = "admin"): Promise<{ login: string; password: string }> {
     if (!LOGIN_PATTERN.test(login)) throw invalid("Логин — 1–64 символа: латиница, цифры, . _ -", "login");
     const password = generatePassword();
     const hash = await Bun.password.hash(password, { algorithm: "argon2id" });
-    await sql`
+    const [row] = await sql<{ id: string }[]>`
       insert into panel_accounts (login, password_hash) values (${login}, ${hash})
-      on conflict (login) do update set password_hash = excluded.password_hash, password_changed_at = now()`;
+      on conflict (login) do update set password_hash = excluded.password_hash, password_changed_at = now()
+      returning id`;
+    await clearRates(deps.cache, [loginFailuresKey(login), passwordFailuresKey(Number(row!.id))]);
     return { login, password };
   }
 
