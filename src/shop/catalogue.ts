@@ -23,15 +23,19 @@ type OfferRow = { id: string; name: string; description: string; days: number; r
 export function createCatalogue(deps: ShopDeps) {
   const { sql, cache } = deps;
 
-  /** The catalogue straight from Postgres, one query: products on sale, their prices, available keys per price. */
+  /**
+   * The catalogue straight from Postgres, one query: products on sale, their prices, available keys per price. The
+   * stock comes from key_counts (sql/0007_key_counts.sql), which triggers on keys keep in the same transaction as
+   * every change: exact, and a few rows per offer instead of counting up to a million keys on every rebuild.
+   */
   async function fromDatabase(): Promise<CatalogueProduct[]> {
     const rows = await sql<OfferRow[]>`
       select p.id, p.name, p.description, pr.days, pr.rub, s.stock
       from products p
       join prices pr on pr.product_id = p.id and pr.rub > 0
       cross join lateral (
-        select count(*) as stock from keys k
-        where k.product_id = p.id and k.days = pr.days and k.state = 'available'
+        select coalesce(sum(c.n), 0) as stock from key_counts c
+        where c.product_id = p.id and c.days = pr.days and c.state = 'available'
       ) s
       where p.archived_at is null and s.stock > 0
       order by p.name, p.id, pr.days`;
