@@ -110,21 +110,32 @@ export function AuthLayout(props: { view: View; title: string; children: Childre
   );
 }
 
-/** A whole page that says what went wrong, with a way back: never a blank page. */
+/**
+ * A whole page that says what went wrong, with a way back: never a blank page. With a logged-in view it has the
+ * tabs; without one (no session, or no view at all) it has the login page's frame.
+ */
 export function ErrorPage(props: { view: View | null; status: number; message: string }) {
+  const { view } = props;
   const title = props.status === 404 ? "Не найдено" : props.status >= 500 ? "Ошибка" : "Запрос отклонён";
   const body = (
     <section class="card">
       <h1>{title}</h1>
       <p safe>{props.message}</p>
       <p>
-        <a href={props.view ? href(props.view, "/") : "/"}>На главную</a>
+        <a href={view ? href(view, "/") : "/"}>{view?.login ? "На главную" : "Ко входу в панель"}</a>
       </p>
     </section>
   );
-  if (!props.view) return `<!doctype html><html lang="ru"><body>${body}</body></html>`;
+  if (!view) return `<!doctype html><html lang="ru"><body>${body}</body></html>`;
+  if (!view.login) {
+    return (
+      <AuthLayout view={view} title={title}>
+        {body}
+      </AuthLayout>
+    );
+  }
   return (
-    <Layout view={props.view} title={title} tab="dashboard">
+    <Layout view={view} title={title} tab="dashboard">
       {body}
     </Layout>
   );

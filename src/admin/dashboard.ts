@@ -63,7 +63,7 @@ export function dashboardController(shop: Shop, config: Config) {
           }),
         );
       },
-      (status, message) => String(ErrorPage({ view: null, status, message })),
+      (status, message) => String(ErrorPage({ view: viewFor(panel, "", ""), status, message })),
     );
 
   return new Elysia().use(sessionJwt(panel)).get("", home).get("/", home);

@@ -6,6 +6,7 @@ import { authController } from "./auth.ts";
 import { broadcastRoutes } from "./broadcasts.tsx";
 import { panelContext } from "./context.ts";
 import { dashboardController } from "./dashboard.ts";
+import { panelErrorPages } from "./error-pages.ts";
 import { keysController } from "./keys.ts";
 import { ordersController } from "./orders.ts";
 import { productsController } from "./products.ts";
@@ -19,7 +20,8 @@ export { field, file, guarded, html, isHtmx, isPartial, redirect, render } from 
 
 /**
  * The admin panel at BASE_PATH/: mount it inside the Elysia instance whose prefix is BASE_PATH. One controller per
- * tab; every route but login and the static files sits behind panelGuard (session + CSRF).
+ * tab; every route but login and the static files sits behind panelGuard (session + CSRF). Errors no handler
+ * answered (unknown URLs, unreadable bodies, bugs) come back as the panel's HTML, never as the API's JSON.
  */
 export function adminPanel(shop: Shop, config: Config) {
   const panel = panelContext(shop, config);
@@ -30,6 +32,7 @@ export function adminPanel(shop: Shop, config: Config) {
       set.headers["x-content-type-options"] = "nosniff";
       set.headers["referrer-policy"] = "same-origin";
     })
+    .use(panelErrorPages(panel))
     .use(staticFiles(panel))
     .use(dashboardController(shop, config))
     .use(authController(shop, config))
