@@ -285,6 +285,39 @@ describe("rejected notifications change nothing and leave a log line", () => {
   });
 });
 
+test("a refusal from AnyPay's address reaches the owner: one admin alert per transaction and reason, all retries counted", async () => {
+  const order = await s.placeOrder(await s.buyer(100_300), stalcraft.id);
+  const alertsBefore = s.tg.callsOf("sendMessage", ADMIN_ID).length;
+  // A wrong secret key in the panel: AnyPay's real notification does not verify, and AnyPay retries it.
+  const fields = s.notifier.paid(order);
+  fields.sign = s.notifier.sign(fields, "the-secret-AnyPay-really-uses");
+  for (let i = 0; i < 3; i++) expect((await s.notifier.send(fields)).status).toBe(403);
+  await s.payments.idle();
+  const alerts = s.tg.callsOf("sendMessage", ADMIN_ID).slice(alertsBefore);
+  expect(alerts).toHaveLength(1);
+  expect(String(alerts[0]!.params.text)).toStartWith(
+    "⚠️ Магазин отклонил уведомление AnyPay об оплате: подпись не совпадает — проверьте секретный ключ AnyPay",
+  );
+  expect(String(alerts[0]!.params.text)).toContain(`Заказ (pay_id): ${order.id}, транзакция ${fields.transaction_id}`);
+  const [refused] = await s.shop.refusedNotifications.recent(1);
+  expect(refused).toMatchObject({
+    tries: 3,
+    payId: String(order.id),
+    transactionId: fields.transaction_id,
+    amount: "1999.00",
+    ip: "185.162.128.38",
+  });
+  expect(refused!.reason).toStartWith("подпись не совпадает");
+  // A stranger's forgery (not from AnyPay's address) is refused without a word to the owner.
+  await s.notifier.send(fields, { from: "203.0.113.9" });
+  await s.payments.idle();
+  expect(s.tg.callsOf("sendMessage", ADMIN_ID).slice(alertsBefore)).toHaveLength(1);
+  expect((await s.shop.refusedNotifications.recent(1))[0]!.tries).toBe(3);
+  // Once the key is right, the same payment goes through.
+  expect((await s.notifier.send(s.notifier.paid(order))).body).toBe("OK");
+  await s.delivered(order.id);
+});
+
 describe("test payments", () => {
   test("are accepted from AnyPay with test=1 once the panel's switch is on, and mark the order as a test", async () => {
     await s.shop.settings.update({ testPayments: true });

@@ -48,11 +48,10 @@ export function anypayNotifications(payments: Payments, config: Pick<Config, "tr
     if (refused) return text(ctx.set, refused.status, refused.body);
     const fields = await readFields(ctx.request);
     if (fields === null) {
-      log.warn("anypay notification rejected: the body is not a form", {
+      log.warn("anypay notification: the body is not a form", {
         ip,
         contentType: ctx.request.headers.get("content-type"),
       });
-      return text(ctx.set, 400, "Rejected: malformed notification");
     }
     const answer = await payments.receiveNotification(fields, ip);
     return text(ctx.set, answer.status, answer.body);

@@ -52,6 +52,16 @@ export const alertTexts = {
       "Верните деньги покупателю или выдайте ему ещё один ключ вручную.",
     ].join("\n"),
 
+  refusedNotification: (reason: string, fields: Record<string, unknown>) => {
+    const field = (name: string) => (typeof fields[name] === "string" ? String(fields[name]).slice(0, 64) : "—");
+    return [
+      `⚠️ Магазин отклонил уведомление AnyPay об оплате: ${reason}.`,
+      `Заказ (pay_id): ${field("pay_id")}, транзакция ${field("transaction_id")}, сумма ${field("amount")} ${field("currency") === "—" ? "" : field("currency")}`.trimEnd(),
+      "Если покупатель заплатил, он пока ничего не получил: исправьте причину — AnyPay повторит уведомление — " +
+        "или выдайте ключ вручную. Все отклонённые уведомления — в панели, вкладка «Заказы».",
+    ].join("\n");
+  },
+
   deliveryBlocked: (
     delivery: { orderId: number; userId: number; productName: string; days: number },
     username: string | null,

@@ -11,6 +11,7 @@ import { AuthCache, createLicence } from "./licence.ts";
 import { createOrders } from "./orders.ts";
 import { createProducts } from "./products.ts";
 import { createPurchases } from "./purchases.ts";
+import { createRefusedNotifications } from "./refused-notifications.ts";
 import { createSettings } from "./settings.ts";
 import { createUsers } from "./users.ts";
 
@@ -34,6 +35,7 @@ export function createShop(deps: ShopDeps) {
     accounts: createAccounts(deps),
     users: createUsers(deps),
     orders: createOrders(deps, { deliveries }),
+    refusedNotifications: createRefusedNotifications(deps),
     deliveries,
     catalogue: createCatalogue(deps),
     purchases: createPurchases(deps),
