@@ -13,12 +13,21 @@ export type KeysQuery = { list: KeyList; days: DurationDays | undefined; q: stri
 
 export type KeyCounts = { unsold: number; sold: number };
 
+/** Why an action on one key was refused, shown in that key's row (a plain form post renders the whole page). */
+export type KeyRowError = { keyId: number; message: string };
+
 function keysUrl(view: View, productId: number, query: KeysQuery, extra: Record<string, string | undefined> = {}) {
   return href(view, `/products/${productId}/keys`, { list: query.list, days: query.days, q: query.q, ...extra });
 }
 
 /** One sold key with everything support needs and the actions on it; re-rendered alone after each action. */
-export function SoldKeyRow(props: { view: View; productId: number; k: KeyListItem; error?: string; saved?: string }) {
+export function SoldKeyRow(props: {
+  view: View;
+  productId: number;
+  k: KeyListItem;
+  error?: string | undefined;
+  saved?: string | undefined;
+}) {
   const { view, productId, k } = props;
   const action = (name: string) => href(view, `/products/${productId}/keys/${k.id}/${name}`);
   const post = (name: string) => postTo(action(name), "closest tr");
@@ -127,7 +136,7 @@ export function SoldKeyRow(props: { view: View; productId: number; k: KeyListIte
 }
 
 /** One unsold key (available, or reserved for an unpaid order); an available one can be deleted. */
-export function UnsoldKeyRow(props: { view: View; productId: number; k: KeyListItem; error?: string }) {
+export function UnsoldKeyRow(props: { view: View; productId: number; k: KeyListItem; error?: string | undefined }) {
   const { view, productId, k } = props;
   const del = href(view, `/products/${productId}/keys/${k.id}/delete`);
   return (
@@ -180,13 +189,37 @@ export function UnsoldKeyRow(props: { view: View; productId: number; k: KeyListI
   );
 }
 
-/** The list with its pager: swapped alone when filtering or turning pages. */
-export function KeyListBlock(props: { view: View; productId: number; query: KeysQuery; page: Page<KeyListItem> }) {
+/**
+ * The list with its pager and the CSV export: swapped alone when filtering or turning pages, so the export link
+ * always carries the filter the owner is looking at.
+ */
+export function KeyListBlock(props: {
+  view: View;
+  productId: number;
+  query: KeysQuery;
+  page: Page<KeyListItem>;
+  rowError?: KeyRowError | undefined;
+}) {
   const { view, productId, query, page } = props;
+  const errorOf = (k: KeyListItem) => (props.rowError?.keyId === k.id ? props.rowError.message : undefined);
   const sold = query.list === "sold";
   const link = (cursor: { after?: string; before?: string }) => keysUrl(view, productId, query, cursor);
+  const csv = href(view, `/products/${productId}/keys.csv`, { list: query.list, days: query.days, q: query.q });
+  const filtered = query.q !== "" || query.days !== undefined;
   return (
     <div id="key-list">
+      <p class="list-bar">
+        <a
+          id="keys-csv"
+          class="button small"
+          href={csv}
+          download=""
+          hx-boost="false"
+          title={filtered ? "Ключи по текущему фильтру" : "Все ключи этого списка"}
+        >
+          {filtered ? "Экспорт CSV (по фильтру)" : "Экспорт CSV"}
+        </a>
+      </p>
       {page.rows.length === 0 ? (
         <p class="empty">
           {query.q || query.days
@@ -223,9 +256,9 @@ export function KeyListBlock(props: { view: View; productId: number; query: Keys
             <tbody>
               {page.rows.map((k) =>
                 sold ? (
-                  <SoldKeyRow view={view} productId={productId} k={k} />
+                  <SoldKeyRow view={view} productId={productId} k={k} error={errorOf(k)} />
                 ) : (
-                  <UnsoldKeyRow view={view} productId={productId} k={k} />
+                  <UnsoldKeyRow view={view} productId={productId} k={k} error={errorOf(k)} />
                 ),
               )}
             </tbody>
@@ -243,6 +276,7 @@ export function KeysSection(props: {
   query: KeysQuery;
   page: Page<KeyListItem>;
   counts: KeyCounts;
+  rowError?: KeyRowError | undefined;
 }) {
   const { view, productId, query, counts } = props;
   const tab = (list: KeyList, label: string, n: number) => {
@@ -264,12 +298,14 @@ export function KeysSection(props: {
       </a>
     );
   };
-  const csv = href(view, `/products/${productId}/keys.csv`, { list: query.list, days: query.days, q: query.q });
+  // The refresh after keys change sends the filter form's current values (hx-include replaces the URL's), so it
+  // keeps what the owner typed rather than the filter this section was first rendered with.
   return (
     <section
       id="keys"
       class="card"
       hx-get={keysUrl(view, productId, query)}
+      hx-include="#key-filters"
       hx-trigger="keys-changed from:body"
       hx-target="this"
       hx-swap="outerHTML"
@@ -280,6 +316,7 @@ export function KeysSection(props: {
         {tab("sold", "Проданные", counts.sold)}
       </nav>
       <form
+        id="key-filters"
         class="filters"
         method="get"
         action={href(view, `/products/${productId}/keys`)}
@@ -313,14 +350,11 @@ export function KeysSection(props: {
             placeholder={query.list === "sold" ? "Начало ключа, HWID, ID покупателя или № заказа" : "Начало ключа"}
           />
         </label>
-        <a class="button" href={csv} download="" hx-boost="false">
-          Экспорт CSV
-        </a>
         <noscript>
           <button type="submit">Найти</button>
         </noscript>
       </form>
-      <KeyListBlock view={view} productId={productId} query={query} page={props.page} />
+      <KeyListBlock view={view} productId={productId} query={query} page={props.page} rowError={props.rowError} />
     </section>
   );
 }

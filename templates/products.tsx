@@ -7,7 +7,7 @@ import type { KeyListItem } from "../src/shop/listings.ts";
 import type { Product } from "../src/shop/products.ts";
 import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
 import { count, days, plural, rub, size, when } from "./format.ts";
-import { type KeyCounts, type KeysQuery, KeysSection } from "./keys.tsx";
+import { type KeyCounts, type KeyRowError, type KeysQuery, KeysSection } from "./keys.tsx";
 import { Layout } from "./layout.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
 
@@ -365,7 +365,7 @@ export type ImportResult = {
 };
 
 export function ImportForm(
-  props: ProductProps & { errors?: FieldErrors; values?: { days?: string }; result?: ImportResult },
+  props: ProductProps & { errors?: FieldErrors; values?: { days?: string; keys?: string }; result?: ImportResult },
 ) {
   const { view, product } = props;
   const e = props.errors ?? {};
@@ -387,7 +387,9 @@ export function ImportForm(
         <DaysSelect id="f-imp-days" selected={props.values?.days} />
       </Field>
       <Field label="Ключи, по одному в строке" name="keys" error={e.keys}>
-        <textarea id="f-keys" name="keys" rows="5" class="mono" spellcheck="false" placeholder={"KEY-1\nKEY-2"} />
+        <textarea id="f-keys" name="keys" rows="5" class="mono" spellcheck="false" placeholder={"KEY-1\nKEY-2"} safe>
+          {props.values?.keys ?? ""}
+        </textarea>
       </Field>
       <Field label="…или файл .txt" name="file" error={e.file}>
         <input
@@ -440,7 +442,7 @@ function DaysSelect(props: { id: string; selected?: string | undefined }) {
   );
 }
 
-export function ArchiveToggle(props: ProductProps) {
+export function ArchiveToggle(props: ProductProps & { error?: string }) {
   const { view, product } = props;
   const url = href(view, `/products/${product.id}/archive`);
   const archived = product.archivedAt !== null;
@@ -460,6 +462,13 @@ export function ArchiveToggle(props: ProductProps) {
       <button type="submit" class={archived ? "small" : "small secondary"}>
         {archived ? "Вернуть в бот" : "В архив"}
       </button>
+      {props.error ? (
+        <p class="field-error" role="alert" safe>
+          {props.error}
+        </p>
+      ) : (
+        ""
+      )}
     </form>
   );
 }
@@ -491,9 +500,9 @@ export type ProductPageProps = {
   product: Product;
   prices: Partial<Record<DurationDays, number>>;
   stock: StockLine | undefined;
-  keys: { query: KeysQuery; page: Page<KeyListItem>; counts: KeyCounts };
+  keys: { query: KeysQuery; page: Page<KeyListItem>; counts: KeyCounts; rowError?: KeyRowError | undefined };
   /** A section re-rendered with errors after a plain (non-htmx) form post. */
-  override?: { id: "description" | "build" | "prices" | "generate" | "import"; html: string };
+  override?: { id: "description" | "build" | "prices" | "generate" | "import" | "archive"; html: string };
 };
 
 export function ProductPage(props: ProductPageProps) {
@@ -507,7 +516,7 @@ export function ProductPage(props: ProductPageProps) {
       </p>
       <div class="title-row">
         <h1 safe>{product.name}</h1>
-        <ArchiveToggle view={view} product={product} />
+        {section("archive", <ArchiveToggle view={view} product={product} />)}
       </div>
       <ApiSection view={view} product={product} />
       <div class="grid-2">

@@ -371,3 +371,96 @@ describe("a product's page", () => {
     expect(await hx.text()).toContain("Такого продукта нет.");
   });
 });
+
+describe("errors are shown, never dropped", () => {
+  let id: number;
+  beforeAll(async () => {
+    id = (await t.shop.products.create({ name: "Loud" })).id;
+  });
+
+  test("a refused key action sent by a plain form (no htmx) shows the reason in that key's row", async () => {
+    await t.shop.keys.generate(id, 30, 3);
+    const sold = await t.shop.keys.issue(id, 30);
+    await t.request("/api/Loud/auth", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: sold.key, uuid: "PC-1" }),
+    });
+    const before = (await t.shop.keys.byId(sold.id))!.expiresAt;
+    const res = await c.post(`/products/${id}/keys/${sold.id}/extend`, { days: "abc" });
+    expect(res.status).toBe(422);
+    const html = await res.text();
+    expect(html).toContain("<html");
+    const row = new RegExp(`<tr id="key-${sold.id}">.*?</tr>`, "s").exec(html)?.[0];
+    expect(row).toContain("Продление — от 1 до 3650 дней");
+    expect(row).toContain(sold.key);
+    expect((await t.shop.keys.byId(sold.id))!.expiresAt).toEqual(before);
+    // The page lists that key: its search box says so.
+    expect(html).toContain(`name="q" value="${sold.key}"`);
+
+    const refusedDelete = await c.post(`/products/${id}/keys/${sold.id}/delete`, {});
+    expect(refusedDelete.status).toBe(422);
+    expect(await refusedDelete.text()).toContain("Удалить можно только непроданный ключ");
+  });
+
+  test("archive with a value that is neither on nor off answers 422 with a message, and changes nothing", async () => {
+    const hx = await c.post(`/products/${id}/archive`, { archived: "maybe" }, { htmx: true });
+    expect(hx.status).toBe(422);
+    const fragment = await hx.text();
+    expect(fragment).toStartWith('<form id="archive"');
+    expect(fragment).toContain("обновите страницу и нажмите кнопку ещё раз");
+    const plain = await c.post(`/products/${id}/archive`, {});
+    expect(plain.status).toBe(422);
+    const page = await plain.text();
+    expect(page).toContain("<h1>Loud</h1>");
+    expect(page).toContain("обновите страницу и нажмите кнопку ещё раз");
+    expect((await t.shop.products.byId(id))!.archivedAt).toBeNull();
+  });
+
+  test("import with both pasted keys and a file is refused: nothing imported, the pasted keys are kept", async () => {
+    const file = new File(["FROM-FILE-1\n"], "keys.txt", { type: "text/plain" });
+    const res = await c.post(
+      `/products/${id}/keys/import`,
+      { days: "1", keys: "PASTED-1\nPASTED-2", file },
+      { htmx: true },
+    );
+    expect(res.status).toBe(422);
+    const html = await res.text();
+    expect(html).toContain("Вставлены ключи и выбран файл — ничего не импортировано");
+    expect(html).toMatch(/<textarea id="f-keys"[^>]*>PASTED-1\r?\nPASTED-2<\/textarea>/);
+    expect(res.headers.get("hx-trigger")).toBeNull();
+    const [row] = await t.sql<{ n: string }[]>`
+      select count(*) as n from keys where key in ('FROM-FILE-1', 'PASTED-1', 'PASTED-2')`;
+    expect(Number(row!.n)).toBe(0);
+  });
+});
+
+describe("key list filters", () => {
+  test("the list swapped in by a search carries a CSV export of that search; the section keeps the filter", async () => {
+    const id = (await t.shop.products.create({ name: "Filters" })).id;
+    await t.shop.keys.importText(id, 7, "ALPHA-1\nALPHA-2\nBETA-1\n");
+    const list = await (
+      await c.get(`/products/${id}/keys?list=unsold&days=7&q=alpha`, { htmx: "partial", target: "div#key-list" })
+    ).text();
+    expect(list).toStartWith('<div id="key-list">');
+    const csv = /id="keys-csv"[^>]*href="([^"]+)"|href="([^"]+)"[^>]*id="keys-csv"/.exec(list);
+    const url = (csv?.[1] ?? csv?.[2])!.replaceAll("&amp;", "&");
+    expect(url).toBe(`/Morpheus%20Private/products/${id}/keys.csv?list=unsold&days=7&q=alpha`);
+    expect(list).toContain("Экспорт CSV (по фильтру)");
+    const exported = (await (await c.get(url.replace("/Morpheus%20Private", ""))).text()).trim().split("\r\n");
+    expect(
+      exported
+        .slice(1)
+        .map((l) => l.split(",")[0])
+        .sort(),
+    ).toEqual(["ALPHA-1", "ALPHA-2"]);
+
+    // The section (what the refresh after a change asks for, with the form's values) keeps the search box filled.
+    const section = await (
+      await c.get(`/products/${id}/keys?list=unsold&days=7&q=alpha`, { htmx: "partial", target: "section#keys" })
+    ).text();
+    expect(section).toContain('hx-include="#key-filters"');
+    expect(section).toContain('name="q" value="alpha"');
+    expect(section).not.toContain("BETA-1");
+  });
+});

@@ -194,13 +194,15 @@ export function keysController(shop: Shop, config: Config) {
           const product = await requireProduct(panel, params.id);
           const values = { days: field(body, "days") };
           const days = Number(values.days);
+          const pasted = field(body, "keys");
+          // A refused form keeps what was pasted (a browser cannot keep a chosen file for us).
           const refuse = (errors: Record<string, string>) =>
             formAnswer(
               request,
               p.view,
               product,
               "import",
-              ImportForm({ view: p.view, product, values, errors }),
+              ImportForm({ view: p.view, product, values: { ...values, keys: pasted }, errors }),
               422,
               false,
             );
@@ -208,7 +210,14 @@ export function keysController(shop: Shop, config: Config) {
           const upload = file(body, "file");
           if (upload && upload.size > MAX_IMPORT_FILE_BYTES)
             return refuse({ file: "Файл больше 16 МБ: разбейте его на части" });
-          const text = upload ? await upload.text() : field(body, "keys");
+          // Both at once is refused rather than merged: the line numbers of bad keys would then match neither
+          // the file nor the field, and importing only one would silently drop the other.
+          if (upload && pasted.trim() !== "") {
+            return refuse({
+              keys: "Вставлены ключи и выбран файл — ничего не импортировано. Оставьте что-то одно: очистите поле или уберите файл.",
+            });
+          }
+          const text = upload ? await upload.text() : pasted;
           if (text.trim() === "") return refuse({ keys: "Вставьте ключи или выберите файл" });
           let result: Awaited<ReturnType<typeof shop.keys.importText>>;
           try {
@@ -274,7 +283,13 @@ export function keysController(shop: Shop, config: Config) {
             }
           } catch (error) {
             if (error instanceof ShopError && error.code === "invalid") {
-              return isHtmx(request) ? row(422, { error: error.message }) : redirect(request, back);
+              if (isHtmx(request)) return row(422, { error: error.message });
+              // A plain form post: the product page listing this key, with the reason in its row.
+              return productPage(panel, p.view, product, {
+                query: { list: key.state === "sold" ? "sold" : "unsold", q: key.key },
+                rowError: { keyId: key.id, message: error.message },
+                status: 422,
+              });
             }
             throw error;
           }

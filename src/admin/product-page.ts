@@ -1,4 +1,4 @@
-import type { KeyCounts, KeysQuery } from "../../templates/keys.tsx";
+import type { KeyCounts, KeyRowError, KeysQuery } from "../../templates/keys.tsx";
 import { ProductPage, type ProductPageProps } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
 import { isDuration } from "../lib/durations.ts";
@@ -46,6 +46,8 @@ export async function productPage(
   options: {
     query?: Record<string, unknown>;
     override?: ProductPageProps["override"];
+    /** A refused action on one key, shown in its row (the query should list that key). */
+    rowError?: KeyRowError;
     status?: number;
   } = {},
 ): Promise<Response> {
@@ -65,7 +67,7 @@ export async function productPage(
       product,
       prices,
       stock,
-      keys: { query, page, counts: countsOf(stock) },
+      keys: { query, page, counts: countsOf(stock), rowError: options.rowError },
       override: options.override,
     }),
     options.status ?? 200,

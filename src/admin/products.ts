@@ -173,13 +173,23 @@ export function productsController(shop: Shop, config: Config) {
         async () => {
           const product = await requireProduct(panel, params.id);
           const archived = field(body, "archived");
-          if (archived === "on" || archived === "off") await shop.products.setArchived(product.id, archived === "on");
+          if (archived !== "on" && archived !== "off") {
+            // Only a hand-made request gets here; it still deserves words, not a bare 422.
+            const toggle = ArchiveToggle({
+              view: p.view,
+              product,
+              error: "Не понятно, что сделать: обновите страницу и нажмите кнопку ещё раз.",
+            });
+            if (isHtmx(request)) return render(toggle, 422);
+            return productPage(panel, p.view, product, {
+              override: { id: "archive", html: await toggle },
+              status: 422,
+            });
+          }
+          await shop.products.setArchived(product.id, archived === "on");
           if (!isHtmx(request)) return redirect(request, productUrl(product.id));
           const fresh = (await shop.products.byId(product.id)) ?? product;
-          return render(
-            ArchiveToggle({ view: p.view, product: fresh }),
-            archived === "on" || archived === "off" ? 200 : 422,
-          );
+          return render(ArchiveToggle({ view: p.view, product: fresh }));
         },
         errorView(request, p.view),
       ),
