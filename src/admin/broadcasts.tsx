@@ -26,7 +26,7 @@ const STATUS_TEXT: Record<Broadcast["status"], string> = {
 /** One broadcast's progress bar; while it is being sent it re-fetches itself every second (htmx polling). */
 export function BroadcastProgress({ base, broadcast }: { base: string; broadcast: Broadcast }): JSX.Element {
   const p = broadcast.progress;
-  const handled = p.sent + p.blocked + p.failed + p.cancelled;
+  const handled = p.sent + p.blocked + p.failed + p.unconfirmed + p.cancelled;
   const live = broadcast.status === "pending" || broadcast.status === "running";
   const url = `${base}/broadcasts/${broadcast.id}`;
   return (
@@ -46,6 +46,7 @@ export function BroadcastProgress({ base, broadcast }: { base: string; broadcast
         Отправлено {p.sent} из {p.total}
         {p.blocked > 0 ? ` · заблокировали бота: ${p.blocked}` : ""}
         {p.failed > 0 ? ` · не доставлено: ${p.failed}` : ""}
+        {p.unconfirmed > 0 ? ` · доставка не подтверждена (не отправляются повторно): ${p.unconfirmed}` : ""}
         {p.cancelled > 0 ? ` · отменено: ${p.cancelled}` : ""}
       </p>
       {live ? (

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Cache } from "../cache/cache.ts";
 import { log } from "../lib/log.ts";
 import type { Broadcasts, ClaimedRecipient } from "../shop/broadcasts.ts";
@@ -8,18 +9,26 @@ export type BroadcastJobOptions = {
   broadcasts: Broadcasts;
   cache: Cache;
   messenger: Messenger;
-  /** Messages started per second, across the whole shop (Telegram allows about 30 per bot). */
+  /** Messages sent per second, across the whole shop (Telegram allows about 30 per bot). */
   ratePerSecond?: number;
   /** Messages in flight at once: Telegram answers in 100–300 ms, so 25/s needs several. */
   concurrency?: number;
   /** Attempts per recipient before giving up (429s and transient errors count; a missing token does not). */
   maxAttempts?: number;
-  /** How long a claimed recipient is held by this worker before another may take it. */
+  /**
+   * How long a claimed recipient stays this sender's without renewal. Renewed every third of it while the sender
+   * lives, so it only matters when the sender is killed: its untried recipients are sent by another after this.
+   */
   claimLeaseMs?: number;
   /** How often an idle job looks for work it was not told about. */
   idlePollMs?: number;
-  /** Lease of the "one sender per shop" lock; renewed every third of it. */
+  /**
+   * The "one sender per shop" lock is checked every third of this; a sender that stops checking in (a machine
+   * gone without closing its connection) is cut off by the database after it. A killed process frees it at once.
+   */
   lockTtlMs?: number;
+  /** A request Telegram has not answered after this is given up on; its message may have arrived (unconfirmed). */
+  sendTimeoutMs?: number;
   instanceId?: string;
 };
 
@@ -30,26 +39,37 @@ export type BroadcastJob = {
   wake(): void;
 };
 
-export const BROADCAST_LOCK_KEY = "jobs:broadcast:lock";
+/** Telegram's 400s (chat not found, user deactivated, text refused) say the same however often they are asked. */
+export function isPermanentRefusal(error: MessengerError): boolean {
+  return error.kind === "failed" && /^400\b/.test(error.message);
+}
 
 /**
- * Sends pending broadcast messages. One instance of the shop sends at a time (a lease in the cache), so the rate
- * limit holds for the whole shop; recipients are claimed with SKIP LOCKED, so even two senders (say, while Redis
- * is down) never take the same recipient. On 429 every send waits Telegram's retry_after; on 403 the user is
- * marked as having blocked the bot.
+ * Sends pending broadcast messages. One instance of the shop sends at a time (a Postgres session lock, so the rate
+ * limit holds for the whole shop with Redis up or down); recipients are claimed with SKIP LOCKED, so even two
+ * senders never take the same recipient. On 429 every send waits Telegram's retry_after; on 403 the user is
+ * marked as having blocked the bot; a 400 is final for that recipient.
+ *
+ * Crash safety: each attempt is recorded right before its request leaves and its outcome right after the answer,
+ * one recipient at a time. A sender killed at any moment therefore leaves three kinds of recipients: recorded ones
+ * (never sent again), untried claims (sent by the next sender once their short lease runs out), and at most
+ * `concurrency` whose request was on its way — those end up `unconfirmed` and are not sent again, since Telegram
+ * offers no way to ask whether a message arrived and a second copy is worse than a missing one.
  */
 export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
   const { broadcasts, cache, messenger } = options;
   const rate = options.ratePerSecond ?? 25;
   const concurrency = options.concurrency ?? 8;
   const maxAttempts = options.maxAttempts ?? 5;
-  const claimLeaseMs = options.claimLeaseMs ?? 5 * 60_000;
+  const claimLeaseMs = options.claimLeaseMs ?? 10_000;
   const idlePollMs = options.idlePollMs ?? 2_000;
   const lockTtlMs = options.lockTtlMs ?? 15_000;
-  const instanceId = options.instanceId ?? crypto.randomUUID();
+  const sendTimeoutMs = options.sendTimeoutMs ?? 30_000;
+  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
   const batchSize = Math.max(concurrency, Math.min(Math.ceil(rate), 50));
   // 2 % of headroom: timers and the network jitter by a few milliseconds, and the limit is per sliding second.
   const intervalMs = (1000 / rate) * 1.02;
+  const lock = broadcasts.senderLock(Math.max(lockTtlMs, 3_000));
 
   let stopping = false;
   let holding = false;
@@ -67,56 +87,74 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
     wakeUp = null;
   }
 
-  /**
-   * Two gates with the same spacing: one paces how fast recipients are taken up, the other the HTTP requests
-   * themselves, right before they leave — the database round trip in between jitters, and Telegram counts arrivals.
-   * Both wait out a 429 pause. The launch gate gives up when the job stops; the send gate never does, because an
-   * attempt already recorded must be completed.
-   */
-  function gate(stoppable: boolean) {
-    let last = 0;
-    return async (): Promise<boolean> => {
-      for (;;) {
-        if (stoppable && stopping) return false;
-        const now = performance.now();
-        const at = Math.max(last + intervalMs, pausedUntil - Date.now() + now);
-        if (at <= now) {
-          last = now;
-          return true;
-        }
-        await (stoppable ? nap(at - now) : Bun.sleep(at - now));
+  /** Paces how fast recipients are taken up, and waits out a 429 pause; gives up when the job stops. */
+  let lastLaunch = 0;
+  async function launchSlot(): Promise<boolean> {
+    for (;;) {
+      if (stopping) return false;
+      const now = performance.now();
+      const at = Math.max(lastLaunch + intervalMs, pausedUntil - Date.now() + now);
+      if (at <= now) {
+        lastLaunch = now;
+        return true;
       }
-    };
+      await nap(at - now);
+    }
   }
-  const launchSlot = gate(true);
-  const sendSlot = gate(false);
+
+  /**
+   * The last gate, right before a request leaves, after its attempt is recorded: never more than `rate` requests in
+   * any sliding second as Telegram counts arrivals — the database round trip before it jitters, and so does the way
+   * to Telegram, hence a window a little longer than a second. Normally it does not wait at all, and at most for a
+   * few milliseconds: this is the only wait between recording an attempt and sending it. False when Telegram asked
+   * to pause meanwhile: the request must not leave now.
+   */
+  const departures: number[] = [];
+  const windowMs = 1050;
+  async function departureSlot(): Promise<boolean> {
+    for (;;) {
+      if (pausedUntil > Date.now()) return false;
+      const now = performance.now();
+      while (departures.length > 0 && now - departures[0]! >= windowMs) departures.shift();
+      if (departures.length < rate) {
+        departures.push(now);
+        return true;
+      }
+      await Bun.sleep(departures[0]! + windowMs - now);
+    }
+  }
 
   async function holdLock(): Promise<boolean> {
-    const answer = await cache.lease(BROADCAST_LOCK_KEY, instanceId, lockTtlMs);
-    // Cache down: keep sending if we were the sender, do not start if we were not.
-    if (answer !== null) {
-      if (answer !== holding) log.info(answer ? "broadcast sender: this instance" : "broadcast sender: elsewhere");
-      holding = answer;
-    }
+    const answer = await lock.hold();
+    if (answer !== holding) log.info(answer ? "broadcast sender: this instance" : "broadcast sender: elsewhere");
+    holding = answer;
     return holding;
   }
 
-  /** Sends one message; resolves true when Telegram accepted it (recorded with the batch, in one statement). */
-  async function sendOne(r: ClaimedRecipient): Promise<boolean> {
+  /** Sends one message and records what became of it, at once. */
+  async function sendOne(r: ClaimedRecipient): Promise<void> {
     try {
-      if (!(await broadcasts.startAttempt(r))) return false;
-      try {
-        await sendSlot();
-        await messenger.sendText(r.userId, r.text);
-        return true;
-      } catch (error) {
-        await recordFailure(r, error);
-        return false;
+      if (!(await broadcasts.startAttempt(r))) return;
+      if (!(await departureSlot())) {
+        // A 429 arrived while the attempt was being recorded: it never left, so it does not count.
+        await broadcasts.retryLater(r, Math.max(0, pausedUntil - Date.now()), "paused by Telegram (429)", false);
+        return;
       }
+      const timeout = AbortSignal.timeout(sendTimeoutMs);
+      try {
+        await messenger.sendText(r.userId, r.text, { signal: timeout });
+      } catch (error) {
+        if (timeout.aborted) {
+          await broadcasts.markUnconfirmed(r, `no answer from Telegram in ${sendTimeoutMs} ms: delivery unknown`);
+          return;
+        }
+        await recordFailure(r, error);
+        return;
+      }
+      await broadcasts.markSent(r);
     } catch (error) {
-      // The database failed around a send. Unrecorded attempts resolve themselves at the next claim.
+      // The database failed around a send. An attempt left recorded resolves as unconfirmed at a later claim.
       log.error("broadcast send bookkeeping failed", { broadcastId: r.broadcastId, userId: r.userId, error });
-      return false;
     }
   }
 
@@ -141,7 +179,8 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
         await broadcasts.retryLater(r, 10_000, e.message, false);
         return;
       case "failed":
-        if (attempts >= maxAttempts) await broadcasts.markFailed(r, e.message);
+        if (isPermanentRefusal(e)) await broadcasts.markFailed(r, e.message);
+        else if (attempts >= maxAttempts) await broadcasts.markFailed(r, e.message);
         else await broadcasts.retryLater(r, 2 ** attempts * 1000, e.message);
         return;
     }
@@ -149,23 +188,34 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
 
   async function sendBatch(batch: ClaimedRecipient[]): Promise<void> {
     const inFlight = new Set<Promise<void>>();
-    const sent: ClaimedRecipient[] = [];
-    let next = 0;
-    while (next < batch.length && (await launchSlot())) {
-      const r = batch[next]!;
-      const sending: Promise<void> = sendOne(r)
-        .then((ok) => {
-          if (ok) sent.push(r);
-        })
-        .finally(() => inFlight.delete(sending));
-      inFlight.add(sending);
-      next++;
-      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+    // Recipients still in this sender's hands: their hold is renewed until each is recorded or given back.
+    const held = new Set(batch);
+    const renew = setInterval(
+      () => {
+        broadcasts
+          .renewClaims([...held], claimLeaseMs)
+          .catch((error: unknown) => log.warn("renewing broadcast claims failed", { error }));
+      },
+      Math.max(50, claimLeaseMs / 3),
+    );
+    try {
+      let next = 0;
+      while (next < batch.length && (await launchSlot())) {
+        const r = batch[next]!;
+        const sending: Promise<void> = sendOne(r).finally(() => {
+          inFlight.delete(sending);
+          held.delete(r);
+        });
+        inFlight.add(sending);
+        next++;
+        while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      // Stopping: the recipients never attempted go back to the queue for whoever sends next, at once.
+      await broadcasts.release(batch.slice(next));
+    } finally {
+      clearInterval(renew);
     }
-    await Promise.all(inFlight);
-    await broadcasts.markSent(sent);
-    // Stopping: the recipients never attempted go back to the queue for whoever sends next.
-    await broadcasts.release(batch.slice(next));
     for (const id of new Set(batch.map((r) => r.broadcastId))) await broadcasts.finishIfDone(id);
   }
 
@@ -173,11 +223,10 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
     while (!stopping) {
       try {
         if (!(await holdLock())) {
-          // Checking a free lease is one cache round trip: do it often, so a stopped sender is replaced quickly.
           await nap(Math.min(1_000, lockTtlMs / 3));
           continue;
         }
-        const batch = await broadcasts.claim(batchSize, claimLeaseMs);
+        const batch = await broadcasts.claim(batchSize, claimLeaseMs, instanceId);
         if (batch.length === 0) await nap(idlePollMs, true);
         else await sendBatch(batch);
       } catch (error) {
@@ -187,8 +236,8 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
     }
   }
 
-  // A long 429 pause must not let the lock lapse while this instance is still the sender.
-  const renew = setInterval(
+  // A long 429 pause must not let the lock's connection idle out while this instance is still the sender.
+  const checkIn = setInterval(
     () => {
       if (holding) holdLock().catch(() => {});
     },
@@ -201,10 +250,10 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
     async stop() {
       stopping = true;
       stopped();
-      clearInterval(renew);
+      clearInterval(checkIn);
       await running;
       await (await unsubscribe)();
-      if (holding) await cache.releaseLease(BROADCAST_LOCK_KEY, instanceId);
+      await lock.release();
       holding = false;
     },
     wake() {

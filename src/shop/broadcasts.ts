@@ -1,6 +1,7 @@
 import { log } from "../lib/log.ts";
 import { CHANNELS, type ShopDeps } from "./deps.ts";
 import { invalid, notFound } from "./errors.ts";
+import { LOCKS, type SessionLock, sessionLock } from "./session-lock.ts";
 
 export type BroadcastStatus = "pending" | "running" | "done" | "cancelled";
 
@@ -10,6 +11,8 @@ export type BroadcastProgress = {
   sent: number;
   blocked: number;
   failed: number;
+  /** The sender died (or timed out) with the message on its way: it may have arrived, and is not sent again. */
+  unconfirmed: number;
   cancelled: number;
 };
 
@@ -24,8 +27,8 @@ export type Broadcast = {
   progress: BroadcastProgress;
 };
 
-/** One message of a broadcast to one user, claimed by the sending job. */
-export type ClaimedRecipient = { broadcastId: number; userId: number; text: string; attempts: number };
+/** One message of a broadcast to one user, claimed by the sending job `sender`. */
+export type ClaimedRecipient = { broadcastId: number; userId: number; text: string; attempts: number; sender: string };
 
 export const MAX_BROADCAST_TEXT = 4096;
 
@@ -50,6 +53,7 @@ type BroadcastRow = {
   sent: string;
   blocked: string;
   failed: string;
+  unconfirmed: string;
   cancelled: string;
 };
 
@@ -67,13 +71,16 @@ const toBroadcast = (r: BroadcastRow): Broadcast => ({
     sent: Number(r.sent),
     blocked: Number(r.blocked),
     failed: Number(r.failed),
+    unconfirmed: Number(r.unconfirmed),
     cancelled: Number(r.cancelled),
   },
 });
 
 /**
  * Messages to every bot user. A broadcast and its recipients are rows in Postgres, so a restart loses nothing: the
- * job picks up the recipients still pending. Each recipient goes pending → sent | blocked | failed | cancelled once.
+ * job picks up the recipients still pending. Each recipient goes pending → sent | blocked | failed | unconfirmed |
+ * cancelled once (a message that was on its way when the broadcast was cancelled, or its sender lost, still counts
+ * as sent when Telegram's answer comes).
  */
 export function createBroadcasts(deps: ShopDeps) {
   const { sql, cache } = deps;
@@ -85,6 +92,7 @@ export function createBroadcasts(deps: ShopDeps) {
       count(r.user_id) filter (where r.status = 'sent') as sent,
       count(r.user_id) filter (where r.status = 'blocked') as blocked,
       count(r.user_id) filter (where r.status = 'failed') as failed,
+      count(r.user_id) filter (where r.status = 'unconfirmed') as unconfirmed,
       count(r.user_id) filter (where r.status = 'cancelled') as cancelled
     from broadcasts b left join broadcast_recipients r on r.broadcast_id = b.id`;
 
@@ -138,38 +146,40 @@ export function createBroadcasts(deps: ShopDeps) {
   }
 
   /**
-   * Hands the job up to `limit` due recipients, holding them for `leaseMs` so no other worker takes them meanwhile
-   * (SKIP LOCKED: concurrent workers get different rows instead of waiting).
+   * Hands the sender `sender` up to `limit` due recipients, held for `leaseMs` (renewed by `renewClaims` while the
+   * sender lives) so no other sender takes them meanwhile; SKIP LOCKED gives concurrent senders different rows.
    *
-   * A recipient whose previous attempt started and never reported back (attempts > 0, no error recorded) belongs
-   * to a worker that died mid-send: Telegram may or may not have delivered it, so it is marked failed rather than
-   * sent again — nobody gets a broadcast twice.
+   * First, recipients whose attempt started and whose hold then ran out are resolved: their sender died between
+   * recording the attempt and recording Telegram's answer, so the message may or may not have arrived. Telegram has
+   * no idempotency key; they become `unconfirmed` and are not sent again — nobody gets a broadcast twice, and at
+   * most the sends that were in flight (the sender's concurrency) end up there.
    */
-  async function claim(limit: number, leaseMs: number): Promise<ClaimedRecipient[]> {
+  async function claim(limit: number, leaseMs: number, sender: string): Promise<ClaimedRecipient[]> {
     return await sql.begin(async (tx) => {
-      const rows = await tx<{ broadcast_id: string; user_id: string; attempts: number; last_error: string | null }[]>`
-        select r.broadcast_id, r.user_id, r.attempts, r.last_error
+      const interrupted = await tx`
+        update broadcast_recipients set status = 'unconfirmed', claimed_by = null,
+          last_error = 'interrupted mid-send: delivery unknown, not sent again'
+        where (broadcast_id, user_id) in (
+          select broadcast_id, user_id from broadcast_recipients
+          where status = 'pending' and attempt_started_at is not null and next_attempt_at <= now()
+          for update skip locked)`;
+      if (interrupted.count > 0) {
+        log.warn("broadcast recipients interrupted mid-send, not sent again", { count: interrupted.count });
+      }
+      const rows = await tx<{ broadcast_id: string; user_id: string; attempts: number }[]>`
+        select r.broadcast_id, r.user_id, r.attempts
         from broadcast_recipients r join broadcasts b on b.id = r.broadcast_id
         where r.status = 'pending' and r.next_attempt_at <= now() and b.status in ('pending', 'running')
         order by r.broadcast_id, r.next_attempt_at, r.user_id
         limit ${limit}
         for update of r skip locked`;
       if (rows.length === 0) return [];
-      const interrupted = rows.filter((r) => r.attempts > 0 && r.last_error === null);
-      const due = rows.filter((r) => !(r.attempts > 0 && r.last_error === null));
-      if (interrupted.length > 0) {
-        await tx`
-          update broadcast_recipients set status = 'failed', last_error = 'interrupted: delivery unknown'
-          where (broadcast_id, user_id) in (select * from unnest(
-            ${interrupted.map((r) => r.broadcast_id)}::bigint[], ${interrupted.map((r) => r.user_id)}::bigint[]))`;
-        log.warn("broadcast recipients interrupted mid-send, not retried", { count: interrupted.length });
-      }
-      if (due.length === 0) return [];
       await tx`
-        update broadcast_recipients set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
+        update broadcast_recipients
+        set claimed_by = ${sender}, next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
         where (broadcast_id, user_id) in (select * from unnest(
-          ${due.map((r) => r.broadcast_id)}::bigint[], ${due.map((r) => r.user_id)}::bigint[]))`;
-      const ids = [...new Set(due.map((r) => r.broadcast_id))];
+          ${rows.map((r) => r.broadcast_id)}::bigint[], ${rows.map((r) => r.user_id)}::bigint[]))`;
+      const ids = [...new Set(rows.map((r) => r.broadcast_id))];
       await tx`
         update broadcasts set status = 'running', started_at = now()
         where id in ${tx(ids)} and status = 'pending'`;
@@ -177,73 +187,114 @@ export function createBroadcasts(deps: ShopDeps) {
         { id: string; text: string }[]
       >`select id, text from broadcasts where id in ${tx(ids)}`;
       const texts = new Map(broadcasts.map((b) => [b.id, b.text]));
-      return due.map((r) => ({
+      return rows.map((r) => ({
         broadcastId: Number(r.broadcast_id),
         userId: Number(r.user_id),
         text: texts.get(r.broadcast_id)!,
         attempts: r.attempts,
+        sender,
       }));
     });
   }
 
+  /** Extends the sender's hold on recipients it still has in hand: a live sender never loses them to a lease. */
+  async function renewClaims(recipients: ClaimedRecipient[], leaseMs: number): Promise<void> {
+    if (recipients.length === 0) return;
+    await sql`
+      update broadcast_recipients set next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000})
+      where status = 'pending' and claimed_by = ${recipients[0]!.sender} and (broadcast_id, user_id) in (
+        select * from unnest(
+          ${recipients.map((r) => r.broadcastId)}::bigint[], ${recipients.map((r) => r.userId)}::bigint[]))`;
+  }
+
   /**
-   * Records that a message is about to go out. From here until the outcome is recorded, a crash leaves the
-   * recipient "interrupted" (see claim). False when the broadcast was cancelled meanwhile: do not send.
+   * Records that the message is leaving now — the sender calls it right before the request. From here until the
+   * answer is recorded, a crash leaves the recipient unconfirmed (see claim). False when it must not be sent: the
+   * broadcast was cancelled, or the sender's hold ran out and the recipient may be another sender's now.
    */
   async function startAttempt(r: ClaimedRecipient): Promise<boolean> {
     const rows = await sql`
-      update broadcast_recipients set attempts = attempts + 1, last_error = null
+      update broadcast_recipients set attempts = attempts + 1, attempt_started_at = now()
       where broadcast_id = ${r.broadcastId} and user_id = ${r.userId} and status = 'pending'
+        and claimed_by = ${r.sender} and attempt_started_at is null and next_attempt_at > now()
       returning 1`;
     return rows.length > 0;
   }
 
-  /** Records delivered messages, several at once (the job marks a whole batch in one statement). */
-  async function markSent(recipients: ClaimedRecipient[]): Promise<void> {
-    if (recipients.length === 0) return;
-    // A cancel may have landed while a message was on its way; it did arrive, so it counts as sent.
+  /** Telegram accepted the message: recorded at once, so no crash after this point can count it failed or resend it. */
+  async function markSent(r: ClaimedRecipient): Promise<void> {
+    // A cancel (or a sender that took this one for interrupted) may have landed while the message was on its way;
+    // it did arrive, so it counts as sent.
     await sql`
-      update broadcast_recipients set status = 'sent', sent_at = now(), last_error = null
-      where status in ('pending', 'cancelled') and (broadcast_id, user_id) in (select * from unnest(
-        ${recipients.map((r) => r.broadcastId)}::bigint[], ${recipients.map((r) => r.userId)}::bigint[]))`;
+      update broadcast_recipients
+      set status = 'sent', sent_at = now(), last_error = null, attempt_started_at = null, claimed_by = null
+      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId}
+        and status in ('pending', 'cancelled', 'unconfirmed')`;
   }
 
   /** Telegram said 403: the user blocked the bot. They are skipped by later broadcasts until they write again. */
   async function markBlocked(r: ClaimedRecipient, error: string): Promise<void> {
     await sql.begin(async (tx) => {
       await tx`
-        update broadcast_recipients set status = 'blocked', last_error = ${error.slice(0, 500)}
+        update broadcast_recipients
+        set status = 'blocked', last_error = ${error.slice(0, 500)}, attempt_started_at = null, claimed_by = null
         where broadcast_id = ${r.broadcastId} and user_id = ${r.userId}`;
       await tx`update bot_users set blocked_at = coalesce(blocked_at, now()) where telegram_id = ${r.userId}`;
     });
   }
 
+  /** A final failure for this recipient: the retry cap was reached, or Telegram refused it for good (400). */
   async function markFailed(r: ClaimedRecipient, error: string): Promise<void> {
     await sql`
-      update broadcast_recipients set status = 'failed', last_error = ${error.slice(0, 500)}
+      update broadcast_recipients
+      set status = 'failed', last_error = ${error.slice(0, 500)}, attempt_started_at = null, claimed_by = null
       where broadcast_id = ${r.broadcastId} and user_id = ${r.userId}`;
   }
 
   /**
-   * The attempt failed in a way worth retrying (429, network, 5xx): try again after delayMs. With countAttempt
-   * false (the bot has no token yet) the attempt does not count towards the retry cap.
+   * The request was sent and its fate is unknown (it timed out): like an interrupted attempt, not sent again.
+   */
+  async function markUnconfirmed(r: ClaimedRecipient, error: string): Promise<void> {
+    await sql`
+      update broadcast_recipients
+      set status = 'unconfirmed', last_error = ${error.slice(0, 500)}, claimed_by = null
+      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId} and status in ('pending', 'cancelled')`;
+  }
+
+  /**
+   * The attempt failed in a way worth retrying (429, network, 5xx): try again after delayMs, by whichever sender
+   * claims it then. With countAttempt false (no bot token yet; or the request never left because Telegram asked
+   * to pause meanwhile) the attempt does not count towards the retry cap.
    */
   async function retryLater(r: ClaimedRecipient, delayMs: number, error: string, countAttempt = true): Promise<void> {
     await sql`
       update broadcast_recipients set
         next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}),
         last_error = ${error.slice(0, 500)},
-        attempts = attempts - ${countAttempt ? 0 : 1}
-      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId} and status = 'pending'`;
+        attempts = attempts - ${countAttempt ? 0 : 1},
+        attempt_started_at = null,
+        claimed_by = null
+      where broadcast_id = ${r.broadcastId} and user_id = ${r.userId} and status = 'pending'
+        and claimed_by = ${r.sender}`;
   }
 
-  /** Gives claimed recipients that were never attempted back to the queue at once (the job is stopping or pausing). */
+  /**
+   * Gives claimed recipients that were never attempted back to the queue (the sender is stopping, or Telegram asked
+   * it to pause): due again after delayMs, for any sender.
+   */
   async function release(recipients: ClaimedRecipient[], delayMs = 0): Promise<void> {
     if (recipients.length === 0) return;
     await sql`
-      update broadcast_recipients set next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
-      where status = 'pending' and (broadcast_id, user_id) in (select * from unnest(
-        ${recipients.map((r) => r.broadcastId)}::bigint[], ${recipients.map((r) => r.userId)}::bigint[]))`;
+      update broadcast_recipients
+      set next_attempt_at = now() + make_interval(secs => ${delayMs / 1000}), claimed_by = null
+      where status = 'pending' and attempt_started_at is null and claimed_by = ${recipients[0]!.sender}
+        and (broadcast_id, user_id) in (select * from unnest(
+          ${recipients.map((r) => r.broadcastId)}::bigint[], ${recipients.map((r) => r.userId)}::bigint[]))`;
+  }
+
+  /** The one-sender-per-shop lock: a Postgres session lock, so it works with Redis down and frees when we die. */
+  function senderLock(idleCutoffMs: number): SessionLock {
+    return sessionLock(sql, LOCKS.broadcastSender, { idleCutoffMs });
   }
 
   /** Marks the broadcast done once nobody is left pending. */
@@ -264,13 +315,16 @@ export function createBroadcasts(deps: ShopDeps) {
     recent,
     cancel,
     claim,
+    renewClaims,
     startAttempt,
     markSent,
     markBlocked,
     markFailed,
+    markUnconfirmed,
     retryLater,
     release,
     finishIfDone,
+    senderLock,
   };
 }
 
