@@ -430,6 +430,35 @@ export function ImportForm(
   );
 }
 
+/**
+ * A big import on its way: the real count so far, polled until the import is done, when the import form with its
+ * result replaces this block.
+ */
+export function ImportProgress(
+  props: ProductProps & { job: { id: string; days: number; done: number; total: number } },
+) {
+  const { view, product, job } = props;
+  const url = href(view, `/products/${product.id}/keys/import/${job.id}`);
+  return (
+    <section
+      id="import"
+      class="card stack"
+      hx-get={url}
+      hx-trigger="load delay:400ms"
+      hx-target="this"
+      hx-swap="outerHTML"
+      aria-busy="true"
+    >
+      <h2>Импорт ключей</h2>
+      <progress class="import-progress" max={String(Math.max(job.total, 1))} value={String(job.done)} />
+      <p role="status" safe>
+        {`Импорт: ${count(job.done)} из ${count(job.total)} ${plural(job.total, ["ключа", "ключей", "ключей"])} (срок ${days(job.days)})…`}
+      </p>
+      <p class="hint">Импорт продолжится, даже если уйти со страницы.</p>
+    </section>
+  );
+}
+
 function DaysSelect(props: { id: string; selected?: string | undefined }) {
   return (
     <select id={props.id} name="days" required>

@@ -464,3 +464,60 @@ describe("key list filters", () => {
     expect(section).not.toContain("BETA-1");
   });
 });
+
+describe("a big import", () => {
+  test("100 000 lines from a .txt: the answer is a progress block at once, polling shows real counts, then the result", async () => {
+    const id = (await t.shop.products.create({ name: "Bulk" })).id;
+    await t.shop.keys.importText(id, 30, "BULK-000007\n");
+    const lines = Array.from({ length: 100_000 }, (_, i) => `BULK-${String(i).padStart(6, "0")}`);
+    const file = new File([`${lines.join("\n")}\nnot a key\n`], "keys.txt", { type: "text/plain" });
+    const started = performance.now();
+    const res = await c.post(`/products/${id}/keys/import`, { days: "30", file }, { htmx: true });
+    const answeredMs = performance.now() - started;
+    expect(res.status).toBe(202);
+    const first = await res.text();
+    expect(first).toStartWith('<section id="import"');
+    expect(first).toContain('hx-trigger="load delay:400ms"');
+    // Not a speed test: only fails if the request waited for the whole import again.
+    expect(answeredMs).toBeLessThan(2_000);
+    const poll = /hx-get="([^"]+)"/.exec(first)![1]!.replace("/Morpheus%20Private", "");
+
+    const seen: string[] = [];
+    let last: Response | null = null;
+    for (let i = 0; i < 600; i++) {
+      last = await c.get(poll, { htmx: "partial", target: "section#import" });
+      const html = await last.text();
+      if (!html.startsWith('<section id="import"')) {
+        seen.push(html);
+        break;
+      }
+      seen.push(/role="status">([^<]+)</.exec(html)![1]!.replace(/[\u00a0\u202f]/g, " "));
+      await Bun.sleep(50);
+    }
+    const result = seen.at(-1)!;
+    expect(spaced(result)).toContain("Импортировано: 99 999, дубликатов: 1, с ошибкой: 1 (срок 30 дней).");
+    expect(last!.headers.get("hx-trigger")).toBe("keys-changed");
+    // In between, the counts went up in batches and never past the total.
+    const progress = seen.slice(0, -1).map((s) => Number(/Импорт: ([\d ]+) из/.exec(s)![1]!.replace(/ /g, "")));
+    expect(progress.some((n) => n > 0 && n < 100_000)).toBe(true);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(seen[0]).toContain("из 100 000 ключей (срок 30 дней)");
+    const [row] = await t.sql<{ n: string }[]>`select count(*) as n from keys where product_id = ${id}`;
+    expect(Number(row!.n)).toBe(100_000);
+    // The finished job was handed out once.
+    const again = await c.get(poll, { htmx: "partial", target: "section#import" });
+    expect(again.status).toBe(404);
+    expect(await again.text()).toContain("Этот импорт уже не отслеживается");
+  }, 60_000);
+
+  test("a small import still answers with its result at once", async () => {
+    const id = (await t.shop.products.create({ name: "Small" })).id;
+    const res = await c.post(
+      `/products/${id}/keys/import`,
+      { days: "1", keys: "S-1\nS-2" },
+      { htmx: true, multipart: true },
+    );
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("Импортировано: 2, дубликатов: 0 (срок 1 день).");
+  });
+});

@@ -1,17 +1,18 @@
 import { Elysia } from "elysia";
 import { KeyListBlock, KeysSection, SoldKeyRow, UnsoldKeyRow } from "../../templates/keys.tsx";
-import { GenerateForm, ImportForm, MAX_IMPORT_FILE_BYTES } from "../../templates/products.tsx";
+import { GenerateForm, ImportForm, ImportProgress, MAX_IMPORT_FILE_BYTES } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
 import type { Config } from "../config.ts";
 import { isDuration } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
-import { MAX_GENERATE } from "../shop/keys.ts";
+import { type ImportResult, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys.ts";
 import type { KeyListItem } from "../shop/listings.ts";
 import type { Product } from "../shop/products.ts";
 import { panelContext } from "./context.ts";
 import { errorView, panelGuard } from "./guard.ts";
+import { BACKGROUND_IMPORT_FROM, createImportJobs } from "./import-jobs.ts";
 import { countsOf, keysQuery, productPage, requireProduct } from "./product-page.ts";
 import { field, file, guarded, html, idParam, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
 
@@ -71,6 +72,7 @@ const KEY_ACTIONS: readonly KeyAction[] = ["reset-hwid", "ban", "unban", "extend
 export function keysController(shop: Shop, config: Config) {
   const panel = panelContext(shop, config);
   const productUrl = (id: number) => `${panel.base}/products/${id}`;
+  const imports = createImportJobs(shop);
 
   /** The generate/import form for htmx, or the product page around it for a plain form post. */
   async function formAnswer(
@@ -219,15 +221,51 @@ export function keysController(shop: Shop, config: Config) {
           }
           const text = upload ? await upload.text() : pasted;
           if (text.trim() === "") return refuse({ keys: "Вставьте ключи или выберите файл" });
-          let result: Awaited<ReturnType<typeof shop.keys.importText>>;
+          const lines = parseKeyLines(text);
+          if (lines.keys.length > MAX_IMPORT) {
+            return refuse({ keys: `Не больше ${MAX_IMPORT.toLocaleString("ru-RU")} ключей за раз: разбейте список` });
+          }
+          // A big import takes seconds: htmx gets a progress block that polls the job instead of a long silence.
+          if (isHtmx(request) && lines.keys.length >= BACKGROUND_IMPORT_FROM) {
+            const job = imports.start(product.id, days, lines);
+            return render(ImportProgress({ view: p.view, product, job }), 202);
+          }
+          let result: ImportResult;
           try {
-            result = await shop.keys.importText(product.id, days, text);
+            result = await shop.keys.importKeys(product.id, days, lines);
           } catch (error) {
             if (error instanceof ShopError && error.code === "invalid") return refuse({ keys: error.message });
             throw error;
           }
           const form = ImportForm({ view: p.view, product, values, result: { days, ...result } });
           return formAnswer(request, p.view, product, "import", form, 200, result.imported > 0);
+        },
+        errorView(request, p.view),
+      ),
+    )
+    .get("/products/:id/keys/import/:job", ({ request, params, panel: p }) =>
+      guarded(
+        request,
+        async () => {
+          const product = await requireProduct(panel, params.id);
+          const job = imports.collect(product.id, params.job);
+          if (!job) {
+            const errors = {
+              keys: "Этот импорт уже не отслеживается (сервер перезапускался?): проверьте список ключей.",
+            };
+            return render(ImportForm({ view: p.view, product, errors }), 404);
+          }
+          if (!job.finishedAt) return render(ImportProgress({ view: p.view, product, job }));
+          const values = { days: String(job.days) };
+          if (!job.result) {
+            return render(
+              ImportForm({ view: p.view, product, values, errors: { keys: job.error ?? "" } }),
+              422,
+              KEYS_CHANGED,
+            );
+          }
+          const form = ImportForm({ view: p.view, product, values, result: { days: job.days, ...job.result } });
+          return render(form, 200, job.result.imported > 0 ? KEYS_CHANGED : {});
         },
         errorView(request, p.view),
       ),

@@ -11,6 +11,30 @@ import type { AuthCache } from "./licence.ts";
 export const MAX_GENERATE = 10_000;
 export const MAX_IMPORT = 100_000;
 
+export type ImportResult = { imported: number; duplicates: number; invalid: { line: number; problem: string }[] };
+
+/** Keys read from text: each distinct well-formed key once, how many lines repeated one, and the malformed lines. */
+export type KeyLines = { keys: string[]; repeated: number; invalid: { line: number; problem: string }[] };
+
+/**
+ * Reads keys from text, one per line: blank lines are ignored, surrounding spaces trimmed; a key repeated in the
+ * text counts as a duplicate, a malformed line is reported with its number.
+ */
+export function parseKeyLines(text: string): KeyLines {
+  const seen = new Set<string>();
+  const invalid: KeyLines["invalid"] = [];
+  let repeated = 0;
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const key = raw.trim();
+    if (key === "") return;
+    const problem = keyStringProblem(key);
+    if (problem) invalid.push({ line: index + 1, problem });
+    else if (seen.has(key)) repeated++;
+    else seen.add(key);
+  });
+  return { keys: [...seen], repeated, invalid };
+}
+
 export type KeyRecord = {
   id: number;
   productId: number;
@@ -126,42 +150,46 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
   }
 
   /**
-   * Imports keys from text, one per line (blank lines ignored, surrounding spaces trimmed). Keys already in the
-   * shop, or repeated in the text, count as duplicates; malformed lines are reported, not imported.
+   * Imports keys read by parseKeyLines. Keys already in the shop count as duplicates. Inserted in batches (one
+   * statement each, `on conflict do nothing`) so that `onProgress` can tell how far a big import has got; each
+   * batch commits on its own, so what was imported before a failure stays imported.
    */
-  async function importText(
+  async function importKeys(
     productId: number,
     days: number,
-    text: string,
-  ): Promise<{ imported: number; duplicates: number; invalid: { line: number; problem: string }[] }> {
+    lines: KeyLines,
+    options: { onProgress?: (progress: { done: number; total: number }) => void; batchSize?: number } = {},
+  ): Promise<ImportResult> {
     const duration = requireDuration(days);
-    const lines = text.split(/\r?\n/);
-    const seen = new Set<string>();
-    const bad: { line: number; problem: string }[] = [];
-    let repeated = 0;
-    lines.forEach((raw, index) => {
-      const key = raw.trim();
-      if (key === "") return;
-      const problem = keyStringProblem(key);
-      if (problem) bad.push({ line: index + 1, problem });
-      else if (seen.has(key)) repeated++;
-      else seen.add(key);
-    });
-    if (seen.size > MAX_IMPORT) throw invalid(`Не больше ${MAX_IMPORT} ключей за раз`, "keys");
-    const all = [...seen];
+    const all = lines.keys;
+    if (all.length > MAX_IMPORT) throw invalid(`Не больше ${MAX_IMPORT} ключей за раз`, "keys");
+    const batchSize = options.batchSize ?? 5_000;
     let imported = 0;
-    for (let i = 0; i < all.length; i += 5_000) {
-      const chunk = all.slice(i, i + 5_000);
-      const rows = await sql`
-        insert into keys (product_id, days, key)
-        select ${productId}, ${duration}, k from unnest(${chunk}::text[]) as k
-        on conflict (key) do nothing
-        returning id`;
-      imported += rows.length;
+    options.onProgress?.({ done: 0, total: all.length });
+    for (let i = 0; i < all.length; i += batchSize) {
+      const chunk = all.slice(i, i + batchSize);
+      // Counted in the database: returning a row per key would send 100 000 ids back for nothing.
+      const [row] = await sql<{ n: number }[]>`
+        with added as (
+          insert into keys (product_id, days, key)
+          select ${productId}, ${duration}, k from unnest(${chunk}::text[]) as k
+          on conflict (key) do nothing
+          returning 1
+        )
+        select count(*)::int as n from added`;
+      imported += row!.n;
+      options.onProgress?.({ done: Math.min(i + batchSize, all.length), total: all.length });
     }
     if (imported > 0) await invalidateCatalogue(deps);
-    log.info("keys imported", { productId, days, imported, duplicates: all.length - imported + repeated });
-    return { imported, duplicates: all.length - imported + repeated, invalid: bad };
+    const duplicates = all.length - imported + lines.repeated;
+    log.info("keys imported", { productId, days, imported, duplicates });
+    return { imported, duplicates, invalid: lines.invalid };
+  }
+
+  /** Imports keys from text, one per line: parseKeyLines, then importKeys. */
+  async function importText(productId: number, days: number, text: string): Promise<ImportResult> {
+    requireDuration(days);
+    return importKeys(productId, days, parseKeyLines(text));
   }
 
   async function find(key: string): Promise<KeyRecord | null> {
@@ -272,7 +300,20 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
     await sql`select compact_key_counts()`;
   }
 
-  return { generate, importText, find, byId, issue, resetHwid, setBanned, extend, setNote, remove, compactCounts };
+  return {
+    generate,
+    importText,
+    importKeys,
+    find,
+    byId,
+    issue,
+    resetHwid,
+    setBanned,
+    extend,
+    setNote,
+    remove,
+    compactCounts,
+  };
 }
 
 export type Keys = ReturnType<typeof createKeys>;
