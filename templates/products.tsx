@@ -147,7 +147,8 @@ export function apiUrl(view: View, product: Pick<Product, "name">): string {
 
 type ProductProps = { view: View; product: Product };
 
-export function DescriptionForm(props: ProductProps & { errors?: FieldErrors; saved?: boolean }) {
+/** The description: a preview of the saved text as the bot shows it, and the field (keeping `typed` if refused). */
+export function DescriptionForm(props: ProductProps & { errors?: FieldErrors; saved?: boolean; typed?: string }) {
   const { view, product } = props;
   const e = props.errors ?? {};
   const url = href(view, `/products/${product.id}/description`);
@@ -155,6 +156,14 @@ export function DescriptionForm(props: ProductProps & { errors?: FieldErrors; sa
     <form id="description" class="card stack" {...postTo(url, "this")} {...DISABLE_WHILE_SENDING}>
       <h2>Описание</h2>
       {props.saved ? <Notice kind="ok">Описание сохранено.</Notice> : ""}
+      {product.description ? (
+        <figure class="bot-preview">
+          <figcaption class="hint">Так его увидит покупатель в карточке товара:</figcaption>
+          <blockquote safe>{product.description}</blockquote>
+        </figure>
+      ) : (
+        ""
+      )}
       <CsrfField view={view} />
       <Field
         label="Текст карточки в боте"
@@ -163,7 +172,7 @@ export function DescriptionForm(props: ProductProps & { errors?: FieldErrors; sa
         hint="Пусто — карточка без описания. До 3000 символов."
       >
         <textarea id="f-description" name="description" rows="5" maxlength="3000" safe>
-          {product.description}
+          {props.typed ?? product.description}
         </textarea>
       </Field>
       <button type="submit" class="primary">

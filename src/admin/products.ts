@@ -148,8 +148,8 @@ export function productsController(shop: Shop, config: Config) {
           const description = field(body, "description");
           const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
             const fresh = (await shop.products.byId(product.id)) ?? product;
-            const shown = extra.errors ? { ...fresh, description } : fresh;
-            const form = DescriptionForm({ view: p.view, product: shown, ...extra });
+            const typed = extra.errors ? { typed: description } : {};
+            const form = DescriptionForm({ view: p.view, product: fresh, ...typed, ...extra });
             if (isHtmx(request)) return render(form, status);
             if (status < 400) return redirect(request, productUrl(product.id));
             return productPage(panel, p.view, product, { override: { id: "description", html: await form }, status });

@@ -7,14 +7,91 @@ import { createTestShop, type TestShop } from "../helpers/shop.ts";
 
 /**
  * The panel in a real browser (Debian's headless chromium): log in with the credentials the CLI prints, walk every
- * tab, run the owner's main chores, and prove the security properties from the outside. Screenshots of every tab,
- * desktop and 390 px wide, go to tests/artifacts/ (ignored by git).
+ * tab, run the owner's main chores, and prove the security properties from the outside. Screenshots of every tab
+ * (login, Главная, Основные настройки, Администраторы, Пользователи and a user's page, Продукты and a product's
+ * page, Заказы, change password), desktop and 390 px wide, go to tests/artifacts/ (ignored by git), over a shop with
+ * realistic data: docs/panel.png is one of them.
  */
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(import.meta.dir, "..", "artifacts");
+/** A Telegram first name: the issue's own probe, which must show as text. */
 const XSS = "<script>alert(1)</script>";
+/**
+ * A description that escapes nothing would run: it closes the <textarea> it is edited in, then tries a script and
+ * an image whose onerror calls alert(). Any of them running shows up as a dialog.
+ */
+const DESCRIPTION_XSS = "</textarea><script>alert(1)</script><img src=x onerror=alert(2)>";
 const BUYER_ID = 700_100_200;
+
+/** Buyers with ordinary names, so the screenshots look like a shop (one buyer with a hostile name among them). */
+const BUYERS: { id: number; firstName: string; lastName?: string; username?: string }[] = [
+  { id: 700_100_201, firstName: "Алексей", lastName: "Смирнов", username: "alex_smirnov" },
+  { id: 700_100_202, firstName: "Мария", lastName: "Кузнецова", username: "masha_k" },
+  { id: 700_100_203, firstName: "Дмитрий", username: "dimon_pro" },
+  { id: 700_100_204, firstName: "Екатерина", lastName: "Орлова" },
+  { id: 700_100_205, firstName: "Игорь", lastName: "Волков", username: "volk_igor" },
+  { id: 700_100_206, firstName: "Никита", username: "nikita_2007" },
+  { id: 700_100_207, firstName: "Ольга", lastName: "Лебедева", username: "olga_leb" },
+  { id: 700_100_208, firstName: "Сергей", username: "serg_games" },
+];
+
+/** Products already on sale, with prices and stock, beside the one the test creates in the browser. */
+async function seedShop(): Promise<void> {
+  for (const b of BUYERS) await t.shop.users.touch(b);
+  const catalogue: [string, string, Record<number, number>, [number, number][]][] = [
+    [
+      "Rust",
+      "Приватный софт для Rust: ESP, радар, аимбот. Windows 10/11.",
+      { 1: 249, 7: 990, 30: 2490 },
+      [
+        [1, 40],
+        [7, 25],
+        [30, 3],
+      ],
+    ],
+    [
+      "Escape",
+      "Радар и ESP для Escape. Обновления бесплатно весь срок.",
+      { 7: 1290, 30: 3490, 90: 7990 },
+      [
+        [7, 12],
+        [30, 8],
+        [90, 0],
+      ],
+    ],
+  ];
+  for (const [name, description, prices, stock] of catalogue) {
+    const product = await t.shop.products.create({ name, description });
+    for (const [days, rub] of Object.entries(prices)) await t.shop.products.setPrice(product.id, Number(days), rub);
+    for (const [days, n] of stock) if (n > 0) await t.shop.keys.generate(product.id, days, n);
+  }
+  const ids = BUYERS.map((b) => b.id);
+  const rustId = (await t.shop.products.byName("Rust"))!.id;
+  const escapeId = (await t.shop.products.byName("Escape"))!.id;
+  await t.shop.settings.update({ anypayMerchantId: "12345", anypaySecretKey: "test-secret" });
+  // A month and a half of sales, oldest first, across the buyers and both products, plus a few orders in the other states.
+  await t.sql`
+    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, delivered_at)
+    select (${ids}::bigint[])[1 + g % ${ids.length}],
+           case when g % 3 = 0 then ${escapeId}::bigint else ${rustId}::bigint end,
+           case when g % 3 = 0 then 30 when g % 2 = 0 then 7 else 1 end,
+           case when g % 3 = 0 then 3490 when g % 2 = 0 then 990 else 249 end,
+           'delivered',
+           now() - make_interval(days => (89 - g) / 2, hours => g % 7), now(),
+           now() - make_interval(days => (89 - g) / 2, hours => g % 7), now() - make_interval(days => (89 - g) / 2)
+    from generate_series(0, 89) g`;
+  await t.sql`
+    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, failure)
+    values (${ids[1]!}, ${rustId}, 7, 990, 'pending', now() - interval '3 minutes', now() + interval '12 minutes', null, null),
+           (${ids[2]!}, ${escapeId}, 30, 3490, 'expired', now() - interval '2 hours', now() - interval '100 minutes', null, null),
+           (${ids[4]!}, ${escapeId}, 90, 7990, 'paid_no_stock', now() - interval '40 minutes', now() - interval '25 minutes',
+            now() - interval '38 minutes', null)`;
+  for (const b of BUYERS.slice(0, 5)) {
+    await t.shop.users.logEvent(b.id, "start");
+    await t.shop.keys.issue(rustId, 7, b.id);
+  }
+}
 
 let t: TestShop;
 let account: { login: string; password: string };
@@ -109,6 +186,7 @@ afterAll(async () => {
 describe("the panel in a browser", () => {
   test("log in, walk every tab, create a product, upload a zip, set prices, generate and import keys, reset a HWID", async () => {
     const { login, password } = account;
+    await seedShop();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "ru-RU" });
     const page = await newPage(context);
 
@@ -129,17 +207,28 @@ describe("the panel in a browser", () => {
 
     // Продукты: create with the inline name check, then the product page.
     await openTab(page, "Продукты");
+    await text(page, "main table", "Escape");
+    await shoot(page, "products");
     await page.fill("#f-name", "Bad/Name");
     await text(page, "#name-check", "не может содержать «/»");
     await page.fill("#f-name", "Stalcraft");
     await page.locator("#name-check:empty").waitFor({ state: "attached" });
-    await page.fill("#f-description", XSS);
+    await page.fill("#f-description", DESCRIPTION_XSS);
     await page.click("#product-create button[type=submit]");
     await page.locator("main h1", { hasText: "Stalcraft" }).waitFor();
     const product = (await t.shop.products.byName("Stalcraft"))!;
     expect(new URL(page.url()).pathname).toBe(`/Morpheus%20Private/products/${product.id}`);
-    expect(await page.inputValue("#description textarea")).toBe(XSS);
+    // The description is text both where it is shown and where it is edited; nothing in it ran.
+    expect(await page.locator("#description .bot-preview blockquote").textContent()).toBe(DESCRIPTION_XSS);
+    expect(await page.inputValue("#description textarea")).toBe(DESCRIPTION_XSS);
+    expect(await page.locator("img[src=x]").count()).toBe(0);
+    expect(alerts).toEqual([]);
     await text(page, "#api-url", `/Morpheus%20Private/api/Stalcraft/auth`);
+    // Then an ordinary description, as the owner would write it.
+    await page.fill("#description textarea", "Приватный софт для Stalcraft: ESP, радар, подсветка лута.");
+    await page.click("#description button[type=submit]");
+    await text(page, "#description .notice-ok", "Описание сохранено.");
+    await text(page, "#description .bot-preview", "подсветка лута");
 
     // Build: a real zip from disk.
     const zipPath = join(ARTIFACTS, "loader.zip");
@@ -171,12 +260,25 @@ describe("the panel in a browser", () => {
     await text(page, "#import .notice", "Импортировано: 2, дубликатов: 1");
     await text(page, "#keys .subtabs a.active", /Непроданные\s+27/);
     await text(page, "#key-list", "IMPORTED-KEY-2");
-    await shoot(page, "product");
 
-    // Search the unsold list by the beginning of a key.
+    // Search the unsold list by the beginning of a key: the CSV export follows the search.
     await page.fill("#keys input[name=q]", "imported-key-2");
-    await page.locator("#key-list tbody tr").first().waitFor();
     await page.waitForFunction(() => document.querySelectorAll("#key-list tbody tr").length === 1);
+    const csv = await page.locator("#keys-csv").getAttribute("href");
+    expect(new URL(csv!, origin).searchParams.get("q")).toBe("imported-key-2");
+    // New keys refresh the section with the search still in place.
+    await page.fill("#f-gen-count", "5");
+    await page.click("#generate button[type=submit]");
+    await text(page, "#generate .notice-ok", "Создано 5 ключей на 7 дней.");
+    await text(page, "#keys .subtabs a.active", /Непроданные\s+32/);
+    expect(await page.inputValue("#keys input[name=q]")).toBe("imported-key-2");
+    expect(await page.locator("#key-list tbody tr").count()).toBe(1);
+    expect(new URL((await page.locator("#keys-csv").getAttribute("href"))!, origin).searchParams.get("q")).toBe(
+      "imported-key-2",
+    );
+    await page.fill("#keys input[name=q]", "");
+    await page.waitForFunction(() => document.querySelectorAll("#key-list tbody tr").length > 1);
+    await shoot(page, "product");
 
     // A sale and an activation from the loader, then the HWID reset from the sold list.
     const sold = await t.shop.keys.issue(product.id, 7, BUYER_ID);
@@ -198,13 +300,27 @@ describe("the panel in a browser", () => {
     expect((await t.shop.keys.byId(sold.id))!.hwid).toBeNull();
     await shoot(page, "product-sold");
 
-    // Пользователи: the script in the first name is text; the user's page has the key.
+    // A big .txt: the form shows the import's progress, then its result, and the lists refresh.
+    const bigPath = join(ARTIFACTS, "keys-30000.txt");
+    await Bun.write(bigPath, Array.from({ length: 30_000 }, (_, i) => `BULK-${i}`).join("\n"));
+    await page.selectOption("#f-imp-days", "1");
+    await page.setInputFiles("#f-file", bigPath);
+    await page.click("#import button[type=submit]");
+    await text(page, "#import .notice", /Импортировано: 30\s000, дубликатов: 0/);
+    await page.locator("#keys .subtabs a", { hasText: /^Непроданные/ }).click();
+    await text(page, "#keys .subtabs a.active", /Непроданные\s+30\s031/);
+
+    // Пользователи: the script in the first name is text; a buyer's page has their orders and keys.
     await openTab(page, "Пользователи");
     await text(page, "#users-list a", XSS);
+    await text(page, "#users-list", "Кузнецова");
     await shoot(page, "users");
     await page.locator("#users-list a", { hasText: XSS }).click();
     await page.locator("main h1", { hasText: XSS }).waitFor();
     await text(page, "main", sold.key);
+    await openTab(page, "Пользователи");
+    await page.locator("#users-list a", { hasText: "Алексей" }).click();
+    await page.locator("main h1", { hasText: "Алексей" }).waitFor();
     await shoot(page, "user");
 
     // Основные настройки: switch the bot on; the broadcast container is in place for the bot's form.
@@ -224,27 +340,27 @@ describe("the panel in a browser", () => {
     await page.fill("#f-telegramId", "not a number");
     await page.click("#admins form.inline-form button[type=submit]");
     await text(page, "#e-telegramId", "Telegram ID — положительное число");
-    await page.fill("#f-telegramId", String(BUYER_ID));
+    await page.fill("#f-telegramId", String(BUYERS[0]!.id));
     await page.fill("#f-note", "владелец");
     await page.click("#admins form.inline-form button[type=submit]");
     await text(page, "#admins table", "владелец");
-    expect(await t.shop.admins.isAdmin(BUYER_ID)).toBe(true);
+    expect(await t.shop.admins.isAdmin(BUYERS[0]!.id)).toBe(true);
     await shoot(page, "admins");
 
-    // Заказы and Главная, with a month of sales so the chart and the figures have something to show.
-    await t.sql`
-      insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at,
-                          delivered_at)
-      select ${BUYER_ID}, ${product.id}, 7, 899 + (g % 3) * 1100, 'delivered',
-             now() - make_interval(days => g % 30, hours => g % 5), now(),
-             now() - make_interval(days => g % 30, hours => g % 5), now() - make_interval(days => g % 30)
-      from generate_series(0, 44) g`;
+    // Заказы and Главная, over the seeded months of sales.
     await openTab(page, "Заказы");
+    await text(page, "main", "Мария");
     await shoot(page, "orders");
     await openTab(page, "Главная");
     await text(page, "table.stock", "Stalcraft");
     await text(page, "figcaption", /всего [1-9]/);
     await shoot(page, "dashboard");
+
+    // Сменить пароль, from the account menu.
+    await page.locator("details.account summary").click();
+    await page.locator("details.account a", { hasText: "Сменить пароль" }).click();
+    await page.locator("main h1", { hasText: "Учётная запись" }).waitFor();
+    await shoot(page, "password");
 
     // A POST without the CSRF token, with the session cookie, is refused.
     const forged = await page.request.post(`${panelUrl}settings/bot`, {
@@ -262,7 +378,7 @@ describe("the panel in a browser", () => {
     await context.close();
 
     expect(alerts).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   test("a page behind the login sends a browser without a valid cookie to the login page", async () => {
     const { login, password } = account;
