@@ -30,7 +30,7 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
     .get("/healthz", async ({ set }) => {
       // A store that does not answer within 2 s is down as far as a monitor is concerned.
       const within = (probe: Promise<boolean>) => Promise.race([probe, Bun.sleep(2_000).then(() => false)]);
-      const [postgres, redis] = await Promise.all([
+      const [postgres, redis, bot] = await Promise.all([
         within(
           shop.deps.sql`select 1`.then(
             () => true,
@@ -38,13 +38,16 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
           ),
         ),
         within(shop.deps.cache.ping()),
+        Promise.race([shop.botStatus.current(), Bun.sleep(2_000).then(() => null)]),
       ]);
-      // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy.
+      // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy; neither does the
+      // bot's state (an invalid token is the owner's to fix in the panel), which is reported for monitoring.
       if (!postgres) set.status = 503;
       return {
         ok: postgres,
         postgres: postgres ? "ok" : "down",
         redis: shop.deps.cache.kind === "memory" ? "in-process" : redis ? "ok" : "down",
+        bot: bot?.state ?? "unknown",
       };
     })
     .use(authApi(shop, config))

@@ -1,12 +1,99 @@
+import type { BotState, BotStatus } from "../src/shop/bot-status.ts";
 import type { Settings } from "../src/shop/settings.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo, Toggle } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
 
-type SectionProps = { view: View; settings: Settings; errors?: FieldErrors; saved?: string };
+type SectionProps = { view: View; settings: Settings; bot: BotStatus; errors?: FieldErrors; saved?: string };
+
+/** An error under a control that is not a text field (a switch): the same look and id as Field's. */
+function ControlError({ name, error }: { name: string; error: string | undefined }) {
+  return error ? (
+    <p class="field-error" id={`e-${name}`} role="alert" safe>
+      {error}
+    </p>
+  ) : (
+    ""
+  );
+}
+
+const botName = (s: { username: string | null }) => (s.username ? `@${s.username}` : "");
+
+/** The shop's bot as a sentence for the owner: what runs, and what to do when it does not. */
+const BOT_STATE_TEXT: Record<BotStatus["state"], (s: BotStatus) => string> = {
+  polling: (s) => `работает — бот ${botName(s)} получает сообщения (long polling).`,
+  webhook: (s) => `работает — бот ${botName(s)} получает сообщения через вебхук.`,
+  standby: (s) =>
+    `бот ${botName(s)} готов, но сейчас сообщения не получает ни один процесс; другой процесс примет их в течение нескольких секунд.`,
+  invalid_token: (s) =>
+    `Telegram отклонил токен${s.error ? ` (${s.error})` : ""}. Задайте действующий токен от @BotFather: пока он не исправлен, бот никому не отвечает.`,
+  no_token: () => "токен не задан — бот не запущен.",
+  starting: () => "запускается: токен проверяется в Telegram…",
+  unreachable: (s) => `Telegram недоступен${s.error ? ` (${s.error})` : ""}; бот повторит попытку сам.`,
+  off: () => "бот не запущен ни в одном процессе магазина.",
+};
+
+/** One process among several, in a word. */
+const INSTANCE_STATE_TEXT: Record<BotState, string> = {
+  polling: "получает сообщения",
+  webhook: "получает сообщения (вебхук)",
+  standby: "в резерве: сообщения получает другой процесс",
+  invalid_token: "токен отклонён",
+  no_token: "нет токена",
+  starting: "запускается",
+  unreachable: "Telegram недоступен",
+};
+
+const BOT_STATE_TONE: Record<BotStatus["state"], string> = {
+  polling: "state-on",
+  webhook: "state-on",
+  standby: "state-off",
+  invalid_token: "state-off",
+  no_token: "state-off",
+  starting: "state-off",
+  unreachable: "state-off",
+  off: "state-off",
+};
+
+/** States that change by themselves within seconds: the line then refreshes itself. */
+const PASSING: ReadonlySet<BotStatus["state"]> = new Set(["starting", "unreachable", "standby"]);
+
+/** The bot's state as the running processes report it; refreshes itself while it is about to change. */
+export function BotStatusLine({ view, bot }: { view: View; bot: BotStatus }) {
+  const live = PASSING.has(bot.state);
+  return (
+    <div
+      id="bot-status"
+      class="bot-status"
+      hx-get={live ? href(view, "/settings/bot-status") : undefined}
+      hx-trigger={live ? "every 2s" : undefined}
+      hx-swap={live ? "outerHTML" : undefined}
+    >
+      <p>
+        Состояние бота:{" "}
+        <strong class={BOT_STATE_TONE[bot.state]} safe>
+          {BOT_STATE_TEXT[bot.state](bot)}
+        </strong>
+      </p>
+      {bot.instances.length > 1 ? (
+        <ul class="bot-instances">
+          {bot.instances.map((i) => (
+            <li>
+              <code safe>{i.instanceId}</code>
+              {i.here ? " (этот процесс)" : ""} — <span safe>{INSTANCE_STATE_TEXT[i.state]}</span>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        ""
+      )}
+    </div>
+  );
+}
 
 /** Bot on/off and maintenance: the two switches the owner flips most. */
-export function BotSwitches({ view, settings, saved }: SectionProps) {
+export function BotSwitches({ view, settings, errors, saved }: SectionProps) {
+  const e = errors ?? {};
   return (
     <section id="bot-switches" class="card">
       <h2>Бот</h2>
@@ -31,6 +118,7 @@ export function BotSwitches({ view, settings, saved }: SectionProps) {
           confirm={settings.botEnabled ? "Выключить бота для покупателей?" : undefined}
         />
       </div>
+      <ControlError name="botEnabled" error={e.botEnabled} />
       <div class="switch-row">
         <div>
           <p class="switch-title">Технические работы</p>
@@ -57,8 +145,8 @@ export function BotSwitches({ view, settings, saved }: SectionProps) {
   );
 }
 
-/** The bot token is a secret: the panel only says whether one is set and accepts a new one. */
-export function TokenSection({ view, settings, errors, saved }: SectionProps) {
+/** The bot token is a secret: the panel only says whether one is set, accepts a new one, and says how the bot runs. */
+export function TokenSection({ view, settings, bot, errors, saved }: SectionProps) {
   const e = errors ?? {};
   return (
     <section id="bot-token" class="card">
@@ -68,6 +156,7 @@ export function TokenSection({ view, settings, errors, saved }: SectionProps) {
         Токен:{" "}
         {settings.botToken ? <strong class="state-on">задан</strong> : <strong class="state-off">не задан</strong>}
       </p>
+      <BotStatusLine view={view} bot={bot} />
       <form class="stack" {...postTo(href(view, "/settings/token"), "#bot-token")} {...DISABLE_WHILE_SENDING}>
         <CsrfField view={view} />
         <Field
@@ -167,6 +256,7 @@ export function AnypaySection({ view, settings, errors, saved }: SectionProps) {
           target="#anypay"
         />
       </div>
+      <ControlError name="testPayments" error={e.testPayments} />
     </section>
   );
 }
@@ -181,9 +271,9 @@ export function SettingsPage(props: SectionProps & { section?: SettingsSection }
     <Layout view={view} title="Основные настройки" tab="settings">
       <h1>Основные настройки</h1>
       <div class="grid-2">
-        <BotSwitches view={view} settings={props.settings} {...extra("bot")} />
-        <TokenSection view={view} settings={props.settings} {...extra("token")} />
-        <AnypaySection view={view} settings={props.settings} {...extra("anypay")} />
+        <BotSwitches view={view} settings={props.settings} bot={props.bot} {...extra("bot")} />
+        <TokenSection view={view} settings={props.settings} bot={props.bot} {...extra("token")} />
+        <AnypaySection view={view} settings={props.settings} bot={props.bot} {...extra("anypay")} />
         <section id="broadcast" hx-get={href(view, "/broadcasts")} hx-trigger="load" hx-swap="innerHTML" />
       </div>
     </Layout>

@@ -108,6 +108,10 @@ test("with two instances exactly one polls; when it dies the other takes over", 
   await Bun.sleep(1_000);
   expect(bot.runtime.status().state).toBe("polling");
   expect(standby.status().state).toBe("standby");
+  // Both instances say so to the rest of the shop; the shop as a whole receives its updates.
+  const seen = await second.shop.botStatus.current();
+  expect(seen.state).toBe("polling");
+  expect(seen.instances.map((i) => i.state).sort()).toEqual(["polling", "standby"]);
   // Telegram would answer 409 to a second poller; none happened.
   expect(bot.tg.conflicts).toBe(0);
   expect((await bot.say(buyer(4301), "/start")).params.text).toBeDefined();
@@ -158,4 +162,10 @@ test("webhook mode: the webhook is registered with a secret, and only requests c
   const ok = await post({ "x-telegram-bot-api-secret-token": secret }, JSON.stringify(update));
   expect(ok.status).toBe(200);
   expect(repliesTo(bot, 4401).map((c) => c.params.text)).toEqual(["Сейчас товаров в наличии нет. Загляните позже."]);
+
+  // The token is revoked while an update is being answered: not a 200, so Telegram delivers the update again.
+  bot.tg.revokeToken(TEST_TOKEN);
+  const again = { ...update, update_id: 78 };
+  const refused = await post({ "x-telegram-bot-api-secret-token": secret }, JSON.stringify(again));
+  expect(refused.status).toBe(503);
 });

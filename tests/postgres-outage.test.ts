@@ -45,7 +45,10 @@ test("Postgres away mid-run: cached keys still answer, others get 503 JSON, heal
     status: 503,
     body: { success: false, message: "Service temporarily unavailable" },
   });
-  expect(await call("/healthz")).toEqual({ status: 503, body: { ok: false, postgres: "down", redis: "ok" } });
+  expect(await call("/healthz")).toEqual({
+    status: 503,
+    body: { ok: false, postgres: "down", redis: "ok", bot: "off" },
+  });
 
   proxy.start();
   await eventually(async () => (await call("/healthz")).status === 200, 10_000);

@@ -103,7 +103,7 @@ describe("with Redis unreachable from the start (a dead port)", () => {
     // This instance's own changes still apply at once.
     await s.shop.keys.setBanned({ key }, true);
     expect(await s.auth(key, "PC")).toEqual(KEY_BANNED);
-    expect(await s.health()).toEqual({ status: 200, body: { ok: true, postgres: "ok", redis: "down" } });
+    expect(await s.health()).toEqual({ status: 200, body: { ok: true, postgres: "ok", redis: "down", bot: "off" } });
   });
 });
 
@@ -126,7 +126,7 @@ describe("with Redis stopped in the middle and started again", () => {
     expect(await a.auth(fresh, "OTHER")).toEqual(HWID_MISMATCH);
     // A limit this process had already seen reached stays in force until its window ends.
     expect((await a.auth(key, "PC")).status).toBe(429);
-    expect(await a.health()).toEqual({ status: 200, body: { ok: true, postgres: "ok", redis: "down" } });
+    expect(await a.health()).toEqual({ status: 200, body: { ok: true, postgres: "ok", redis: "down", bot: "off" } });
 
     await redis.start();
     await eventually(async () => (await a.health()).body.redis === "ok", 5_000);

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import {
   AnypaySection,
+  BotStatusLine,
   BotSwitches,
   SettingsPage,
   type SettingsSection,
@@ -8,6 +9,7 @@ import {
 } from "../../templates/settings.tsx";
 import type { View } from "../../templates/view.ts";
 import type { Config } from "../config.ts";
+import { type BotReport, tokenHint } from "../shop/bot-status.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
 import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings.ts";
@@ -19,6 +21,29 @@ const SECTIONS = { bot: BotSwitches, token: TokenSection, anypay: AnypaySection 
 /** "on"/"off" from a toggle button; anything else is not a switch position. */
 function onOff(text: string): boolean | null {
   return text === "on" ? true : text === "off" ? false : null;
+}
+
+/** A switch post that names no switch position: only a stale page or a hand-made request sends one. */
+const UNKNOWN_SWITCH = "Не удалось понять, что переключить. Обновите страницу и нажмите переключатель ещё раз.";
+
+/** How long saving a token waits for this process's bot to hear from Telegram about it. */
+const TOKEN_VERDICT_WAIT_MS = 5_000;
+
+/** What the owner is told once the bot has tried the new token; null when it has not (yet). */
+function tokenOutcome(verdict: BotReport | null): { saved: string } | { error: string } {
+  if (!verdict) return { saved: "Токен сохранён. Бот проверяет его в Telegram — состояние показано ниже." };
+  switch (verdict.state) {
+    case "invalid_token":
+      return {
+        error: `Токен сохранён, но Telegram его отклонил${verdict.error ? ` (${verdict.error})` : ""}. Проверьте токен в @BotFather: пока он не исправлен, бот никому не отвечает.`,
+      };
+    case "unreachable":
+      return { saved: "Токен сохранён, но Telegram сейчас недоступен: бот проверит токен снова сам." };
+    default:
+      return {
+        saved: `Токен сохранён и применён: Telegram принял его${verdict.username ? `, бот @${verdict.username}` : ""}.`,
+      };
+  }
 }
 
 /**
@@ -35,25 +60,29 @@ export function settingsController(shop: Shop, config: Config) {
     section: SettingsSection,
     result: { status?: number; errors?: Record<string, string>; saved?: string },
   ): Promise<Response> {
-    const settings = await shop.settings.get();
+    const [settings, bot] = await Promise.all([shop.settings.get(), shop.botStatus.current()]);
     const status = result.status ?? 200;
-    const props = { view, settings, errors: result.errors, saved: result.saved };
+    const props = { view, settings, bot, errors: result.errors, saved: result.saved };
     if (isHtmx(request)) return render(SECTIONS[section](props), status);
     if (status < 400) return redirect(request, `${base}/settings`);
     return render(SettingsPage({ ...props, section }), status);
   }
 
-  /** Applies a patch; a refusal from the domain becomes an error next to its field. */
-  async function update(request: Request, view: View, section: SettingsSection, patch: SettingsPatch, saved: string) {
+  /** Applies a patch; a refusal from the domain becomes an error next to its field (the answer), else null. */
+  async function apply(request: Request, view: View, section: SettingsSection, patch: SettingsPatch) {
     try {
       await shop.settings.update(patch);
+      return null;
     } catch (error) {
       if (error instanceof ShopError && error.code === "invalid") {
         return answer(request, view, section, { status: 422, errors: { [error.field ?? "_"]: error.message } });
       }
       throw error;
     }
-    return answer(request, view, section, { saved });
+  }
+
+  async function update(request: Request, view: View, section: SettingsSection, patch: SettingsPatch, saved: string) {
+    return (await apply(request, view, section, patch)) ?? answer(request, view, section, { saved });
   }
 
   return new Elysia()
@@ -61,7 +90,22 @@ export function settingsController(shop: Shop, config: Config) {
     .get("/settings", ({ request, panel }) =>
       guarded(
         request,
-        async () => render(SettingsPage({ view: panel.view, settings: await shop.settings.get() })),
+        async () =>
+          render(
+            SettingsPage({
+              view: panel.view,
+              settings: await shop.settings.get(),
+              bot: await shop.botStatus.current(),
+            }),
+          ),
+        errorView(request, panel.view),
+      ),
+    )
+    .get("/settings/bot-status", ({ request, panel }) =>
+      guarded(
+        request,
+        // The bot's state line refreshes itself through this while it is about to change (starting, switching).
+        async () => render(BotStatusLine({ view: panel.view, bot: await shop.botStatus.current() })),
         errorView(request, panel.view),
       ),
     )
@@ -72,7 +116,7 @@ export function settingsController(shop: Shop, config: Config) {
           const enabled = onOff(field(body, "botEnabled"));
           const maintenance = onOff(field(body, "maintenance"));
           if (enabled === null && maintenance === null) {
-            return answer(request, panel.view, "bot", { status: 422, saved: undefined, errors: {} });
+            return answer(request, panel.view, "bot", { status: 422, errors: { botEnabled: UNKNOWN_SWITCH } });
           }
           const patch: SettingsPatch = {};
           if (enabled !== null) patch.botEnabled = enabled;
@@ -107,7 +151,13 @@ export function settingsController(shop: Shop, config: Config) {
               errors: { botToken: "Токен бота выглядит как 123456789:AA… (его выдаёт @BotFather)" },
             });
           }
-          return update(request, panel.view, "token", { botToken: token }, "Токен сохранён и применён.");
+          const refused = await apply(request, panel.view, "token", { botToken: token });
+          if (refused) return refused;
+          // The bot of this process tries the token at once (getMe): say what Telegram made of it, not just "saved".
+          const outcome = tokenOutcome(await shop.botStatus.verdictFor(tokenHint(token), TOKEN_VERDICT_WAIT_MS));
+          return "error" in outcome
+            ? answer(request, panel.view, "token", { status: 422, errors: { botToken: outcome.error } })
+            : answer(request, panel.view, "token", { saved: outcome.saved });
         },
         errorView(request, panel.view),
       ),
@@ -135,7 +185,9 @@ export function settingsController(shop: Shop, config: Config) {
         request,
         async () => {
           const on = onOff(field(body, "testPayments"));
-          if (on === null) return answer(request, panel.view, "anypay", { status: 422, errors: {} });
+          if (on === null) {
+            return answer(request, panel.view, "anypay", { status: 422, errors: { testPayments: UNKNOWN_SWITCH } });
+          }
           return update(
             request,
             panel.view,

@@ -1,25 +1,16 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { hostname } from "node:os";
 import { TelegramError, type TelegramUpdate, type TelegramUser } from "gramio";
 import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
 import type { PaymentsPort } from "../payments/checkout.ts";
+import { type BotState, tokenHint } from "../shop/bot-status.ts";
 import type { Shop } from "../shop/index.ts";
 import { BOT_COMMANDS, createShopBot, type ShopBot, updateOutcome } from "./bot.ts";
 import { botApiBase } from "./messenger.ts";
 
-export type BotRuntimeState =
-  /** No token in the settings yet: nothing to run. */
-  | "no_token"
-  /** Asking Telegram who the token belongs to. */
-  | "starting"
-  /** Telegram refused the token (401/404): waits for a new one. */
-  | "invalid_token"
-  /** Telegram could not be reached: retried on the next tick. */
-  | "unreachable"
-  /** Ready, but another instance of the shop receives the updates. */
-  | "standby"
-  | "polling"
-  | "webhook";
+/** The states are the shop's (src/shop/bot-status.ts): the panel and healthz show them without knowing the bot. */
+export type BotRuntimeState = BotState;
 
 export type BotRuntimeStatus = { state: BotRuntimeState; username: string | null; error: string | null };
 
@@ -27,9 +18,13 @@ export type BotRuntimeOptions = {
   shop: Shop;
   payments: PaymentsPort;
   config: Pick<Config, "telegramApiUrl" | "botWebhookUrl" | "botWebhookSecret" | "sessionSecret">;
-  /** Names this process in the poller lease. */
+  /** Names this process in the status reports. */
   instanceId?: string;
-  /** Lease of "the one instance that polls"; renewed every third of it. A dead instance is replaced after it. */
+  /**
+   * "The one instance that polls" is a Postgres session lock, checked every third of this. A killed instance frees
+   * it at once (its connection closes); one that stops checking in without closing it is cut off after leaseMs
+   * (at least 3 s).
+   */
   leaseMs?: number;
   /** Long-poll timeout of getUpdates, seconds. */
   pollTimeoutS?: number;
@@ -39,8 +34,9 @@ export type BotRuntimeOptions = {
 export type BotRuntime = {
   start(): Promise<void>;
   /**
-   * Stops receiving updates, lets the batch in hand finish, and gives the lease back. `release: false` leaves the
-   * lease to expire, which is what a crashed instance looks like to the others.
+   * Stops receiving updates, lets the batch in hand finish, and gives the lock back. `release: false` drops the
+   * lock's connection instead and leaves the status report to go stale, which is what a crashed instance looks
+   * like to the others.
    */
   stop(options?: { release?: boolean }): Promise<void>;
   /** The webhook endpoint: checks Telegram's secret header, then handles the update. */
@@ -48,9 +44,6 @@ export type BotRuntime = {
   status(): BotRuntimeStatus;
 };
 
-export const POLLER_LEASE_KEY = "bot:poller:lease";
-const offsetKey = (botId: number) => `bot:offset:${botId}`;
-const OFFSET_TTL_MS = 7 * 24 * 3_600_000;
 const ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"];
 
 /** Telegram's webhook secret: BOT_WEBHOOK_SECRET, else one derived from SESSION_SECRET (same on every instance). */
@@ -73,19 +66,6 @@ function isUpdate(value: unknown): value is TelegramUpdate {
   );
 }
 
-/** The stored polling position of a bot: the next update id, and ids above it that were already answered. */
-function parseOffset(text: string | null): { next: number; answered: number[] } {
-  if (!text) return { next: 0, answered: [] };
-  try {
-    const value = JSON.parse(text) as { next?: unknown; answered?: unknown };
-    const next = Number.isSafeInteger(value.next) ? (value.next as number) : 0;
-    const answered = Array.isArray(value.answered) ? value.answered.filter((id) => Number.isSafeInteger(id)) : [];
-    return { next, answered: answered as number[] };
-  } catch {
-    return { next: 0, answered: [] };
-  }
-}
-
 /** Whose update it is, so one user's updates run in order while different users' run side by side. */
 function updateOwner(update: TelegramUpdate): number {
   return (
@@ -99,17 +79,20 @@ function updateOwner(update: TelegramUpdate): number {
 
 /**
  * Runs the bot with the token from the settings, in the running process:
- * - one instance of the shop (the holder of a lease in the cache) polls Telegram — or, in webhook mode, registers
- *   the webhook — and the lease passes to another instance within `leaseMs` when that one dies;
+ * - one instance of the shop (the holder of a Postgres session lock, so Redis up or down) polls Telegram — or, in
+ *   webhook mode, registers the webhook — and the lock passes to another instance when that one dies;
  * - a new token in the settings (panel, CLI, another instance) stops the old poller after the batch in hand and
  *   starts the new one from the stored offset, so no update is lost or handled twice;
- * - a token Telegram refuses is reported in the log and the status, never thrown.
+ * - a token Telegram refuses is reported in the log and the status, never thrown;
+ * - the state is published through the shop (shop.botStatus), for the panel and healthz.
  */
 export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
   const { shop, payments, config } = options;
-  const { cache } = shop.deps;
-  const instanceId = options.instanceId ?? crypto.randomUUID();
+  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
   const leaseMs = options.leaseMs ?? 15_000;
+  const lock = shop.botStatus.pollerLock(Math.max(leaseMs, 3_000));
+  // Reported every third of leaseMs; a report outlives a few missed ones, then the instance counts as gone.
+  const reportFreshMs = Math.max(leaseMs * 2, 5_000);
   const pollTimeoutS = options.pollTimeoutS ?? 25;
   const apiBase = botApiBase(config.telegramApiUrl);
   const webhookUrl = config.botWebhookUrl ?? null;
@@ -131,6 +114,21 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
     if (next !== state) log.info("bot state", { state: next, ...(error ? { error } : {}) });
     state = next;
     lastError = error;
+    void publish();
+  }
+
+  function publish(): Promise<void> {
+    if (stopped) return Promise.resolve();
+    return shop.botStatus.report(
+      instanceId,
+      {
+        state,
+        username: current?.info?.username ?? null,
+        error: lastError,
+        tokenHint: current ? tokenHint(current.token) : null,
+      },
+      reportFreshMs,
+    );
   }
 
   /** Handles one update; false when the token was revoked mid-way and the update must go to the next token. */
@@ -208,7 +206,11 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
 
     private async run(): Promise<void> {
       const { token, bot, info } = this.target;
-      const saved = parseOffset(await cache.get(offsetKey(info.id)));
+      const saved = await shop.botStatus.pollingPosition(info.id).catch((error: unknown) => {
+        // Telegram keeps its own position too (what was confirmed by the last getUpdates): start from there.
+        log.warn("polling position unavailable; starting where Telegram stands", { error: (error as Error).message });
+        return { next: 0, answered: [] };
+      });
       let offset = saved.next;
       // Updates at or above the offset that an earlier poller already answered (see below): not answered twice.
       let answered = new Set(saved.answered);
@@ -255,7 +257,7 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
             ...[...answered].filter((id) => id >= next),
             ...batch.map((u) => u.update_id).filter((id) => id > next && !unanswered.includes(id)),
           ]);
-          await cache.set(offsetKey(info.id), JSON.stringify({ next, answered: [...answered] }), OFFSET_TTL_MS);
+          await this.savePosition(info.id, next, [...answered]);
           log.error("the bot token was revoked while answering; waiting for a new token", {
             unanswered: unanswered.length,
           });
@@ -264,8 +266,15 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
         }
         offset = Math.max(...received.map((u) => u.update_id)) + 1;
         answered = new Set([...answered].filter((id) => id >= offset));
-        await cache.set(offsetKey(info.id), JSON.stringify({ next: offset, answered: [...answered] }), OFFSET_TTL_MS);
+        await this.savePosition(info.id, offset, [...answered]);
       }
+    }
+
+    /** Saved after every batch; a failed save costs at most that batch being seen again by the next poller. */
+    private async savePosition(botId: number, next: number, answered: number[]): Promise<void> {
+      await shop.botStatus
+        .savePollingPosition(botId, next, answered)
+        .catch((error: unknown) => log.warn("polling position not saved", { error: (error as Error).message }));
     }
 
     private aborted(): Promise<void> {
@@ -372,17 +381,13 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
     return chain;
   }
 
-  async function renewLease(attempts = 1): Promise<void> {
+  async function renewLease(): Promise<void> {
     const token = (await shop.settings.get()).botToken;
-    // Without a usable token there is nothing to lead; let an instance that has one take the lease.
+    // Without a token there is nothing to lead; the lock is taken once there is one.
     if (!token) return;
-    let answer = await cache.lease(POLLER_LEASE_KEY, instanceId, leaseMs);
-    // At start the cache connection may still be opening; a few quick retries spare a whole tick.
-    for (let i = 1; answer === null && i < attempts; i++) {
-      await Bun.sleep(100);
-      answer = await cache.lease(POLLER_LEASE_KEY, instanceId, leaseMs);
-    }
-    if (answer === null) return; // cache down: keep what we had rather than have nobody (or everybody) poll
+    // False with the database down as well: the bot cannot answer anyone without it, and whoever holds the lock
+    // when it is back polls then.
+    const answer = await lock.hold();
     if (answer !== leader) {
       leader = answer;
       log.info(leader ? "this instance receives the bot's updates" : "another instance receives the bot's updates");
@@ -394,8 +399,10 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       unsubscribe = shop.settings.onChange((next) => {
         if (next.botToken !== (current?.token ?? null)) void reconcile();
       });
-      await renewLease(20);
+      await renewLease();
       await reconcile();
+      // Reported even when nothing changed (no token yet): the panel then says so rather than "not running".
+      await publish();
       if (state === "no_token") {
         log.info("bot not started: no token yet (panel «Основные настройки», or `bun run cli bot:set --token …`)");
       }
@@ -403,6 +410,7 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
         () => {
           const wasLeader = leader;
           renewLease()
+            .then(() => publish())
             .then(() => {
               if (leader !== wasLeader || state === "unreachable" || state === "starting" || state === "no_token")
                 return reconcile();
@@ -419,7 +427,12 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       unsubscribe?.();
       await chain;
       await stopPoller();
-      if (leader && stopOptions.release !== false) await cache.releaseLease(POLLER_LEASE_KEY, instanceId);
+      if (stopOptions.release === false) {
+        await lock.abandon();
+      } else {
+        await lock.release();
+        await shop.botStatus.withdraw(instanceId);
+      }
       leader = false;
     },
 
@@ -438,7 +451,8 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       const target = current;
       // Not ready (token just changed, Telegram unreachable): Telegram retries a webhook that did not answer 200.
       if (!target?.info) return new Response("bot is not ready", { status: 503 });
-      await handle(target.bot, update);
+      // The token was revoked while answering: not 200, so Telegram delivers the update again (to the new token).
+      if (!(await handle(target.bot, update))) return new Response("bot token was rejected", { status: 503 });
       return new Response("ok");
     },
 

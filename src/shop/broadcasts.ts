@@ -294,7 +294,7 @@ export function createBroadcasts(deps: ShopDeps) {
 
   /** The one-sender-per-shop lock: a Postgres session lock, so it works with Redis down and frees when we die. */
   function senderLock(idleCutoffMs: number): SessionLock {
-    return sessionLock(sql, LOCKS.broadcastSender, { idleCutoffMs });
+    return sessionLock(sql, deps.config.databaseUrl, LOCKS.broadcastSender, { idleCutoffMs });
   }
 
   /** Marks the broadcast done once nobody is left pending. */

@@ -1,6 +1,7 @@
 import { log } from "../lib/log.ts";
 import { createAccounts } from "./accounts.ts";
 import { createAdmins } from "./admins.ts";
+import { createBotStatus } from "./bot-status.ts";
 import { createBroadcasts } from "./broadcasts.ts";
 import { createBuilds } from "./builds.ts";
 import { createCatalogue } from "./catalogue.ts";
@@ -23,6 +24,7 @@ export function createShop(deps: ShopDeps) {
   const authCache = new AuthCache();
   const products = createProducts(deps);
   const deliveries = createDeliveries(deps);
+  const refusedNotifications = createRefusedNotifications(deps);
   const shop = {
     deps,
     authCache,
@@ -34,12 +36,13 @@ export function createShop(deps: ShopDeps) {
     admins: createAdmins(deps),
     accounts: createAccounts(deps),
     users: createUsers(deps),
-    orders: createOrders(deps, { deliveries }),
-    refusedNotifications: createRefusedNotifications(deps),
+    orders: createOrders(deps, { deliveries, refused: refusedNotifications }),
+    refusedNotifications,
     deliveries,
     catalogue: createCatalogue(deps),
     purchases: createPurchases(deps),
     broadcasts: createBroadcasts(deps),
+    botStatus: createBotStatus(deps),
   };
   return shop;
 }

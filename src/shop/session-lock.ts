@@ -1,3 +1,4 @@
+import postgres from "postgres";
 import type { Sql } from "../db/client.ts";
 import { log } from "../lib/log.ts";
 
@@ -20,11 +21,9 @@ export type SessionLock = {
   hold(): Promise<boolean>;
   /** Gives the lock back at once. */
   release(): Promise<void>;
-  /** Drops the lock's connection without unlocking: what the others see when this process is killed. */
+  /** Closes the lock's connection without unlocking: what the others see when this process is killed. */
   abandon(): Promise<void>;
 };
-
-type Reserved = Awaited<ReturnType<Sql["reserve"]>>;
 
 /**
  * A lock held by one process at a time: a PostgreSQL session-level advisory lock on a connection of its own. It
@@ -33,35 +32,45 @@ type Reserved = Awaited<ReturnType<Sql["reserve"]>>;
  * off by the server after `idleCutoffMs` of silence (idle_session_timeout), while a live holder checks in more often
  * than that.
  *
- * A pool of one connection (the embedded dev database) cannot spare one; such a shop is a single process, so it
- * is always the holder.
+ * The connection is a one-connection client of its own rather than one reserved from the shop's pool: a reserved
+ * connection that the server closes (a restart, the idle cut-off) cannot be queried or returned to the pool safely
+ * in postgres.js, while its own client simply reconnects — into a new session that holds nothing, which the next
+ * check notices.
+ *
+ * The embedded dev database (a pool of one connection, no URL in the configuration) serves a single process,
+ * which is then always the holder.
  */
-export function sessionLock(sql: Sql, key: number, options: { idleCutoffMs: number }): SessionLock {
-  const alone = (sql.options.max ?? 10) <= 1;
-  let conn: Reserved | null = null;
+export function sessionLock(
+  sql: Sql,
+  databaseUrl: string | undefined,
+  key: number,
+  options: { idleCutoffMs: number },
+): SessionLock {
+  const alone = !databaseUrl || (sql.options.max ?? 10) <= 1;
+  let conn: Sql | null = null;
+  let session: number | null = null;
   let holding = false;
-  // One check at a time: a reserve() waiting for a down database must not pile up behind a timer.
+  // One check at a time: a connection attempt to a down database must not pile up behind a timer.
   let pending: Promise<boolean> | null = null;
 
-  async function drop(): Promise<void> {
-    const c = conn;
-    conn = null;
-    holding = false;
-    if (c) c.release();
+  function connect(url: string): Sql {
+    return postgres(url, {
+      max: 1,
+      // The lock lasts as long as the connection: postgres.js must never close it for idling or for age.
+      idle_timeout: 0,
+      max_lifetime: 0,
+      connect_timeout: 5,
+      onnotice: () => {},
+      connection: { application_name: "morpheus-shop lock" },
+    });
   }
 
   async function check(): Promise<boolean> {
     try {
-      if (!conn) {
-        conn = await sql.reserve();
-        // Unknown before PostgreSQL 14: the lock then relies on TCP noticing a vanished machine.
-        await conn`select set_config('idle_session_timeout', ${String(Math.ceil(options.idleCutoffMs))}, false)`.catch(
-          () => {},
-        );
-      }
+      conn ??= connect(databaseUrl!);
       // CASE evaluates in order: a lock already held is not taken a second time (session locks stack).
-      const [row] = await conn<{ held: boolean }[]>`
-        select case
+      const [row] = await conn<{ pid: number; held: boolean }[]>`
+        select pg_backend_pid() as pid, case
           when exists (
             select 1 from pg_locks
             where locktype = 'advisory' and pid = pg_backend_pid() and granted
@@ -69,16 +78,32 @@ export function sessionLock(sql: Sql, key: number, options: { idleCutoffMs: numb
           then true
           else pg_try_advisory_lock(${LOCK_NAMESPACE}, ${key})
         end as held`;
+      if (row!.pid !== session) {
+        // A new session (the first, or after a reconnect). Unknown before PostgreSQL 14: the lock then relies on
+        // TCP keepalive to notice a vanished machine.
+        session = row!.pid;
+        await conn`select set_config('idle_session_timeout', ${String(Math.ceil(options.idleCutoffMs))}, false)`.catch(
+          () => {},
+        );
+      }
       holding = row!.held;
       return holding;
     } catch (error) {
-      log.warn("lock check failed; not holding it until the database answers", {
-        key,
-        error: (error as Error).message,
-      });
-      await drop();
+      if (holding) log.warn("lost the lock: the database does not answer", { key, error: (error as Error).message });
+      holding = false;
       return false;
     }
+  }
+
+  async function close(unlock: boolean): Promise<void> {
+    await pending;
+    const c = conn;
+    conn = null;
+    session = null;
+    if (!c) return;
+    if (unlock && holding) await c`select pg_advisory_unlock(${LOCK_NAMESPACE}, ${key})`.catch(() => {});
+    holding = false;
+    await c.end({ timeout: unlock ? 2 : 0 }).catch(() => {});
   }
 
   return {
@@ -89,26 +114,7 @@ export function sessionLock(sql: Sql, key: number, options: { idleCutoffMs: numb
       });
       return pending;
     },
-    async release() {
-      await pending;
-      const c = conn;
-      if (!c) return;
-      try {
-        if (holding) await c`select pg_advisory_unlock(${LOCK_NAMESPACE}, ${key})`;
-        // The connection goes back to the pool: it must not be cut off there for idling.
-        await c`select set_config('idle_session_timeout', '0', false)`.catch(() => {});
-      } catch (error) {
-        log.warn("lock release failed; it goes with the connection", { key, error: (error as Error).message });
-      }
-      await drop();
-    },
-    async abandon() {
-      await pending;
-      const c = conn;
-      if (!c) return;
-      // The server ends the session as it would a dead client's: the lock is freed, nothing is unlocked by us.
-      await c`select pg_terminate_backend(pg_backend_pid())`.catch(() => {});
-      await drop();
-    },
+    release: () => close(true),
+    abandon: () => close(false),
   };
 }

@@ -16,9 +16,10 @@ const env = (name: string): string => {
   return value;
 };
 
-const sql = connectDatabase(env("DATABASE_URL"), { max: 4 });
+const databaseUrl = env("DATABASE_URL");
+const sql = connectDatabase(databaseUrl, { max: 4 });
 const cache = new RedisCache(env("REDIS_URL"), env("REDIS_PREFIX"));
-const shop = createShop({ sql, cache, config: loadConfig({}) });
+const shop = createShop({ sql, cache, config: { ...loadConfig({}), databaseUrl } });
 const token = env("BOT_TOKEN");
 const leaseMs = Number(process.env.LEASE_MS ?? 1_000);
 startBroadcastJob({
