@@ -2,8 +2,9 @@ import { escapeHtml } from "@kitajs/html";
 import type { Page } from "../src/shop/keyset.ts";
 import type { OrderListItem } from "../src/shop/listings.ts";
 import { type Attention, DUPLICATE_WINDOW_DAYS, LATE_DELIVERY_MINUTES, type OrderStatus } from "../src/shop/orders.ts";
+import { REFUSED_WINDOW_DAYS } from "../src/shop/refused-notifications.ts";
 import { Notice, ORDER_STATUS_LABELS, OrderLink, Pager } from "./components.tsx";
-import { count } from "./format.ts";
+import { count, when } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { OrdersTable } from "./order-parts.tsx";
 import { href, type View } from "./view.ts";
@@ -12,7 +13,7 @@ export type OrdersQuery = { status: OrderStatus | undefined; q: string };
 
 /** What needs the owner, as notices linking to the orders concerned (the dashboard and the orders tab show them). */
 export function AttentionNotices({ view, attention }: { view: View; attention: Attention }) {
-  const { paidNoStock, undelivered, late, duplicatePayments } = attention;
+  const { paidNoStock, undelivered, late, duplicatePayments, refusedNotifications } = attention;
   return (
     <>
       {paidNoStock > 0 ? (
@@ -43,6 +44,49 @@ export function AttentionNotices({ view, attention }: { view: View; attention: A
             {escapeHtml(`Оплачены более ${LATE_DELIVERY_MINUTES} минут назад и ещё не доставлены: ${count(late)}`)}
           </a>
           {" — бот повторяет отправку; проверьте токен бота и журнал."}
+        </Notice>
+      ) : (
+        ""
+      )}
+      {refusedNotifications.length > 0 ? (
+        <Notice kind="error">
+          {escapeHtml(
+            `AnyPay сообщал об оплате, а магазин отклонил уведомление (за ${REFUSED_WINDOW_DAYS} дней): ` +
+              `${count(refusedNotifications.length)}. Покупатель мог заплатить и ничего не получить: исправьте причину ` +
+              "— AnyPay повторит уведомление — или выдайте ключ вручную.",
+          )}
+          <div class="table-wrap">
+            <table class="compact">
+              <thead>
+                <tr>
+                  <th>Последняя попытка</th>
+                  <th>Причина</th>
+                  <th>Заказ</th>
+                  <th>Транзакция</th>
+                  <th>Сумма</th>
+                  <th>Попыток</th>
+                </tr>
+              </thead>
+              <tbody>
+                {refusedNotifications.map((r) => (
+                  <tr>
+                    <td safe>{when(r.lastAt)}</td>
+                    <td safe>{r.reason}</td>
+                    <td>
+                      {r.payId && /^\d{1,15}$/.test(r.payId) ? (
+                        <OrderLink view={view} id={Number(r.payId)} />
+                      ) : (
+                        <span safe>{r.payId ?? "—"}</span>
+                      )}
+                    </td>
+                    <td safe>{r.transactionId ?? "—"}</td>
+                    <td>{escapeHtml(r.amount ? `${r.amount} ${r.currency ?? ""}`.trim() : "—")}</td>
+                    <td safe>{String(r.tries)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         </Notice>
       ) : (
         ""

@@ -288,3 +288,21 @@ describe("a paid order with no key left", () => {
     warns.mockRestore();
   });
 });
+
+test("a notification AnyPay sent but the shop refused is listed on the orders tab and the dashboard, as text", async () => {
+  const product = await s.product("Refused", { keys: 1, build: false });
+  const order = await s.placeOrder(await s.buyer(nextBuyer++), product.id);
+  // The amount AnyPay reports is not the order's: refused, and kept for the owner with AnyPay's retries counted.
+  const fields = s.notifier.paid(order, { amount: "1.00", transaction_id: `${XSS}-tx` });
+  for (let i = 0; i < 2; i++) expect((await s.notifier.send(fields)).status).toBe(400);
+  for (const path of ["/orders", "/"]) {
+    const { html: page } = await c.page(path);
+    expect(page).toContain("AnyPay сообщал об оплате, а магазин отклонил уведомление");
+    expect(page).toContain(`сумма 1.00 не равна сумме заказа ${order.amountRub} ₽`);
+    expect(page).toContain(`href="/Morpheus%20Private/orders/${order.id}"`);
+    expect(page).toContain("&lt;script&gt;alert(1)&lt;/script&gt;-tx");
+    expect(page).not.toContain(XSS);
+  }
+  const [row] = await s.shop.refusedNotifications.recent(1);
+  expect(row).toMatchObject({ tries: 2, payId: String(order.id), amount: "1.00" });
+});

@@ -8,6 +8,12 @@ import { type Deliveries, enqueueDelivery } from "./deliveries.ts";
 import type { ShopDeps } from "./deps.ts";
 import { invalid, pgCode } from "./errors.ts";
 import { allocateKey } from "./keys.ts";
+import {
+  createRefusedNotifications,
+  REFUSED_WINDOW_DAYS,
+  type RefusedNotification,
+  type RefusedNotifications,
+} from "./refused-notifications.ts";
 
 export type OrderStatus = "pending" | "paid" | "delivered" | "failed" | "expired" | "paid_no_stock";
 
@@ -142,6 +148,8 @@ export type Attention = {
   late: number;
   /** Newest first, at most 20. */
   duplicatePayments: { orderId: number; receivedAt: Date }[];
+  /** AnyPay's notifications refused in the last REFUSED_WINDOW_DAYS, newest first, at most 10. */
+  refusedNotifications: RefusedNotification[];
 };
 
 /**
@@ -177,9 +185,13 @@ function decimalOrNull(text: string | null | undefined): string | null {
   return text && /^-?\d{1,10}(\.\d{1,8})?$/.test(text) ? text : null;
 }
 
-export function createOrders(deps: ShopDeps, options: { deliveries: Deliveries; allocation?: AllocationStrategy }) {
+export function createOrders(
+  deps: ShopDeps,
+  options: { deliveries: Deliveries; refused?: RefusedNotifications; allocation?: AllocationStrategy },
+) {
   const { sql, config } = deps;
   const { deliveries } = options;
+  const refused = options.refused ?? createRefusedNotifications(deps);
   const allocate = options.allocation === "wait" ? allocateKeyWaiting : allocateKey;
 
   async function byId(id: number): Promise<Order | null> {
@@ -506,7 +518,7 @@ export function createOrders(deps: ShopDeps, options: { deliveries: Deliveries; 
    * DUPLICATE_WINDOW_DAYS (to refund in AnyPay). Every count is read from a partial index.
    */
   async function attention(): Promise<Attention> {
-    const [[counts], duplicates] = await Promise.all([
+    const [[counts], duplicates, refusedNotifications] = await Promise.all([
       sql<{ paid_no_stock: string; undelivered: string; late: string }[]>`
         select
           (select count(*) from orders where status = 'paid_no_stock') as paid_no_stock,
@@ -518,12 +530,14 @@ export function createOrders(deps: ShopDeps, options: { deliveries: Deliveries; 
         select order_id, received_at from payments
         where outcome = 'duplicate' and received_at > now() - make_interval(days => ${DUPLICATE_WINDOW_DAYS})
         order by received_at desc limit 20`,
+      refused.recent(10, REFUSED_WINDOW_DAYS),
     ]);
     return {
       paidNoStock: Number(counts!.paid_no_stock),
       undelivered: Number(counts!.undelivered),
       late: Number(counts!.late),
       duplicatePayments: duplicates.map((d) => ({ orderId: Number(d.order_id), receivedAt: d.received_at })),
+      refusedNotifications,
     };
   }
 

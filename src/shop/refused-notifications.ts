@@ -38,6 +38,25 @@ function clip(value: unknown, max: number): string | null {
   return text === "" ? null : text;
 }
 
+function toRefused(r: Row): RefusedNotification {
+  return {
+    id: Number(r.id),
+    firstAt: r.first_at,
+    lastAt: r.last_at,
+    tries: r.tries,
+    ip: r.ip,
+    reason: r.reason,
+    payId: r.pay_id,
+    transactionId: r.transaction_id,
+    amount: r.amount,
+    currency: r.currency,
+    status: r.status,
+  };
+}
+
+/** How long a refused notification stays among the notices of the orders tab and the dashboard. */
+export const REFUSED_WINDOW_DAYS = 7;
+
 export function createRefusedNotifications(deps: ShopDeps) {
   const { sql } = deps;
 
@@ -61,33 +80,16 @@ export function createRefusedNotifications(deps: ShopDeps) {
     return { first: row!.tries === 1 };
   }
 
-  /** The newest refusals first, for the panel's orders tab. */
-  async function recent(limit = 20): Promise<RefusedNotification[]> {
+  /** The newest refusals first, optionally only those AnyPay sent again within the last `days` days. */
+  async function recent(limit = 20, days?: number): Promise<RefusedNotification[]> {
     const rows = await sql<Row[]>`
-      select * from refused_notifications order by last_at desc, id desc limit ${limit}`;
-    return rows.map((r) => ({
-      id: Number(r.id),
-      firstAt: r.first_at,
-      lastAt: r.last_at,
-      tries: r.tries,
-      ip: r.ip,
-      reason: r.reason,
-      payId: r.pay_id,
-      transactionId: r.transaction_id,
-      amount: r.amount,
-      currency: r.currency,
-      status: r.status,
-    }));
+      select * from refused_notifications
+      where ${days === undefined ? sql`true` : sql`last_at > now() - make_interval(days => ${days})`}
+      order by last_at desc, id desc limit ${limit}`;
+    return rows.map(toRefused);
   }
 
-  /** How many transactions were refused in the last `days` days: the number the orders tab lights up with. */
-  async function countSince(days: number): Promise<number> {
-    const [row] = await sql<{ n: number }[]>`
-      select count(*)::int as n from refused_notifications where last_at > now() - make_interval(days => ${days})`;
-    return row!.n;
-  }
-
-  return { record, recent, countSince };
+  return { record, recent };
 }
 
 export type RefusedNotifications = ReturnType<typeof createRefusedNotifications>;
