@@ -193,6 +193,69 @@ test("«Мои покупки» lists the buyer's keys: not activated, active un
   expect(buttonsOf(list).map((b) => b.text)).toEqual(["« В каталог"]);
 });
 
+test("«Мои покупки» right after paying when no key was left shows the paid order waiting for its key, and a closed one", async () => {
+  const frank = buyer(1101, "Frank");
+  expect((await bot.say(frank, "/purchases")).params.text).toBe("У вас пока нет покупок.");
+  // Paid while the last key went to someone else: the order is paid_no_stock and has no key yet.
+  const [order] = await bot.sql<{ id: string }[]>`
+    insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at)
+    values (${frank.id}, ${productId}, 30, 1999, 'paid_no_stock', now(), '2030-03-04T10:05:00Z')
+    returning id`;
+  // An earlier one an admin closed without a key (refunded outside the shop).
+  const [closed] = await bot.sql<{ id: string }[]>`
+    insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at, failure)
+    values (${frank.id}, ${productId}, 1, 299, 'failed', now(), '2030-02-01T09:00:00Z', 'refunded')
+    returning id`;
+  // A gift from the shop's own stock, replaced so the other tests see the same durations.
+  await bot.shop.keys.generate(productId, 7, 1);
+  const gift = await bot.shop.keys.issue(productId, 7, frank.id);
+  await bot.sql`update keys set sold_at = '2030-03-01T10:00:00Z' where id = ${gift.id}`;
+
+  const text = String((await bot.say(frank, "/purchases")).params.text);
+  expect(text).toBe(
+    [
+      "Мои покупки:",
+      "",
+      "1. Morpheus Private 30 дней",
+      `Заказ №${order!.id}, оплачен 04.03.2030, 13:05 МСК`,
+      "Статус: оплачен, ключ будет выдан, как только появится",
+      "",
+      "2. Morpheus Private 7 дней",
+      `Ключ: ${gift.key}`,
+      "Статус: не активирован",
+      "",
+      "3. Morpheus Private 1 день",
+      `Заказ №${closed!.id}, оплачен 01.02.2030, 12:00 МСК`,
+      "Статус: закрыт без ключа — по вопросам оплаты напишите администратору",
+    ].join("\n"),
+  );
+});
+
+test("«Мои покупки» with long imported keys and names fits one Telegram message and says how many are not shown", async () => {
+  const erin = buyer(1102, "Erin");
+  const name = "Очень длинное название товара, которое занимает все 64 символа!!";
+  expect([...name].length).toBe(64);
+  const product = await bot.shop.products.create({ name });
+  await bot.shop.products.setPrice(product.id, 30, 1999);
+  const keys = Array.from({ length: 25 }, (_, i) => `IMPORTED-${String(i).padStart(2, "0")}-${"X".repeat(116)}`);
+  expect(keys[0]!.length).toBe(128);
+  await bot.shop.keys.importText(product.id, 30, keys.join("\n"));
+  for (let i = 0; i < 25; i++) await bot.shop.keys.issue(product.id, 30, erin.id);
+
+  const catalogue = await bot.say(erin, "/start");
+  const list = (await bot.press(erin, buttonData(catalogue, "Мои покупки"), catalogue)).screen!;
+  // Edited in place: the list fitted (Telegram refuses more than 4096 characters, and so does the fake).
+  expect(list.method).toBe("editMessageText");
+  const text = String(list.params.text);
+  expect(text.length).toBeLessThanOrEqual(4096);
+  const shown = text.match(/^\d+\. /gm)!.length;
+  expect(shown).toBeGreaterThan(5);
+  expect(shown).toBeLessThan(20);
+  expect(text).toEndWith(`Показаны последние ${shown} из 25 (ещё ${25 - shown} не показаны).`);
+  // Every entry shown is whole: its key in full and its state.
+  expect(text.match(/Ключ: IMPORTED-\d\d-X{116}\nСтатус: не активирован/g)!.length).toBe(shown);
+});
+
 test("an admin with test payments on gets «Оплатить (тест)», which pays through the payments port", async () => {
   const admin = buyer(2001, "Admin");
   await bot.shop.admins.add(admin.id);

@@ -1,5 +1,5 @@
 import { daysLabel } from "../lib/durations.ts";
-import type { Purchase, PurchaseState } from "../shop/purchases.ts";
+import type { KeyPurchase, Purchase, PurchaseState } from "../shop/purchases.ts";
 
 /**
  * Everything the bot says, in one place. The texts marked SPEC are fixed by SPEC §5 word for word (tests compare
@@ -91,7 +91,7 @@ export const testPaidText = (orderId: number) => `Заказ №${orderId} оп�
 export const TEST_PAY_ACCEPTED = "Тестовая оплата принята.";
 export const TEST_PAY_OFF = "Тестовые платежи выключены в панели.";
 
-const STATE_TEXT: Record<PurchaseState, (p: Purchase) => string> = {
+const STATE_TEXT: Record<PurchaseState, (p: KeyPurchase) => string> = {
   not_activated: () => "не активирован",
   active: (p) => `активен до ${moscowDateTime(p.expiresAt!)}`,
   expired: (p) => `истёк ${moscowDateTime(p.expiresAt!)}`,
@@ -99,19 +99,43 @@ const STATE_TEXT: Record<PurchaseState, (p: Purchase) => string> = {
 };
 
 export const NO_PURCHASES = "У вас пока нет покупок.";
+export const WAITING_FOR_KEY = "оплачен, ключ будет выдан, как только появится";
+export const CLOSED_WITHOUT_KEY = "закрыт без ключа — по вопросам оплаты напишите администратору";
 
-export const purchasesText = (items: { purchase: Purchase; state: PurchaseState }[], total: number) => {
-  const lines = ["Мои покупки:"];
-  items.forEach(({ purchase: p, state }, i) => {
-    lines.push(
-      "",
-      `${i + 1}. ${p.productName} ${daysLabel(p.days)}`,
-      `Ключ: ${p.key}`,
-      `Статус: ${STATE_TEXT[state](p)}`,
-    );
-  });
-  if (total > items.length) lines.push("", `Показаны последние ${items.length} из ${total}.`);
-  return lines.join("\n");
+/** Telegram refuses a message longer than this (counted after entities; we send plain text). */
+export const MESSAGE_LIMIT = 4096;
+
+function purchaseEntry(n: number, item: { purchase: Purchase; state: PurchaseState | null }): string {
+  const p = item.purchase;
+  const title = `${n}. ${p.productName} ${daysLabel(p.days)}`;
+  if (p.kind === "key") return [title, `Ключ: ${p.key}`, `Статус: ${STATE_TEXT[item.state!](p)}`].join("\n");
+  return [
+    title,
+    `Заказ №${p.orderId}, оплачен ${moscowDateTime(p.paidAt)}`,
+    `Статус: ${p.kind === "waiting" ? WAITING_FOR_KEY : CLOSED_WITHOUT_KEY}`,
+  ].join("\n");
+}
+
+const purchasesFooter = (shown: number, total: number) =>
+  `Показаны последние ${shown} из ${total} (ещё ${total - shown} не показаны).`;
+
+/**
+ * «Мои покупки», newest first, as many entries as fit in one message (imported keys are up to 128 characters and
+ * product names 64, so twenty entries can exceed Telegram's limit); the last line says how many are not shown.
+ * `state` is the key's state, null for an order without a key.
+ */
+export const purchasesText = (items: { purchase: Purchase; state: PurchaseState | null }[], total: number) => {
+  let text = "Мои покупки:";
+  let shown = 0;
+  for (const item of items) {
+    const next = `${text}\n\n${purchaseEntry(shown + 1, item)}`;
+    // Room is kept for the footer whenever something might be left out.
+    const footer = shown + 1 < total ? `\n\n${purchasesFooter(shown + 1, total)}` : "";
+    if (next.length + footer.length > MESSAGE_LIMIT) break;
+    text = next;
+    shown++;
+  }
+  return total > shown ? `${text}\n\n${purchasesFooter(shown, total)}` : text;
 };
 
 // Admin functions.

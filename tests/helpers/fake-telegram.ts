@@ -276,6 +276,10 @@ export class FakeTelegram {
       from: { id: botId, is_bot: true, first_name: "Morpheus Shop", username: "morpheus_test_bot" },
       ...extra,
     });
+    // Telegram counts a message's length after entities; the shop sends plain text, where that is its length.
+    if ((method === "sendMessage" || method === "editMessageText") && String(params.text ?? "").length > 4096) {
+      return fail({ code: 400, description: "Bad Request: message is too long" });
+    }
     switch (method) {
       case "getMe":
         return ok({ id: botId, is_bot: true, first_name: "Morpheus Shop", username: "morpheus_test_bot" });

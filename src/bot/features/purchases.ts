@@ -4,7 +4,10 @@ import { backToCatalogue, pattern } from "../keyboards.ts";
 import { answer, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
 import { MY_PURCHASES, NO_PURCHASES, purchasesText } from "../texts.ts";
 
-/** «Мои покупки»: the keys this user owns and what state each is in — the first thing a buyer looks for. */
+/**
+ * «Мои покупки»: the keys this user owns and what state each is in, and paid orders still waiting for a key — the
+ * first thing a buyer looks for after paying.
+ */
 export function purchases(deps: BotDeps) {
   async function screen(userId: number): Promise<Screen> {
     const { items, total } = await deps.shop.purchases.of(userId);
@@ -14,7 +17,7 @@ export function purchases(deps: BotDeps) {
         items.length === 0
           ? NO_PURCHASES
           : purchasesText(
-              items.map((p) => ({ purchase: p, state: purchaseState(p, now) })),
+              items.map((p) => ({ purchase: p, state: p.kind === "key" ? purchaseState(p, now) : null })),
               total,
             ),
       keyboard: backToCatalogue(),
