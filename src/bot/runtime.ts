@@ -100,7 +100,8 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
 
   type Current = { token: string; bot: ShopBot; info: TelegramUser | null; webhookSet: boolean };
   let current: Current | null = null;
-  let state: BotRuntimeState = "no_token";
+  // Until the settings are read, the runtime does not know whether there is a token to try.
+  let state: BotRuntimeState = "starting";
   let lastError: string | null = null;
   let leader = false;
   let poller: Poller | null = null;
@@ -313,7 +314,10 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       if (token) log.info("bot token changed; restarting the bot");
       setState(token ? "starting" : "no_token");
     }
-    if (!current) return;
+    if (!current) {
+      if (state !== "no_token") setState("no_token");
+      return;
+    }
     if (!current.info) {
       if (state === "invalid_token") return;
       try {
@@ -396,13 +400,13 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
 
   return {
     async start() {
+      // Reported before anything is awaited: from the first request on, healthz and the panel know a bot runs here.
+      void publish();
       unsubscribe = shop.settings.onChange((next) => {
         if (next.botToken !== (current?.token ?? null)) void reconcile();
       });
       await renewLease();
       await reconcile();
-      // Reported even when nothing changed (no token yet): the panel then says so rather than "not running".
-      await publish();
       if (state === "no_token") {
         log.info("bot not started: no token yet (panel «Основные настройки», or `bun run cli bot:set --token …`)");
       }
