@@ -115,8 +115,9 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
     stop: async () => {
       // Stop taking new connections and let requests in flight finish.
       await app.stop(false);
-      // The auth API's calls since the last tally line would otherwise go unlogged.
+      // The auth API's calls since the last tally line would otherwise go unlogged, and its last-seen stamps unwritten.
       flushRequestTally();
+      await shop.licence.flushStamps();
       await Promise.all([deliveryJob.stop(), expiryJob.stop(), broadcastJob.stop(), payments.idle()]);
       await bot.stop();
       await stopFollowing();

@@ -72,6 +72,25 @@ describe("the auth table of SPEC §4", () => {
     expect(after[0]!.v).toBe(before[0]!.v);
   });
 
+  test("a key asked again after five minutes is stamped «last seen», the stamps of many keys in one write", async () => {
+    const keys = await Promise.all([1, 2, 3].map(() => soldKey(t, P, 7)));
+    for (const key of keys) await auth(t, P, { key, uuid: `PC-${key}` });
+    await t.sql`update keys set last_auth_at = now() - interval '10 minutes', last_auth_ip = 'old' where key = any(${keys})`;
+    t.shop.authCache.clear();
+    const before = Date.now();
+    for (const key of keys) expect((await auth(t, P, { key, uuid: `PC-${key}` })).status).toBe(200);
+    // Not written with the answer: within a second, all together (flushStamps is what the timer and shutdown run).
+    const waiting = await t.sql`select count(*)::int as n from keys where key = any(${keys}) and last_auth_ip = 'old'`;
+    expect(waiting[0]!.n).toBe(3);
+    await t.shop.licence.flushStamps();
+    const rows = await t.sql<{ last_auth_at: Date; last_auth_ip: string }[]>`
+      select last_auth_at, last_auth_ip from keys where key = any(${keys})`;
+    for (const r of rows) {
+      expect(r.last_auth_ip).not.toBe("old");
+      expect(r.last_auth_at.getTime()).toBeGreaterThanOrEqual(before - 1_000);
+    }
+  });
+
   test("another PC: 403 HWID mismatch, and the binding stays", async () => {
     const key = await soldKey(t, P);
     await auth(t, P, { key, uuid: "PC-A" });
@@ -485,7 +504,8 @@ describe("operations", () => {
   test("healthz reports Postgres and Redis", async () => {
     const res = await t.request("/healthz");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, postgres: "ok", redis: "ok" });
+    // The bot is switched off, as after installation (its states are tested in bot-status-panel.test.ts).
+    expect(await res.json()).toEqual({ ok: true, postgres: "ok", redis: "ok", bot: "off" });
   });
 
   test("the auth cache refuses a row read before a concurrent change", () => {

@@ -152,8 +152,69 @@ const refuse = (message: AuthRefusal): AuthResult => ({
   message,
 });
 
+/** Stamps waiting for the next write, at most; past that, new keys' stamps wait for a later call (it is bookkeeping). */
+const MAX_PENDING_STAMPS = 20_000;
+const STAMPS_EVERY_MS = 1_000;
+
+/**
+ * "Last seen" stamps, written in one statement per second instead of one per call. A flood of distinct keys (every
+ * loader of a big shop starting at once, or someone trying keys) would otherwise add a write to every read — and,
+ * sent without waiting, pile up queries in the client faster than Postgres takes them.
+ */
+class LastSeenStamps {
+  private pending = new Map<number, { ip: string | null; at: Date }>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly sql: Sql) {}
+
+  add(id: number, ip: string | null, at: Date): void {
+    if (this.pending.size >= MAX_PENDING_STAMPS && !this.pending.has(id)) return;
+    this.pending.set(id, { ip, at });
+    if (this.timer === null) {
+      this.timer = setTimeout(() => void this.flush(), STAMPS_EVERY_MS);
+      // A stamp never keeps a process alive; shutdown calls flush() itself.
+      this.timer.unref?.();
+    }
+  }
+
+  /** Writes what is pending now (and waits for a write under way). */
+  flush(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.pending;
+    this.pending = new Map();
+    if (batch.size > 0) this.writing = this.writing.then(() => this.write(batch));
+    return this.writing;
+  }
+
+  private async write(batch: Map<number, { ip: string | null; at: Date }>): Promise<void> {
+    const ids: number[] = [];
+    const ips: (string | null)[] = [];
+    // As text: the driver cannot send an array of Dates as timestamptz[].
+    const ats: string[] = [];
+    for (const [id, stamp] of batch) {
+      ids.push(id);
+      ips.push(stamp.ip);
+      ats.push(stamp.at.toISOString());
+    }
+    try {
+      // Never backwards: an activation may have stamped the key after this stamp was taken.
+      await this.sql`
+        update keys k set
+          last_auth_ip = case when k.last_auth_at is null or v.at >= k.last_auth_at then v.ip else k.last_auth_ip end,
+          last_auth_at = greatest(k.last_auth_at, v.at)
+        from unnest(${ids}::bigint[], ${ips}::text[], ${ats}::text[]::timestamptz[]) as v(id, ip, at)
+        where k.id = v.id`;
+    } catch (error) {
+      log.warn("last-seen stamps not written", { count: ids.length, error: (error as Error).message });
+    }
+  }
+}
+
 export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
   const { sql } = deps;
+  const stamps = new LastSeenStamps(sql);
 
   /** Product and key in one round trip: no row → no product; a row without a key → not this product's key. */
   async function lookup(product: string, key: string): Promise<{ product: boolean; key: KeySnapshot | null }> {
@@ -186,10 +247,8 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
   function touch(snapshot: KeySnapshot, ip: string | null, now: Date): void {
     if (snapshot.lastAuthAt !== null && now.getTime() - snapshot.lastAuthAt < LAST_SEEN_EVERY_MS) return;
     snapshot.lastAuthAt = now.getTime();
-    // Not awaited: the loader's answer does not depend on this bookkeeping.
-    sql`update keys set last_auth_at = now(), last_auth_ip = ${ip} where id = ${snapshot.id}`.catch((error) =>
-      log.warn("last-seen update failed", { error }),
-    );
+    // The loader's answer does not depend on this bookkeeping: it is written with the others within a second.
+    stamps.add(snapshot.id, ip, now);
   }
 
   function decide(snapshot: KeySnapshot | null, hwid: string, now: Date): AuthResult | "bind" {
@@ -247,7 +306,8 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
   }
 
   // `lookup` is exported for bench/auth, whose database ceiling runs this very query without HTTP around it.
-  return { authenticate, lookup };
+  // `flushStamps` writes the pending "last seen" stamps now: at shutdown, and for tests.
+  return { authenticate, lookup, flushStamps: () => stamps.flush() };
 }
 
 export type Licence = ReturnType<typeof createLicence>;
