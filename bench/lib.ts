@@ -144,6 +144,8 @@ export async function startApp(options: {
       PORT: String(port),
       LOG_LEVEL: "info",
       SESSION_SECRET: "bench-session-secret-that-is-long-enough-0123456789",
+      // As setup.sh runs the app (its systemd unit and direct start): the garbage collector sized for 512 MB of RAM.
+      BUN_JSC_forceRAMSize: "536870912",
       ...options.env,
     },
     stdout: options.logTo ? Bun.file(options.logTo) : "ignore",
