@@ -5,12 +5,11 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { RedisCache } from "../src/cache/cache.ts";
-import { type RunningShop, runShop } from "../src/server.ts";
+import type { RunningShop } from "../src/server.ts";
 import { buttonData, buttonsOf, buyer, messageIdOf, waitUntil } from "./helpers/bot.ts";
-import { FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
+import { type FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
 import { BUILD_ZIP } from "./helpers/payments.ts";
-import { testConfig, testDatabase, testRedisPrefix } from "./helpers/shop.ts";
+import { type ProductionShop, startProductionShop } from "./helpers/running-shop.ts";
 
 const MERCHANT_ID = "70001";
 const SECRET = "e2e-anypay-secret";
@@ -19,26 +18,11 @@ const alice = buyer(555_000_002, "Alice");
 
 let tg: FakeTelegram;
 let running: RunningShop;
-let closeStores: () => Promise<void>;
+let production: ProductionShop;
 
 beforeAll(async () => {
-  tg = new FakeTelegram([TEST_TOKEN]).start();
-  const db = await testDatabase();
-  const redisUrl = process.env.MPH_TEST_REDIS_URL!;
-  const cache = new RedisCache(redisUrl, testRedisPrefix());
-  const config = testConfig({
-    databaseUrl: db.url,
-    redisUrl,
-    telegramApiUrl: tg.url,
-    host: "127.0.0.1",
-    port: 0,
-    anypayAllowedIps: ["185.162.128.38"],
-  });
-  running = await runShop(config, { sql: db.sql, cache });
-  closeStores = async () => {
-    await cache.close();
-    await db.sql.end({ timeout: 2 });
-  };
+  production = await startProductionShop({ anypayAllowedIps: ["185.162.128.38"] });
+  ({ tg, running } = production);
   const { shop } = running;
   await shop.admins.add(ADMIN.id, "owner");
   const product = await shop.products.create({ name: "Stalcraft", description: "Лоадер для Stalcraft." });
@@ -58,33 +42,11 @@ beforeAll(async () => {
 }, 20_000);
 
 afterAll(async () => {
-  await running.stop();
-  await closeStores();
-  await tg.stop();
+  await production.stop();
 });
 
-const SENDS = new Set(["sendMessage", "editMessageText", "sendDocument"]);
-
-async function say(user: TgUser, text: string): Promise<RecordedCall> {
-  const from = tg.calls.length;
-  tg.sendText(TEST_TOKEN, user, text);
-  return await tg.waitFor(
-    (calls) => calls.slice(from).find((c) => SENDS.has(c.method) && Number(c.params.chat_id) === user.id),
-    8_000,
-  );
-}
-
-async function press(user: TgUser, text: string, under: RecordedCall): Promise<RecordedCall> {
-  const from = tg.calls.length;
-  tg.pressButton(TEST_TOKEN, user, buttonData(under, text), {
-    message_id: messageIdOf(under),
-    text: String(under.params.text ?? ""),
-  });
-  return await tg.waitFor(
-    (calls) => calls.slice(from).find((c) => SENDS.has(c.method) && Number(c.params.chat_id) === user.id),
-    8_000,
-  );
-}
+const say = (user: TgUser, text: string) => production.say(user, text);
+const press = (user: TgUser, text: string, under: RecordedCall) => production.press(user, text, under);
 
 async function buyUpToPayment(user: TgUser, duration: string): Promise<RecordedCall> {
   const catalogue = await say(user, "/start");

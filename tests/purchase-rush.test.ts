@@ -4,12 +4,11 @@
  * «no keys» notice and the refreshed card; then the 10 pay at once and get 10 distinct keys.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { RedisCache } from "../src/cache/cache.ts";
-import { type RunningShop, runShop } from "../src/server.ts";
+import type { RunningShop } from "../src/server.ts";
 import { AnypayNotifier } from "./helpers/anypay.ts";
 import { buttonData, buttonsOf, buyer, messageIdOf, waitUntil } from "./helpers/bot.ts";
-import { FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
-import { testConfig, testDatabase, testRedisPrefix } from "./helpers/shop.ts";
+import { type FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
+import { type ProductionShop, startProductionShop } from "./helpers/running-shop.ts";
 
 setDefaultTimeout(60_000);
 
@@ -20,26 +19,11 @@ const BUYERS = Array.from({ length: 50 }, (_, i) => buyer(556_000_000 + i, `Buye
 
 let tg: FakeTelegram;
 let running: RunningShop;
-let closeStores: () => Promise<void>;
+let production: ProductionShop;
 
 beforeAll(async () => {
-  tg = new FakeTelegram([TEST_TOKEN]).start();
-  const db = await testDatabase();
-  const redisUrl = process.env.MPH_TEST_REDIS_URL!;
-  const cache = new RedisCache(redisUrl, testRedisPrefix());
-  const config = testConfig({
-    databaseUrl: db.url,
-    redisUrl,
-    telegramApiUrl: tg.url,
-    host: "127.0.0.1",
-    port: 0,
-    anypayAllowedIps: ["185.162.128.38"],
-  });
-  running = await runShop(config, { sql: db.sql, cache });
-  closeStores = async () => {
-    await cache.close();
-    await db.sql.end({ timeout: 2 });
-  };
+  production = await startProductionShop({ anypayAllowedIps: ["185.162.128.38"] });
+  ({ tg, running } = production);
   const { shop } = running;
   const product = await shop.products.create({ name: "Rush" });
   await shop.products.setPrice(product.id, 30, 1999);
@@ -55,29 +39,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await running?.stop();
-  await closeStores?.();
-  await tg?.stop();
+  await production?.stop();
 });
 
-const SENDS = new Set(["sendMessage", "editMessageText", "sendDocument"]);
-
-/** The bot's next message to `user` after the call index `from`. */
-function nextTo(user: TgUser, from: number): Promise<RecordedCall> {
-  return tg.waitFor(
-    (calls) => calls.slice(from).find((c) => SENDS.has(c.method) && Number(c.params.chat_id) === user.id),
-    15_000,
-  );
-}
-
-async function press(user: TgUser, text: string, under: RecordedCall): Promise<RecordedCall> {
-  const from = tg.calls.length;
-  tg.pressButton(TEST_TOKEN, user, buttonData(under, text), {
-    message_id: messageIdOf(under),
-    text: String(under.params.text ?? ""),
-  });
-  return await nextTo(user, from);
-}
+const nextTo = (user: TgUser, from: number) => production.nextTo(user, from, 15_000);
+const press = (user: TgUser, text: string, under: RecordedCall) => production.press(user, text, under);
 
 test("50 buyers confirm at once for 10 keys: 10 payment pages, 40 «no keys» notices with the fresh card, 10 distinct keys delivered", async () => {
   // Everyone walks up to the confirmation screen first.
