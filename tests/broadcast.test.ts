@@ -263,6 +263,20 @@ test("a sender that dies mid-send leaves those recipients unconfirmed, never sen
   await t.shop.broadcasts.cancel(broadcast.id);
 });
 
+test("a broadcast whose last messages were in flight when its sender died is finished by the next sender", async () => {
+  await clearUsers();
+  await addUsers(400_101, 2);
+  const broadcast = await t.shop.broadcasts.create({ text: "Последние", createdBy: "test" });
+  const claimed = await t.shop.broadcasts.claim(2, 200, "dead-sender");
+  for (const r of claimed) expect(await t.shop.broadcasts.startAttempt(r)).toBe(true);
+  await Bun.sleep(300);
+  // Nothing is left to send, so no batch of it reaches the sender: the claim itself must close it.
+  expect(await t.shop.broadcasts.claim(4, 200, "next-sender")).toEqual([]);
+  const after = (await t.shop.broadcasts.byId(broadcast.id))!;
+  expect(after.status).toBe("done");
+  expect(after.progress).toMatchObject({ unconfirmed: 2, pending: 0 });
+});
+
 test("a live sender keeps its claims past the lease by renewing them", async () => {
   await clearUsers();
   await addUsers(450_001, 3);

@@ -1,3 +1,4 @@
+import type { Sql, Tx } from "../db/client.ts";
 import { log } from "../lib/log.ts";
 import { CHANNELS, type ShopDeps } from "./deps.ts";
 import { invalid, notFound } from "./errors.ts";
@@ -156,15 +157,18 @@ export function createBroadcasts(deps: ShopDeps) {
    */
   async function claim(limit: number, leaseMs: number, sender: string): Promise<ClaimedRecipient[]> {
     return await sql.begin(async (tx) => {
-      const interrupted = await tx`
+      const interrupted = await tx<{ broadcast_id: string }[]>`
         update broadcast_recipients set status = 'unconfirmed', claimed_by = null,
           last_error = 'interrupted mid-send: delivery unknown, not sent again'
         where (broadcast_id, user_id) in (
           select broadcast_id, user_id from broadcast_recipients
           where status = 'pending' and attempt_started_at is not null and next_attempt_at <= now()
-          for update skip locked)`;
-      if (interrupted.count > 0) {
-        log.warn("broadcast recipients interrupted mid-send, not sent again", { count: interrupted.count });
+          for update skip locked)
+        returning broadcast_id`;
+      if (interrupted.length > 0) {
+        log.warn("broadcast recipients interrupted mid-send, not sent again", { count: interrupted.length });
+        // They may have been a broadcast's last: no batch of it will come to the sender to finish it.
+        await finishWhereDone(tx, [...new Set(interrupted.map((r) => Number(r.broadcast_id)))]);
       }
       const rows = await tx<{ broadcast_id: string; user_id: string; attempts: number }[]>`
         select r.broadcast_id, r.user_id, r.attempts
@@ -297,15 +301,20 @@ export function createBroadcasts(deps: ShopDeps) {
     return sessionLock(sql, deps.config.databaseUrl, LOCKS.broadcastSender, { idleCutoffMs });
   }
 
+  /** Marks these broadcasts done where nobody is left pending; returns how many finished. */
+  async function finishWhereDone(db: Sql | Tx, ids: number[]): Promise<number> {
+    const rows = await db<{ id: string }[]>`
+      update broadcasts b set status = 'done', finished_at = now()
+      where b.id = any(${ids}::bigint[]) and b.status in ('pending', 'running')
+        and not exists (select 1 from broadcast_recipients r where r.broadcast_id = b.id and r.status = 'pending')
+      returning b.id`;
+    for (const row of rows) log.info("broadcast finished", { broadcastId: Number(row.id) });
+    return rows.length;
+  }
+
   /** Marks the broadcast done once nobody is left pending. */
   async function finishIfDone(broadcastId: number): Promise<boolean> {
-    const rows = await sql`
-      update broadcasts set status = 'done', finished_at = now()
-      where id = ${broadcastId} and status in ('pending', 'running')
-        and not exists (select 1 from broadcast_recipients where broadcast_id = ${broadcastId} and status = 'pending')
-      returning id`;
-    if (rows.length > 0) log.info("broadcast finished", { broadcastId });
-    return rows.length > 0;
+    return (await finishWhereDone(sql, [broadcastId])) > 0;
   }
 
   return {
