@@ -360,3 +360,12 @@ describe("test payments", () => {
     }
   });
 });
+
+test("form fields named like built-ins (__proto__, toString) are fields like any other: refused as malformed, no crash", async () => {
+  const order = await s.placeOrder(await s.buyer(100_400), stalcraft.id);
+  const body = `${new URLSearchParams(s.notifier.paid(order))}&__proto__=x&toString=y&toString=z`;
+  const answer = await s.notifier.sendRaw(body, "application/x-www-form-urlencoded");
+  // Extra fields are ignored; the built-in names neither crash the check nor become lists of the real fields.
+  expect(answer).toEqual({ status: 200, body: "OK" });
+  await s.delivered(order.id);
+});

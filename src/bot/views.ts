@@ -25,14 +25,24 @@ export const productScreen = (product: CatalogueProduct): Screen => ({
   keyboard: productKeyboard(product),
 });
 
-/** The freshest thing to show after a stale press: the product's card if it is still on sale, else the catalogue. */
+/**
+ * The freshest thing to show after a stale press: the product's card if it is still on sale, else the catalogue.
+ * `soldOut`: a duration the buyer was just told has no key left. The cached catalogue may not know yet — the keys
+ * went to buyers whose orders commit a moment later, and only then is the cache dropped — so it is left off the card
+ * rather than offered again.
+ */
 export async function freshCard(
   deps: BotDeps,
   api: BotApi,
   place: Place,
   userId: number,
   productId: number,
+  soldOut?: number,
 ): Promise<void> {
-  const product = await deps.shop.catalogue.product(productId);
+  let product = await deps.shop.catalogue.product(productId);
+  if (product && soldOut !== undefined) {
+    const offers = product.offers.filter((o) => o.days !== soldOut);
+    product = offers.length > 0 ? { ...product, offers } : null;
+  }
   await show(api, place, product ? productScreen(product) : await catalogueScreen(deps, userId));
 }

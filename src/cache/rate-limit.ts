@@ -23,6 +23,12 @@ export class LocalCounters {
     return entries.map(({ key, ttlMs, by = 1 }) => {
       let entry = this.counts.get(key);
       if (!entry || entry.resetAt <= now) {
+        // A read (by 0) creates nothing: otherwise cheap reads with invented keys could fill the map and push a
+        // refused address's own count out of it.
+        if (by === 0) {
+          if (entry) this.counts.delete(key);
+          return { count: 0, resetMs: 0 };
+        }
         entry = { count: 0, resetAt: now + ttlMs };
         this.counts.set(key, entry);
       }

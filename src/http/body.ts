@@ -33,8 +33,9 @@ export async function readBodyWithin(request: Request, maxBytes: number): Promis
 
 /** Form fields in order; a name given twice becomes a list, for the caller to refuse rather than guess. */
 export function collectFields(entries: Iterable<[string, unknown]>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of entries) out[name] = name in out ? [out[name], value].flat() : value;
+  // No prototype: a field named "toString" or "__proto__" is a field like any other, not a built-in.
+  const out: Record<string, unknown> = Object.create(null);
+  for (const [name, value] of entries) out[name] = Object.hasOwn(out, name) ? [out[name], value].flat() : value;
   return out;
 }
 

@@ -51,10 +51,10 @@ export function hwidProblem(hwid: string): string | null {
 
 /**
  * A key as it may appear in logs: enough to find it in the panel, not enough to use it. A generated key shows its
- * MPH- prefix and 4 of its 15 random characters; a short imported key shows at most a quarter of itself, at its end.
+ * MPH- prefix and 4 of its 15 random characters; an imported key at most a quarter of itself (4 at most), at its end.
  */
 export function maskKey(key: string): string {
-  if (key.length >= 16) return `${key.slice(0, 4)}…${key.slice(-4)}`;
-  const shown = Math.floor(key.length / 4);
+  if (GENERATED_KEY_PATTERN.test(key)) return `MPH-…${key.slice(-4)}`;
+  const shown = Math.min(4, Math.floor(key.length / 4));
   return shown > 0 ? `…${key.slice(-shown)}` : "…";
 }

@@ -25,7 +25,10 @@ export function generatePassword(length = 20): string {
  * The rate-limit counters of an account, named here so that the panel (which counts) and reset (which clears) agree:
  * wrong passwords typed at the login form for this login, and wrong "current password" entries of this account.
  */
-export const loginFailuresKey = (login: string) => `panel-login:login:${login.toLowerCase()}`;
+// The login as typed is named by a digest: people type their password into the login field by mistake, and Redis's
+// key names are no place for it.
+export const loginFailuresKey = (login: string) =>
+  `panel-login:login:${new Bun.CryptoHasher("sha256").update(login.toLowerCase()).digest("base64url").slice(0, 22)}`;
 export const passwordFailuresKey = (accountId: number) => `panel-password:account:${accountId}`;
 
 // Verifying against this when the login is unknown makes a wrong login cost as much time as a wrong password.

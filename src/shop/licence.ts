@@ -152,7 +152,7 @@ const refuse = (message: AuthRefusal): AuthResult => ({
   message,
 });
 
-/** Stamps waiting for the next write, at most; past that, new keys' stamps wait for a later call (it is bookkeeping). */
+/** Stamps waiting for the next write, at most; past that, a new key's stamp is left to its next call (bookkeeping). */
 const MAX_PENDING_STAMPS = 20_000;
 const STAMPS_EVERY_MS = 1_000;
 
@@ -168,14 +168,16 @@ class LastSeenStamps {
 
   constructor(private readonly sql: Sql) {}
 
-  add(id: number, ip: string | null, at: Date): void {
-    if (this.pending.size >= MAX_PENDING_STAMPS && !this.pending.has(id)) return;
+  /** False when the stamp was not taken (too many pending): the caller then tries again at the key's next call. */
+  add(id: number, ip: string | null, at: Date): boolean {
+    if (this.pending.size >= MAX_PENDING_STAMPS && !this.pending.has(id)) return false;
     this.pending.set(id, { ip, at });
     if (this.timer === null) {
       this.timer = setTimeout(() => void this.flush(), STAMPS_EVERY_MS);
       // A stamp never keeps a process alive; shutdown calls flush() itself.
       this.timer.unref?.();
     }
+    return true;
   }
 
   /** Writes what is pending now (and waits for a write under way). */
@@ -246,9 +248,8 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
   /** Stamps "last seen" at most every LAST_SEEN_EVERY_MS; `snapshot` (the cached one, on a hit) remembers it. */
   function touch(snapshot: KeySnapshot, ip: string | null, now: Date): void {
     if (snapshot.lastAuthAt !== null && now.getTime() - snapshot.lastAuthAt < LAST_SEEN_EVERY_MS) return;
-    snapshot.lastAuthAt = now.getTime();
     // The loader's answer does not depend on this bookkeeping: it is written with the others within a second.
-    stamps.add(snapshot.id, ip, now);
+    if (stamps.add(snapshot.id, ip, now)) snapshot.lastAuthAt = now.getTime();
   }
 
   function decide(snapshot: KeySnapshot | null, hwid: string, now: Date): AuthResult | "bind" {

@@ -19,7 +19,7 @@ export type SessionLock = {
    * it, or when the database cannot answer (without the database the shop cannot do the work anyway).
    */
   hold(): Promise<boolean>;
-  /** Gives the lock back at once. */
+  /** Gives the lock back at once; from then on hold() answers false. */
   release(): Promise<void>;
   /** Closes the lock's connection without unlocking: what the others see when this process is killed. */
   abandon(): Promise<void>;
@@ -50,6 +50,7 @@ export function sessionLock(
   let conn: Sql | null = null;
   let session: number | null = null;
   let holding = false;
+  let closed = false;
   // One check at a time: a connection attempt to a down database must not pile up behind a timer.
   let pending: Promise<boolean> | null = null;
 
@@ -96,6 +97,9 @@ export function sessionLock(
   }
 
   async function close(unlock: boolean): Promise<void> {
+    // For good: a hold() racing the stop (its caller awaited something first) must not take the lock again on a
+    // fresh connection that nobody would ever close.
+    closed = true;
     await pending;
     const c = conn;
     conn = null;
@@ -108,6 +112,7 @@ export function sessionLock(
 
   return {
     hold() {
+      if (closed) return Promise.resolve(false);
       if (alone) return Promise.resolve(true);
       pending ??= check().finally(() => {
         pending = null;

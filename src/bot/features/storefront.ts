@@ -32,8 +32,8 @@ const ALERT_EVERY_MS = 10 * 60_000;
 export function storefront(deps: BotDeps) {
   const { shop, payments } = deps;
   const catalogueScreen = (userId: number) => views.catalogueScreen(deps, userId);
-  const freshCard = (api: BotApi, place: Place, userId: number, productId: number) =>
-    views.freshCard(deps, api, place, userId, productId);
+  const freshCard = (api: BotApi, place: Place, userId: number, productId: number, soldOut?: number) =>
+    views.freshCard(deps, api, place, userId, productId, soldOut);
   const { productScreen } = views;
 
   async function alertAdmins(api: BotApi, text: string): Promise<void> {
@@ -130,7 +130,7 @@ export function storefront(deps: BotDeps) {
           return;
         case "out_of_stock":
           await answer(api, ctx.payload.id, STALE_DURATION(days));
-          await freshCard(api, place, userId, productId);
+          await freshCard(api, place, userId, productId, days);
           return;
         case "unavailable":
           await answer(api, ctx.payload.id, STALE_PRODUCT);
