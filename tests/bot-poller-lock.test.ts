@@ -10,7 +10,7 @@ import { checkoutUrl } from "../src/payments/checkout.ts";
 import { createShop, followChanges } from "../src/shop/index.ts";
 import { buyer, waitUntil } from "./helpers/bot.ts";
 import { FakeTelegram, TEST_TOKEN } from "./helpers/fake-telegram.ts";
-import { cleanEnv, type Started, start } from "./helpers/process.ts";
+import { type Started, shopProcesses } from "./helpers/process.ts";
 import { freePort } from "./helpers/servers.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
@@ -21,7 +21,6 @@ const EMPTY_CATALOGUE = "Сейчас товаров в наличии нет. �
 
 let t: TestShop;
 let tg: FakeTelegram;
-const processes: Started[] = [];
 
 beforeAll(async () => {
   tg = new FakeTelegram([TEST_TOKEN]).start();
@@ -30,27 +29,19 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of processes) if (p.proc.exitCode === null) p.proc.kill("SIGKILL");
-  await Promise.all(processes.map((p) => p.proc.exited));
+  await shops.killAll();
   await t.close();
   await tg.stop();
 });
 
-function shopProcess(port: number): Started {
-  const p = start(
-    ["bun", "src/main.ts"],
-    cleanEnv({
-      DATABASE_URL: t.databaseUrl,
-      REDIS_URL: DEAD_REDIS,
-      SESSION_SECRET: "poller-lock-test-session-secret-0123456789",
-      PORT: String(port),
-      TELEGRAM_API_URL: tg.url,
-      DATA_DIR: t.config.dataDir,
-    }),
-  );
-  processes.push(p);
-  return p;
-}
+const shops = shopProcesses(() => ({
+  DATABASE_URL: t.databaseUrl,
+  REDIS_URL: DEAD_REDIS,
+  SESSION_SECRET: "poller-lock-test-session-secret-0123456789",
+  TELEGRAM_API_URL: tg.url,
+  DATA_DIR: t.config.dataDir,
+}));
+const shopProcess = (port: number): Started => shops.start(port);
 
 const POLLS = /this instance receives the bot's updates/;
 const polls = (p: Started) => [...p.stdout, ...p.stderr].some((line) => POLLS.test(line));

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { AnypayNotifier } from "./helpers/anypay.ts";
 import { FakeTelegram, TEST_TOKEN } from "./helpers/fake-telegram.ts";
 import { BUILD_ZIP } from "./helpers/payments.ts";
-import { cleanEnv, type Started, start } from "./helpers/process.ts";
+import { type Started, shopProcesses } from "./helpers/process.ts";
 import { freePort } from "./helpers/servers.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
@@ -19,7 +19,6 @@ const BUYER = 777_000_001;
 
 let t: TestShop;
 let tg: FakeTelegram;
-const processes: Started[] = [];
 
 beforeAll(async () => {
   tg = new FakeTelegram([TEST_TOKEN]).start();
@@ -33,28 +32,20 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const p of processes) if (p.proc.exitCode === null) p.proc.kill("SIGKILL");
-  await Promise.all(processes.map((p) => p.proc.exited));
+  await shops.killAll();
   await t.close();
   await tg.stop();
 });
 
-function shopProcess(port: number): Started {
-  const p = start(
-    ["bun", "src/main.ts"],
-    cleanEnv({
-      DATABASE_URL: t.databaseUrl,
-      REDIS_URL: t.redisUrl,
-      REDIS_PREFIX: t.redisPrefix,
-      SESSION_SECRET: "restart-test-session-secret-0123456789",
-      PORT: String(port),
-      TELEGRAM_API_URL: tg.url,
-      DATA_DIR: t.config.dataDir,
-    }),
-  );
-  processes.push(p);
-  return p;
-}
+const shops = shopProcesses(() => ({
+  DATABASE_URL: t.databaseUrl,
+  REDIS_URL: t.redisUrl,
+  REDIS_PREFIX: t.redisPrefix,
+  SESSION_SECRET: "restart-test-session-secret-0123456789",
+  TELEGRAM_API_URL: tg.url,
+  DATA_DIR: t.config.dataDir,
+}));
+const shopProcess = (port: number): Started => shops.start(port);
 
 test("paid, then killed before the buyer got the key: the next process delivers it, exactly once", async () => {
   const placed = await t.shop.orders.place({

@@ -5,7 +5,6 @@ import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
 import type { PanelAccount } from "../shop/accounts.ts";
 import type { Shop } from "../shop/index.ts";
-import { needsOwner } from "../shop/orders.ts";
 import { type PanelContext, panelContext } from "./context.ts";
 import { isHtmx, isPartial, redirect, render } from "./respond.ts";
 import {
@@ -44,7 +43,7 @@ export function viewFor(panel: PanelContext, login: string, csrf: string, needsO
 export async function ownerBadge(panel: PanelContext, request: Request): Promise<number | undefined> {
   if (isPartial(request)) return undefined;
   try {
-    return needsOwner(await panel.shop.orders.attention());
+    return await panel.shop.orders.needingOwner();
   } catch (error) {
     log.warn("panel: counting orders that need attention failed", { error });
     return undefined;

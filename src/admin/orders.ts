@@ -9,7 +9,7 @@ import { log } from "../lib/log.ts";
 import { notFound } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
 import { isOrderStatus } from "../shop/listings.ts";
-import { closingNote, MAX_CLOSING_NOTE, needsOwner } from "../shop/orders.ts";
+import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders.ts";
 import { panelContext } from "./context.ts";
 import { errorView, panelGuard } from "./guard.ts";
 import { field, guarded, html, idParam, isPartial, queryText, render } from "./respond.ts";
@@ -50,7 +50,7 @@ export function ordersController(shop: Shop, config: Config) {
    * counted before the action) — in the page, or swapped out of band next to the fragment.
    */
   async function answerChanged(request: Request, props: OrderViewProps): Promise<Response> {
-    const count = needsOwner(await shop.orders.attention());
+    const count = await shop.orders.needingOwner();
     if (!isPartial(request)) return render(OrderPage({ ...props, view: { ...props.view, needsOwner: count } }));
     return html(`${await OrderView(props)}${await OrdersBadge({ count, oob: true })}`);
   }

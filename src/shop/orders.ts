@@ -156,7 +156,7 @@ export type Attention = {
  * The number on the Заказы tab: orders that are stuck until someone acts (or Telegram recovers). Second payments
  * are not counted: they stay listed for DUPLICATE_WINDOW_DAYS whatever the owner did, and would keep the badge lit.
  */
-export function needsOwner(a: Attention): number {
+export function needsOwner(a: Pick<Attention, "paidNoStock" | "undelivered" | "late">): number {
   return a.paidNoStock + a.undelivered + a.late;
 }
 
@@ -517,15 +517,29 @@ export function createOrders(
    * LATE_DELIVERY_MINUTES (Telegram trouble: the job keeps retrying), and the second payments of the last
    * DUPLICATE_WINDOW_DAYS (to refund in AnyPay). Every count is read from a partial index.
    */
+  async function stuckCounts(): Promise<Pick<Attention, "paidNoStock" | "undelivered" | "late">> {
+    const [counts] = await sql<{ paid_no_stock: string; undelivered: string; late: string }[]>`
+      select
+        (select count(*) from orders where status = 'paid_no_stock') as paid_no_stock,
+        (select count(*) from deliveries where status in ('blocked', 'failed')) as undelivered,
+        (select count(*) from deliveries d join orders o on o.id = d.order_id
+          where d.status = 'pending' and o.status = 'paid'
+            and o.paid_at < now() - make_interval(mins => ${LATE_DELIVERY_MINUTES})) as late`;
+    return {
+      paidNoStock: Number(counts!.paid_no_stock),
+      undelivered: Number(counts!.undelivered),
+      late: Number(counts!.late),
+    };
+  }
+
+  /** The number on the Заказы tab (see needsOwner), read on every panel page: only the counts, one query. */
+  async function needingOwner(): Promise<number> {
+    return needsOwner(await stuckCounts());
+  }
+
   async function attention(): Promise<Attention> {
-    const [[counts], duplicates, refusedNotifications] = await Promise.all([
-      sql<{ paid_no_stock: string; undelivered: string; late: string }[]>`
-        select
-          (select count(*) from orders where status = 'paid_no_stock') as paid_no_stock,
-          (select count(*) from deliveries where status in ('blocked', 'failed')) as undelivered,
-          (select count(*) from deliveries d join orders o on o.id = d.order_id
-            where d.status = 'pending' and o.status = 'paid'
-              and o.paid_at < now() - make_interval(mins => ${LATE_DELIVERY_MINUTES})) as late`,
+    const [counts, duplicates, refusedNotifications] = await Promise.all([
+      stuckCounts(),
       sql<{ order_id: string; received_at: Date }[]>`
         select order_id, received_at from payments
         where outcome = 'duplicate' and received_at > now() - make_interval(days => ${DUPLICATE_WINDOW_DAYS})
@@ -533,15 +547,23 @@ export function createOrders(
       refused.recent(10, REFUSED_WINDOW_DAYS),
     ]);
     return {
-      paidNoStock: Number(counts!.paid_no_stock),
-      undelivered: Number(counts!.undelivered),
-      late: Number(counts!.late),
+      ...counts,
       duplicatePayments: duplicates.map((d) => ({ orderId: Number(d.order_id), receivedAt: d.received_at })),
       refusedNotifications,
     };
   }
 
-  return { byId, place, markPaid, expireDue, fulfilWaiting, closeUnfulfilled, paymentsOf, attention };
+  return {
+    byId,
+    place,
+    markPaid,
+    expireDue,
+    fulfilWaiting,
+    closeUnfulfilled,
+    paymentsOf,
+    attention,
+    needingOwner,
+  };
 }
 
 export type Orders = ReturnType<typeof createOrders>;

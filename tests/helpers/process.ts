@@ -107,3 +107,22 @@ export async function runToEnd(
   ]);
   return { code, out, err };
 }
+
+/**
+ * Shop processes as systemd runs them (`bun src/main.ts`), on the environment `env()` gives (read when each starts)
+ * plus PORT; `killAll` ends whatever is still running, at the end of the test file.
+ */
+export function shopProcesses(env: () => Record<string, string>) {
+  const started: Started[] = [];
+  return {
+    start(port: number): Started {
+      const p = start(["bun", "src/main.ts"], cleanEnv({ ...env(), PORT: String(port) }));
+      started.push(p);
+      return p;
+    },
+    async killAll(): Promise<void> {
+      for (const p of started) if (p.proc.exitCode === null) p.proc.kill("SIGKILL");
+      await Promise.all(started.map((p) => p.proc.exited));
+    },
+  };
+}
