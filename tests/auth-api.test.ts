@@ -37,6 +37,26 @@ async function row(key: string) {
   return r!;
 }
 
+/** A GET sent byte for byte as written (no client-side URL normalisation); the answer's status and body. */
+async function rawGet(port: number, target: string): Promise<{ status: number; body: string }> {
+  const chunks: Uint8Array[] = [];
+  const closed = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data: (_s, data) => void chunks.push(new Uint8Array(data)),
+      close: () => closed.resolve(),
+      error: (_s, error) => closed.reject(error),
+    },
+  });
+  socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  await closed.promise;
+  const text = Buffer.concat(chunks).toString("utf8");
+  const [head = "", body = ""] = text.split("\r\n\r\n", 2);
+  return { status: Number(head.split(" ")[1]), body };
+}
+
 describe("the auth table of SPEC §4", () => {
   test("first activation binds the HWID and starts the clock: a 1-day key answers 0 days 23 hours", async () => {
     const key = await soldKey(t, P, 1);
@@ -281,6 +301,26 @@ describe("how loaders may call", () => {
     }
   });
 
+  test("HEAD (a link checker) is refused with 405 and activates nothing; PUT and DELETE too", async () => {
+    const key = await soldKey(t, P);
+    const server = t.app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
+    try {
+      const url = `http://127.0.0.1:${server.port}${encodeURI(t.config.basePath)}/api/${P}/auth?key=${key}&uuid=PC`;
+      for (const method of ["HEAD", "PUT", "PATCH", "DELETE"]) {
+        const res = await fetch(url, { method });
+        expect(res.status).toBe(405);
+        expect(res.headers.get("allow")).toBe("GET, POST");
+      }
+      const stored = await row(key);
+      expect(stored.hwid).toBeNull();
+      expect(stored.expires_at).toBeNull();
+      // The key is still there for the loader's first real call.
+      expect((await fetch(url)).status).toBe(200);
+    } finally {
+      await t.app.stop(true);
+    }
+  });
+
   test("GET with the query string", async () => {
     const key = await soldKey(t, P);
     const res = await t.request(`/api/${P}/auth?key=${encodeURIComponent(key)}&uuid=${encodeURIComponent("PC 1")}`);
@@ -422,6 +462,59 @@ describe("bad input is a 400 with a reason, never a 500", () => {
         success: false,
         message: body === "{not json" || body === "" ? "Malformed request" : "Missing key",
       });
+    }
+  });
+
+  test("`key` or `uuid` given twice in the query is refused like in a form, and nothing is activated", async () => {
+    const key = await soldKey(t, P);
+    for (const query of [`key=NOPE&key=${key}&uuid=PC`, `key=${key}&uuid=PC-1&uuid=PC-2`, `key=${key}&hwid=A&hwid=B`]) {
+      const res = await t.request(`/api/${P}/auth?${query}`);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toMatch(/^Invalid (key|uuid): given more than once$/);
+    }
+    expect((await row(key)).hwid).toBeNull();
+    // A JSON array is not a repetition, just not a string.
+    expect((await auth(t, P, { key: [key, key], uuid: "PC" })).body.message).toBe("Invalid key: must be a string");
+  });
+
+  test("lengths are counted in characters (code points): 128 emoji are a valid uuid, 129 are too long", async () => {
+    const key = await soldKey(t, P);
+    const emoji = "😀".repeat(128);
+    const r = await auth(t, P, { key, uuid: emoji });
+    expect(r.status).toBe(200);
+    expect((await row(key)).hwid).toBe(emoji);
+    expect((await auth(t, P, { key, uuid: `${emoji}😀` })).body.message).toBe(
+      "Invalid uuid: longer than 128 characters",
+    );
+    // A key is printable ASCII: 128 emoji are refused for what they are, not for a length they do not have.
+    expect((await auth(t, P, { key: emoji, uuid: "PC" })).body.message).toBe(
+      "Invalid key: contains spaces or non-printable characters",
+    );
+  });
+
+  test("a product name of 64 emoji can be created, and its auth API finds it", async () => {
+    const name = "🎮".repeat(64);
+    const key = await soldKey(t, name);
+    expect((await auth(t, name, { key, uuid: "PC" })).status).toBe(200);
+    expect(await t.shop.products.create({ name: `${name}🎮` }).catch((e: Error) => e.message)).toBe(
+      "Название длиннее 64 символов",
+    );
+  });
+
+  test("a dot segment in place of the product is named as such, not as broken percent-encoding", async () => {
+    const server = t.app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
+    try {
+      // fetch() would resolve the dot segments itself: send the request line as a loader's HTTP library might.
+      for (const segment of ["..", ".", "%2E%2E", "%2e", ".%2E"]) {
+        const answer = await rawGet(server.port!, `${encodeURI(t.config.basePath)}/api/${segment}/auth?key=K&uuid=PC`);
+        expect(answer.status).toBe(400);
+        expect(JSON.parse(answer.body)).toEqual({
+          success: false,
+          message: "Invalid product name in URL: a dot segment (. or ..) is not a product name",
+        });
+      }
+    } finally {
+      await t.app.stop(true);
     }
   });
 

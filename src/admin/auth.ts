@@ -3,7 +3,7 @@ import { ErrorFragment, ErrorPage } from "../../templates/layout.tsx";
 import { AccountPage, LoginForm, LoginPage, PasswordForm } from "../../templates/login.tsx";
 import { clearRates, countRates, LocalCounters, type RateCount, type RateRule } from "../cache/rate-limit.ts";
 import type { Config } from "../config.ts";
-import { clientIp } from "../http/client-ip.ts";
+import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { log } from "../lib/log.ts";
 import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts.ts";
 import { ShopError } from "../shop/errors.ts";
@@ -54,7 +54,7 @@ const tooManyForLogin = (ms: number) =>
  */
 function loginRules(ip: string, login: string): [RateRule, RateRule] {
   return [
-    { key: `panel-login:ip:${ip}`, limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
+    { key: `panel-login:ip:${addressBucket(ip)}`, limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
     { key: loginFailuresKey(login), limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
   ];
 }
@@ -161,7 +161,7 @@ export function authController(shop: Shop, config: Config) {
           const ip = clientIp(request, server, config.trustedProxies) ?? "unknown";
           const rules = loginRules(ip, login);
           // Queued per address only: a queue per login would let a flood of guesses keep the owner waiting.
-          const outcome = await serialized([`ip:${ip}`], async () => {
+          const outcome = await serialized([`ip:${addressBucket(ip)}`], async () => {
             const [fromIp = none, forLogin = none] = (await countRates(shop.deps.cache, rules, 0, limits)) ?? [];
             if (fromIp.count >= LOGIN_FAILURES_ALLOWED) return { refused: tooManyFromAddress(fromIp.resetMs) };
             const underAttack = forLogin.count >= LOGIN_FAILURES_ALLOWED;

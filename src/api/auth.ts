@@ -2,25 +2,27 @@ import { Elysia } from "elysia";
 import { RateLimiter } from "../cache/rate-limit.ts";
 import type { Config } from "../config.ts";
 import { isDatabaseUnavailable } from "../db/client.ts";
-import { MalformedBody, parseBody, readBodyWithin } from "../http/body.ts";
-import { clientIp } from "../http/client-ip.ts";
+import { collectFields, MalformedBody, parseBody, readBodyWithin } from "../http/body.ts";
+import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { pathOf } from "../http/path.ts";
-import { hwidProblem, keyStringProblem, MAX_HWID_LENGTH, MAX_KEY_LENGTH } from "../lib/keys.ts";
+import { hwidProblem, keyStringProblem, MAX_KEY_LENGTH } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
+import { longerThan } from "../lib/text.ts";
 import type { Shop } from "../shop/index.ts";
 import { MAX_PRODUCT_NAME } from "../shop/products.ts";
 
 /**
- * The product segment of /api/<product>/auth, percent-decoded; null when its encoding is broken (a lone "%"),
- * which the router would otherwise pass through undecoded.
+ * The product segment of /api/<product>/auth, percent-decoded, or why it cannot name a product. The router matched
+ * the path as sent while `request.url` is normalised: a dot segment ("/api/../auth", also written %2E%2E) is gone
+ * from it, and a lone "%" would reach us undecoded.
  */
-function productFromUrl(url: string): string | null {
+function productFromUrl(url: string): { name: string } | { problem: string } {
   const match = /\/api\/([^/]*)\/auth\/?$/.exec(pathOf(url));
-  if (!match) return null;
+  if (!match) return { problem: "Invalid product name in URL: a dot segment (. or ..) is not a product name" };
   try {
-    return decodeURIComponent(match[1]!);
+    return { name: decodeURIComponent(match[1]!) };
   } catch {
-    return null;
+    return { problem: "Invalid product name in URL: broken percent-encoding" };
   }
 }
 
@@ -61,22 +63,47 @@ export function licenceRateKey(key: string): string {
 type Failure = { success: false; message: string };
 const fail = (message: string): Failure => ({ success: false, message });
 
-/** Inputs may come as JSON, a form, or the query string (old loaders use GET); body fields win over the query. */
-function pick(body: unknown, query: Record<string, string | undefined>, names: string[]): unknown {
+/** Any method but GET and POST: refused without reading anything, so it can have no effect. */
+function notAllowed({ set }: { set: { status?: number | string; headers: Record<string, string | number> } }) {
+  set.status = 405;
+  set.headers.allow = "GET, POST";
+  return fail("Method not allowed: use GET or POST");
+}
+
+/**
+ * The query string's fields; a name given twice becomes a list, as in a form, for inputProblem to refuse: a
+ * loader that sends `key` twice has a bug we should show, not hide by guessing which one it meant.
+ */
+function queryFields(url: string): Record<string, unknown> {
+  const start = url.indexOf("?");
+  return start === -1 ? {} : collectFields(new URLSearchParams(url.slice(start + 1)));
+}
+
+/**
+ * An input as sent: JSON, a form, or the query string (old loaders use GET); body fields win over the query.
+ * A form or a query that names a field twice gives a list; a JSON body can send a list only as an array.
+ */
+type Input = { value: unknown; repeated: boolean };
+
+function pick(body: unknown, bodyIsJson: boolean, query: Record<string, unknown>, names: string[]): Input {
   if (body && typeof body === "object") {
     for (const name of names) {
       const value = (body as Record<string, unknown>)[name];
-      if (value !== undefined) return value;
+      if (value !== undefined) return { value, repeated: !bodyIsJson && Array.isArray(value) };
     }
   }
-  for (const name of names) if (query[name] !== undefined) return query[name];
-  return undefined;
+  for (const name of names) {
+    const value = query[name];
+    if (value !== undefined) return { value, repeated: Array.isArray(value) };
+  }
+  return { value: undefined, repeated: false };
 }
 
-function inputProblem(label: string, value: unknown, max: number, check: (s: string) => string | null): string | null {
+function inputProblem(label: string, input: Input, check: (s: string) => string | null): string | null {
+  const { value } = input;
   if (value === undefined || value === null) return `Missing ${label}`;
+  if (input.repeated) return `Invalid ${label}: given more than once`;
   if (typeof value !== "string") return `Invalid ${label}: must be a string`;
-  if (value.length > max) return `Invalid ${label}: longer than ${max} characters`;
   const problem = check(value);
   return problem ? `Invalid ${label}: ${problem}` : null;
 }
@@ -90,7 +117,6 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
   const limiter = new RateLimiter(shop.deps.cache);
   async function handle(ctx: {
     body: unknown;
-    query: Record<string, string | undefined>;
     request: Request;
     server: Parameters<typeof clientIp>[1];
     set: { status?: number | string; headers: Record<string, string | number> };
@@ -106,34 +132,31 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       return fail("Malformed request");
     }
     const product = productFromUrl(ctx.request.url);
-    const key = pick(ctx.body, ctx.query, ["key"]);
-    const hwid = pick(ctx.body, ctx.query, ["uuid", "hwid"]);
-
-    const problem =
-      (product === null ? "Invalid product name in URL: broken percent-encoding" : null) ??
-      inputProblem("key", key, MAX_KEY_LENGTH, keyStringProblem) ??
-      inputProblem("uuid", hwid, MAX_HWID_LENGTH, hwidProblem);
+    if ("problem" in product) {
+      set.status = 400;
+      return fail(product.problem);
+    }
+    const query = queryFields(ctx.request.url);
+    const json = (ctx.request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json");
+    const key = pick(ctx.body, json, query, ["key"]);
+    const hwid = pick(ctx.body, json, query, ["uuid", "hwid"]);
+    const problem = inputProblem("key", key, keyStringProblem) ?? inputProblem("uuid", hwid, hwidProblem);
     if (problem) {
       set.status = 400;
       return fail(problem);
     }
+    const name = product.name;
     // No product is named like this (SPEC §3: 1–64 characters, no "/", no control characters — which Postgres
     // would refuse to even compare), so no need to ask the database.
-    if (
-      product === null ||
-      product.length === 0 ||
-      product.length > MAX_PRODUCT_NAME ||
-      product.includes("/") ||
-      CONTROL.test(product)
-    ) {
+    if (name.length === 0 || longerThan(name, MAX_PRODUCT_NAME) || name.includes("/") || CONTROL.test(name)) {
       set.status = 404;
       return fail("Product not found");
     }
 
     const ip = clientIp(ctx.request, ctx.server, config.trustedProxies);
     const rate = await limiter.check([
-      { key: `auth:ip:${ip ?? "unknown"}`, limit: config.authLimitPerIp, windowMs: 60_000 },
-      { key: licenceRateKey(key as string), limit: config.authLimitPerKey, windowMs: 60_000 },
+      { key: `auth:ip:${ip === null ? "unknown" : addressBucket(ip)}`, limit: config.authLimitPerIp, windowMs: 60_000 },
+      { key: licenceRateKey(key.value as string), limit: config.authLimitPerKey, windowMs: 60_000 },
     ]);
     if (!rate.allowed) {
       set.status = 429;
@@ -143,7 +166,12 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
 
     let result: Awaited<ReturnType<typeof shop.licence.authenticate>>;
     try {
-      result = await shop.licence.authenticate({ product, key: key as string, hwid: hwid as string, ip });
+      result = await shop.licence.authenticate({
+        product: name,
+        key: key.value as string,
+        hwid: hwid.value as string,
+        ip,
+      });
     } catch (error) {
       // Anything but an unreachable database is a bug: the error handler logs it in full and answers 500.
       if (!isDatabaseUnavailable(error)) throw error;
@@ -182,11 +210,12 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
         if (Number(length) > MAX_BODY_BYTES) return TOO_LARGE;
       })
       // Only what the handler reads is named here: Elysia then skips the rest (cookies, headers) on every call.
-      .get("/api/:product/auth", ({ body, query, request, server, set }) =>
-        handle({ body, query, request, server, set }),
-      )
-      .post("/api/:product/auth", ({ body, query, request, server, set }) =>
-        handle({ body, query, request, server, set }),
-      )
+      .get("/api/:product/auth", ({ body, request, server, set }) => handle({ body, request, server, set }))
+      .post("/api/:product/auth", ({ body, request, server, set }) => handle({ body, request, server, set }))
+      // Bun runs GET's handler for HEAD: a link checker's HEAD would activate a key and start its clock.
+      .head("/api/:product/auth", notAllowed)
+      .put("/api/:product/auth", notAllowed)
+      .patch("/api/:product/auth", notAllowed)
+      .delete("/api/:product/auth", notAllowed)
   );
 }

@@ -1,3 +1,5 @@
+import { longerThan } from "./text.ts";
+
 /**
  * Licence key strings. Generated keys use Crockford's base32 alphabet (no I, L, O, U) so that a buyer who retypes
  * a key cannot confuse 0/O or 1/I; imported keys keep whatever format the customer's old system used.
@@ -33,7 +35,7 @@ export const MAX_HWID_LENGTH = 128;
 /** Why an imported key string is refused, or null when it is fine. */
 export function keyStringProblem(key: string): string | null {
   if (key.length === 0) return "empty";
-  if (key.length > MAX_KEY_LENGTH) return `longer than ${MAX_KEY_LENGTH} characters`;
+  if (longerThan(key, MAX_KEY_LENGTH)) return `longer than ${MAX_KEY_LENGTH} characters`;
   if (!PRINTABLE.test(key)) return "contains spaces or non-printable characters";
   return null;
 }
@@ -41,7 +43,7 @@ export function keyStringProblem(key: string): string | null {
 /** Why a HWID sent by a loader is refused, or null when it is fine. */
 export function hwidProblem(hwid: string): string | null {
   if (hwid.length === 0) return "empty";
-  if (hwid.length > MAX_HWID_LENGTH) return `longer than ${MAX_HWID_LENGTH} characters`;
+  if (longerThan(hwid, MAX_HWID_LENGTH)) return `longer than ${MAX_HWID_LENGTH} characters`;
   // SPEC §4 says printable characters, not ASCII: a machine name may well be Cyrillic. Control, format and
   // unassigned code points are what is refused — and a value of spaces alone, which would bind a key to nothing.
   if (/\p{C}/u.test(hwid)) return "contains non-printable characters";

@@ -18,3 +18,16 @@ export function plainText(text: string): string {
 export function plainLine(text: string): string {
   return plainText(text).replace(/[\n\t]+/g, " ");
 }
+
+/**
+ * Whether the text has more than `max` characters, counted as a person and PostgreSQL's char_length count them:
+ * code points, not JavaScript's UTF-16 units (an emoji is one character, not two).
+ */
+export function longerThan(text: string, max: number): boolean {
+  // A code point is one or two UTF-16 units: most answers need no counting at all.
+  if (text.length <= max) return false;
+  if (text.length > 2 * max) return true;
+  let count = 0;
+  for (const _ of text) if (++count > max) return true;
+  return false;
+}

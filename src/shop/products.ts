@@ -1,5 +1,5 @@
 import { DURATIONS, type DurationDays, isDuration } from "../lib/durations.ts";
-import { plainText } from "../lib/text.ts";
+import { longerThan, plainText } from "../lib/text.ts";
 import { invalidateCatalogue } from "./catalogue-cache.ts";
 import type { ShopDeps } from "./deps.ts";
 import { conflict, invalid, notFound, pgCode } from "./errors.ts";
@@ -21,7 +21,7 @@ export const MAX_DESCRIPTION = 3000;
 /** Why a product name cannot be used, or null. The name is also a URL path segment of the auth API. */
 export function productNameProblem(name: string): string | null {
   if (name.length === 0) return "Название не может быть пустым";
-  if (name.length > MAX_PRODUCT_NAME) return `Название длиннее ${MAX_PRODUCT_NAME} символов`;
+  if (longerThan(name, MAX_PRODUCT_NAME)) return `Название длиннее ${MAX_PRODUCT_NAME} символов`;
   if (name.includes("/")) return "Название не может содержать «/» (оно входит в адрес API)";
   if (name !== name.trim()) return "Название не может начинаться или заканчиваться пробелом";
   // URL normalisation turns /api/../auth into another path: the loader could never reach such a product.
