@@ -61,14 +61,14 @@ export function licenceRateKey(key: string): string {
 }
 
 type Failure = { success: false; message: string };
+type Success = { success: true; message: "OK"; days: number; hours: number; expires_at: string };
 const fail = (message: string): Failure => ({ success: false, message });
 
-/** Any method but GET and POST: refused without reading anything, so it can have no effect. */
-function notAllowed({ set }: { set: { status?: number | string; headers: Record<string, string | number> } }) {
-  set.status = 405;
-  set.headers.allow = "GET, POST";
-  return fail("Method not allowed: use GET or POST");
-}
+/**
+ * What a signed answer repeats of its request (SPEC §11), so that it cannot be replayed to another request or
+ * carried over to another key, PC or product: a signed "success" on its own would be a forgery anyone could reuse.
+ */
+type Echo = { nonce: string; product: string | null; key: string | null; uuid: string | null };
 
 /**
  * The query string's fields; a name given twice becomes a list, as in a form, for inputProblem to refuse: a
@@ -108,60 +108,137 @@ function inputProblem(label: string, input: Input, check: (s: string) => string 
   return problem ? `Invalid ${label}: ${problem}` : null;
 }
 
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
+
+/** Why a nonce is refused, or null when it is fine or absent (old loaders send none). */
+function nonceProblem(input: Input): string | null {
+  if (input.value === undefined || input.value === null) return null;
+  if (input.repeated) return "Invalid nonce: given more than once";
+  if (typeof input.value !== "string") return "Invalid nonce: must be a string";
+  if (!NONCE_PATTERN.test(input.value)) return "Invalid nonce: 16 to 128 characters of A-Z a-z 0-9 _ -";
+  return null;
+}
+
+const asString = (input: Input): string | null => (typeof input.value === "string" ? input.value : null);
+
+/**
+ * The echo for an answer to a request whose body could not be read (too large, malformed): what the query string
+ * says, if it carries a good nonce; else the answer goes out in the old form, signed but bound to nothing.
+ */
+function echoFromQuery(request: Request): Echo | null {
+  const query = queryFields(request.url);
+  const nonce: Input = { value: query.nonce, repeated: Array.isArray(query.nonce) };
+  if (typeof nonce.value !== "string" || nonceProblem(nonce) !== null) return null;
+  const product = productFromUrl(request.url);
+  return {
+    nonce: nonce.value,
+    product: "name" in product ? product.name : null,
+    key: asString(pick(undefined, false, query, ["key"])),
+    uuid: asString(pick(undefined, false, query, ["uuid", "hwid"])),
+  };
+}
+
+type SetLike = { status?: number | string; headers: Record<string, string | number> };
+
 /**
  * The loader's auth API (SPEC §4): `{BASE_PATH}/api/<product>/auth`. It depends only on Postgres; the bot's state
- * and Redis (rate limits fail open) never stop it from answering.
+ * and Redis (rate limits fail open) never stop it from answering. Every answer is signed (SPEC §11).
  */
 export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "authLimitPerIp" | "authLimitPerKey">) {
   // Counts calls in memory and sends them to Redis in batches while far below the limits: no round trip per call.
   const limiter = new RateLimiter(shop.deps.cache);
+  const { signing } = shop;
+
+  /**
+   * The answer as bytes, signed over exactly those bytes. With an echo (the loader sent a nonce) the §4 body gains
+   * the request's nonce, product, key and uuid and the server's time; without one it is the §4 body byte for byte,
+   * as old loaders know it.
+   */
+  async function answer(
+    set: SetLike,
+    status: number,
+    body: Failure | Success,
+    echo: Echo | null,
+    headers?: Record<string, string>,
+  ): Promise<Response> {
+    const pending = signing.ready();
+    // Keys not loaded and the database away: the answer (a 503, most likely) goes out unsigned.
+    if (pending) await pending.catch(() => {});
+    const bytes = Buffer.from(
+      JSON.stringify(
+        echo === null
+          ? body
+          : Object.assign(body, {
+              nonce: echo.nonce,
+              product: echo.product,
+              key: echo.key,
+              uuid: echo.uuid,
+              server_time: new Date().toISOString(),
+            }),
+      ),
+    );
+    const signature = signing.signatureHeader(bytes);
+    // The request log reads the status from here.
+    set.status = status;
+    return new Response(bytes, {
+      status,
+      headers:
+        signature === null
+          ? { "content-type": JSON_TYPE, ...headers }
+          : { "content-type": JSON_TYPE, "x-signature": signature, ...headers },
+    });
+  }
+
   async function handle(ctx: {
     body: unknown;
     request: Request;
     server: Parameters<typeof clientIp>[1];
-    set: { status?: number | string; headers: Record<string, string | number> };
+    set: SetLike;
   }) {
-    const { set } = ctx;
+    const { set, request } = ctx;
     // SPEC §4: oversized input is a 400 like any other bad input.
     if (ctx.body === TOO_LARGE) {
-      set.status = 400;
-      return fail(`Request too large: key and uuid are at most ${MAX_KEY_LENGTH} characters`);
+      const message = `Request too large: key and uuid are at most ${MAX_KEY_LENGTH} characters`;
+      return answer(set, 400, fail(message), echoFromQuery(request));
     }
-    if (ctx.body === MALFORMED) {
-      set.status = 400;
-      return fail("Malformed request");
-    }
-    const product = productFromUrl(ctx.request.url);
-    if ("problem" in product) {
-      set.status = 400;
-      return fail(product.problem);
-    }
-    const query = queryFields(ctx.request.url);
-    const json = (ctx.request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json");
+    if (ctx.body === MALFORMED) return answer(set, 400, fail("Malformed request"), echoFromQuery(request));
+
+    const query = queryFields(request.url);
+    const json = (request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json");
+    const nonce = pick(ctx.body, json, query, ["nonce"]);
+    // A bad nonce is not echoed: the answer cannot be bound to it.
+    const badNonce = nonceProblem(nonce);
+    if (badNonce) return answer(set, 400, fail(badNonce), null);
+
+    const product = productFromUrl(request.url);
     const key = pick(ctx.body, json, query, ["key"]);
     const hwid = pick(ctx.body, json, query, ["uuid", "hwid"]);
+    const echo: Echo | null =
+      typeof nonce.value === "string"
+        ? {
+            nonce: nonce.value,
+            product: "name" in product ? product.name : null,
+            key: asString(key),
+            uuid: asString(hwid),
+          }
+        : null;
+    if ("problem" in product) return answer(set, 400, fail(product.problem), echo);
     const problem = inputProblem("key", key, keyStringProblem) ?? inputProblem("uuid", hwid, hwidProblem);
-    if (problem) {
-      set.status = 400;
-      return fail(problem);
-    }
+    if (problem) return answer(set, 400, fail(problem), echo);
     const name = product.name;
     // No product is named like this (SPEC §3: 1–64 characters, no "/", no control characters — which Postgres
     // would refuse to even compare), so no need to ask the database.
     if (name.length === 0 || longerThan(name, MAX_PRODUCT_NAME) || name.includes("/") || CONTROL.test(name)) {
-      set.status = 404;
-      return fail("Product not found");
+      return answer(set, 404, fail("Product not found"), echo);
     }
 
-    const ip = clientIp(ctx.request, ctx.server, config.trustedProxies);
+    const ip = clientIp(request, ctx.server, config.trustedProxies);
     const rate = await limiter.check([
       { key: `auth:ip:${ip === null ? "unknown" : addressBucket(ip)}`, limit: config.authLimitPerIp, windowMs: 60_000 },
       { key: licenceRateKey(key.value as string), limit: config.authLimitPerKey, windowMs: 60_000 },
     ]);
     if (!rate.allowed) {
-      set.status = 429;
-      set.headers["retry-after"] = rate.retryAfterS;
-      return fail("Too many requests");
+      return answer(set, 429, fail("Too many requests"), echo, { "retry-after": String(rate.retryAfterS) });
     }
 
     let result: Awaited<ReturnType<typeof shop.licence.authenticate>>;
@@ -177,30 +254,29 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       if (!isDatabaseUnavailable(error)) throw error;
       // Postgres unreachable (keys answered from memory still work): the loader should retry, not give up.
       logUnavailable(error);
-      set.status = 503;
-      set.headers["retry-after"] = 5;
-      return fail("Service temporarily unavailable");
+      return answer(set, 503, fail("Service temporarily unavailable"), echo, { "retry-after": "5" });
     }
-    if (!result.ok) {
-      set.status = result.status;
-      return fail(result.message);
-    }
-    return {
+    if (!result.ok) return answer(set, result.status, fail(result.message), echo);
+    const success: Success = {
       success: true,
       message: "OK",
       days: result.days,
       hours: result.hours,
       expires_at: result.expiresAt.toISOString(),
     };
+    return answer(set, 200, success, echo);
   }
+
+  /** Any method but GET and POST: refused without reading anything, so it can have no effect. */
+  const notAllowed = ({ set }: { set: SetLike }) =>
+    answer(set, 405, fail("Method not allowed: use GET or POST"), null, { allow: "GET, POST" });
 
   return (
     new Elysia({ name: "auth-api" })
-      .onError({ as: "scoped" }, ({ code, set }) => {
+      .onError({ as: "scoped" }, ({ code, request, set }) => {
         // A body that is not JSON or a form is bad input like any other.
         if (code === "PARSE" || code === "VALIDATION") {
-          set.status = 400;
-          return fail("Malformed request");
+          return answer(set, 400, fail("Malformed request"), echoFromQuery(request));
         }
       })
       // The server accepts 50 MB bodies (build uploads); a loader sends well under 1 kB. Refuse big ones unread.
@@ -217,5 +293,27 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       .put("/api/:product/auth", notAllowed)
       .patch("/api/:product/auth", notAllowed)
       .delete("/api/:product/auth", notAllowed)
+      // The keys a loader may pin (SPEC §11); public by nature, so no login.
+      .get("/api/public-key", async ({ set }) => {
+        try {
+          await signing.ready();
+        } catch (error) {
+          if (!isDatabaseUnavailable(error)) throw error;
+          logUnavailable(error);
+          set.status = 503;
+          set.headers["retry-after"] = "5";
+          return fail("Service temporarily unavailable");
+        }
+        return {
+          keys: signing.activeKeys().map((k) => ({
+            key_id: k.keyId,
+            public_key: k.publicKey,
+            pem: k.pem,
+            created_at: k.createdAt.toISOString(),
+          })),
+        };
+      })
   );
 }
+
+const JSON_TYPE = "application/json;charset=utf-8";

@@ -1,6 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { log } from "../lib/log.ts";
+import { newKeyPair } from "../lib/signing.ts";
 import type { Sql } from "./client.ts";
 
 export const SQL_DIR = join(import.meta.dir, "..", "..", "sql");
@@ -42,9 +43,26 @@ export async function migrate(sql: Sql, dir: string = SQL_DIR): Promise<Migratio
       applied.push(file);
       log.info("migration applied", { file });
     }
+    // Under the same lock: two processes migrating a fresh database at once make one key, not two.
+    if (dir === SQL_DIR) await createFirstSigningKey(conn);
     return { applied, current: files.at(-1) ?? null };
   } finally {
     await conn`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
     conn.release();
   }
+}
+
+/**
+ * The licence API signs every answer (SPEC §11): a database without a signing key gets its first one here, since
+ * PostgreSQL cannot make Ed25519 keys itself. Nothing about the key is logged or returned.
+ */
+async function createFirstSigningKey(conn: Sql): Promise<void> {
+  const [existing] = await conn`select 1 from signing_keys limit 1`;
+  if (existing) return;
+  const pair = newKeyPair();
+  await conn`
+    insert into signing_keys (key_id, public_key, private_key)
+    values (${pair.keyId}, ${pair.publicKey}, ${pair.seed})`;
+  pair.seed.fill(0);
+  log.info("signing key created", { keyId: pair.keyId });
 }

@@ -18,6 +18,8 @@ export const CHANNELS = {
   catalogue: "changes:catalogue",
   keys: "changes:keys",
   admins: "changes:admins",
+  /** A licence-answer signing key was added or retired: every process re-reads its keys. */
+  signingKeys: "changes:signing-keys",
   /** A broadcast was created: wakes the broadcast job at once instead of at its next poll. */
   broadcasts: "changes:broadcasts",
 } as const;

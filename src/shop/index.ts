@@ -14,6 +14,7 @@ import { createProducts } from "./products.ts";
 import { createPurchases } from "./purchases.ts";
 import { createRefusedNotifications } from "./refused-notifications.ts";
 import { createSettings } from "./settings.ts";
+import { createSigning } from "./signing.ts";
 import { createUsers } from "./users.ts";
 
 /**
@@ -32,6 +33,7 @@ export function createShop(deps: ShopDeps) {
     builds: createBuilds(deps, products),
     keys: createKeys(deps, authCache),
     licence: createLicence(deps, authCache),
+    signing: createSigning(deps),
     settings: createSettings(deps),
     admins: createAdmins(deps),
     accounts: createAccounts(deps),
@@ -51,9 +53,10 @@ export type Shop = ReturnType<typeof createShop>;
 
 /**
  * Listens for changes announced by other processes (and this one) so in-memory copies stay true: cached auth
- * answers, settings, the admin list. Announcements travel through Redis; while it is down they are lost, so the
- * settings and the admin list are also re-read every `reloadEveryMs` (two small selects): a switch flipped in
- * another process then reaches this one within that time. Returns a function that stops all of it.
+ * answers, settings, the admin list, the signing keys. Announcements travel through Redis; while it is down they
+ * are lost, so the settings, the admin list and the signing key ids are also re-read every `reloadEveryMs` (three
+ * small selects): a switch flipped or a key rotated in another process then reaches this one within that time.
+ * Returns a function that stops all of it.
  */
 export async function followChanges(
   shop: Shop,
@@ -75,12 +78,15 @@ export async function followChanges(
     cache.subscribe(CHANNELS.admins, () => {
       shop.admins.reload().catch((error) => log.warn("admins reload failed", { error }));
     }),
+    cache.subscribe(CHANNELS.signingKeys, () => {
+      shop.signing.refresh().catch((error) => log.warn("signing keys reload failed", { error }));
+    }),
   ]);
   let reloading: Promise<unknown> | null = null;
   const reloads = setInterval(() => {
     if (reloading) return;
-    reloading = Promise.all([shop.settings.load(), shop.admins.reload()])
-      .catch((error) => log.warn("periodic reload of settings and admins failed", { error }))
+    reloading = Promise.all([shop.settings.load(), shop.admins.reload(), shop.signing.refresh()])
+      .catch((error) => log.warn("periodic reload of settings, admins and signing keys failed", { error }))
       .finally(() => {
         reloading = null;
       });
