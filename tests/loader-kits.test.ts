@@ -73,6 +73,15 @@ describe("what every kit accepts", () => {
     expect(exitCodes(await runAll())).toEqual(everyKit(0));
   });
 
+  test("an entry the kit does not understand, ahead of the pinned key's, is skipped", async () => {
+    emu.answer = (req) => {
+      const body = answerBody(req, SUCCESS());
+      const header = `no-colon-here, ${cracker.id}:, :, ${signatureHeader(body, [shop])}`;
+      return new Response(body, { status: 200, headers: { "x-signature": header } });
+    };
+    expect(exitCodes(await runAll())).toEqual(everyKit(0));
+  });
+
   test("each call sends key, uuid and a fresh nonce of 16-128 URL-safe characters, as JSON", async () => {
     emu.answer = (req) => honest(req);
     emu.requests.length = 0;

@@ -69,36 +69,33 @@ static void key_id_of(const unsigned char public_key[crypto_sign_PUBLICKEYBYTES]
  * X-Signature: "<key id>:<base64 sig>[, <key id>:<base64 sig>...]", newest key first. Only an entry labelled with
  * the pinned key's id is tried, and only with the pinned key: an entry for any other key proves nothing.
  */
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
 static int signature_verifies(const char *header, const unsigned char *body, size_t body_len,
                               const unsigned char pinned_key[crypto_sign_PUBLICKEYBYTES]) {
   char pinned_id[17];
-  const char *p = header;
+  const char *next = header;
   int entries = 0;
   key_id_of(pinned_key, pinned_id);
-  while (*p != '\0' && entries++ < MAX_SIGNATURE_ENTRIES) {
-    const char *id, *sig, *end;
-    size_t id_len, sig_len;
-    while (*p == ' ' || *p == '\t') p++;
-    id = p;
-    while (*p != '\0' && *p != ':' && *p != ',') p++;
-    if (*p != ':') return 0;
-    id_len = (size_t)(p - id);
-    sig = ++p;
-    while (*p != '\0' && *p != ',') p++;
-    end = p;
-    while (end > sig && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    sig_len = (size_t)(end - sig);
-    if (*p == ',') p++;
-    if (id_len == 16 && memcmp(id, pinned_id, 16) == 0) {
-      unsigned char signature[crypto_sign_BYTES];
-      size_t signature_len = 0;
-      /* Refuses input that would decode to more than 64 bytes: no overflow whatever the header holds. */
-      if (sodium_base642bin(signature, sizeof signature, sig, sig_len, NULL, &signature_len, NULL,
-                            sodium_base64_VARIANT_ORIGINAL) == 0 &&
-          signature_len == sizeof signature &&
-          crypto_sign_verify_detached(signature, body, (unsigned long long)body_len, pinned_key) == 0)
-        return 1;
-    }
+  while (*next != '\0' && entries++ < MAX_SIGNATURE_ENTRIES) {
+    /* One entry is [id, end): "<key id>:<signature>", blanks around either part ignored. */
+    const char *id = next, *end = next + strcspn(next, ","), *colon, *id_end, *sig;
+    unsigned char signature[crypto_sign_BYTES];
+    size_t signature_len = 0;
+    next = *end == ',' ? end + 1 : end;
+    colon = memchr(id, ':', (size_t)(end - id));
+    if (colon == NULL) continue;
+    while (id < colon && is_blank(*id)) id++;
+    for (id_end = colon; id_end > id && is_blank(id_end[-1]); id_end--) continue;
+    for (sig = colon + 1; sig < end && is_blank(*sig); sig++) continue;
+    while (end > sig && is_blank(end[-1])) end--;
+    if (id_end - id != 16 || memcmp(id, pinned_id, 16) != 0) continue;
+    /* Refuses input that would decode to more than 64 bytes: no overflow whatever the header holds. */
+    if (sodium_base642bin(signature, sizeof signature, sig, (size_t)(end - sig), NULL, &signature_len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) == 0 &&
+        signature_len == sizeof signature &&
+        crypto_sign_verify_detached(signature, body, (unsigned long long)body_len, pinned_key) == 0)
+      return 1;
   }
   return 0;
 }
@@ -286,7 +283,7 @@ static enum verdict licence_check(const char *auth_url, struct request *sent,
     goto done;
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  /* curl_easy_header (libcurl 7.83+) matches the name case-insensitively; two X-Signature headers are refused. */
+  /* curl_easy_header (libcurl 7.84+) matches the name case-insensitively; two X-Signature headers are refused. */
   if (curl_easy_header(curl, "X-Signature", 0, CURLH_HEADER, -1, &signature) != CURLHE_OK) signature = NULL;
   if (signature != NULL && signature->amount != 1) {
     untrusted(out, "more than one X-Signature header");
@@ -335,7 +332,7 @@ static int product_from_url(const char *url, char *product, size_t size) {
 int main(int argc, char **argv) {
   unsigned char pinned_key[crypto_sign_PUBLICKEYBYTES];
   size_t pinned_len = 0;
-  char product[256];
+  char product[1024]; /* 64 characters, up to 4 bytes each in UTF-8: room to spare */
   struct request sent;
   struct answer answer;
   enum verdict verdict;

@@ -80,8 +80,8 @@ def signature_verifies(header, body, pinned_key, verify):
     an entry for any other key (a cracker's own, say) proves nothing."""
     wanted = key_id(pinned_key)
     for entry in header.split(",")[:MAX_SIGNATURE_ENTRIES]:
-        label, sep, encoded = entry.strip().partition(":")
-        if not sep or label != wanted:
+        label, sep, encoded = entry.partition(":")
+        if not sep or label.strip() != wanted:
             continue
         try:
             signature = base64.b64decode(encoded.strip(), validate=True)
