@@ -65,12 +65,12 @@ static void key_id_of(const unsigned char public_key[crypto_sign_PUBLICKEYBYTES]
   sodium_bin2hex(id, 17, digest, 8);
 }
 
+static int is_blank(char c) { return c == ' ' || c == '\t'; }
+
 /*
  * X-Signature: "<key id>:<base64 sig>[, <key id>:<base64 sig>...]", newest key first. Only an entry labelled with
  * the pinned key's id is tried, and only with the pinned key: an entry for any other key proves nothing.
  */
-static int is_blank(char c) { return c == ' ' || c == '\t'; }
-
 static int signature_verifies(const char *header, const unsigned char *body, size_t body_len,
                               const unsigned char pinned_key[crypto_sign_PUBLICKEYBYTES]) {
   char pinned_id[17];
@@ -127,7 +127,7 @@ static long long days_from_civil(int y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (what the shop sends) to seconds since the epoch; 0 when it is not that. */
+/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (what the shop sends) to seconds since the epoch; returns 0 if it is not that. */
 static int parse_utc(const char *s, long long *seconds) {
   int y, mo, d, h, mi, sec;
   size_t i = 19;

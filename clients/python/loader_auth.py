@@ -97,9 +97,12 @@ def utc_seconds(value):
     match = UTC_TIME.fullmatch(value) if isinstance(value, str) else None
     if not match:
         return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+        return None
     try:
-        return calendar.timegm(time.struct_time(tuple(int(g) for g in match.groups()) + (0, 0, 0)))
-    except (ValueError, OverflowError):
+        return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    except (ValueError, OverflowError):  # year 0000
         return None
 
 

@@ -101,7 +101,7 @@ export function verifyAnswer(
   if (!signatureVerifies(signatureHeader, body, pinned)) throw new Untrusted("no valid signature by the pinned key");
   let answer: unknown;
   try {
-    answer = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    answer = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body));
   } catch {
     throw new Untrusted("answer is not JSON");
   }
