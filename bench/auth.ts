@@ -7,7 +7,9 @@
  *   A  1 000 000 sold keys, as in production (in-process auth cache on): constant route, the hot path (an activated
  *      key asked again by its own PC), the HWID-mismatch path, the first-activation path (a write), random keys;
  *   B  the same database with the auth cache off: every call is one indexed read (the path a cache miss takes);
- *   C  1 000 sold keys, auth cache off: B against C shows whether latency grows with the table.
+ *   C  1 000 sold keys, auth cache off: B against C shows whether latency grows with the table;
+ *   F  as A with signing off (answers as before SPEC §11): the baseline of the signed hot path, which runs on A
+ *      with a fresh nonce per request (every answer then has bytes of its own, so its signature is computed).
  * Scenarios take turns over ROUNDS rounds, so a burst of load from elsewhere on the shared machine does not land on
  * one of them only; figures are medians, ratios are the median of each round's own ratio.
  *
@@ -146,7 +148,7 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
 
   const limits = { AUTH_LIMIT_PER_IP: "1000000000", AUTH_LIMIT_PER_KEY: "1000000000" };
   const prefix = (app: string) => `mphbench:${runId}:${app}:`;
-  for (const app of ["a", "b", "c", "d", "e"]) defer(() => clearRedisPrefix(prefix(app)));
+  for (const app of ["a", "b", "c", "d", "e", "f"]) defer(() => clearRedisPrefix(prefix(app)));
   const appA = await startApp({ databaseUrl: big.url, redisPrefix: prefix("a"), env: limits });
   defer(appA.stop);
   const appB = await startApp({
@@ -167,6 +169,12 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     env: { ...limits, BENCH_AUTH_CACHE: "off" },
   });
   defer(appC.stop);
+  const appF = await startApp({
+    databaseUrl: big.url,
+    redisPrefix: prefix("f"),
+    env: { ...limits, BENCH_SIGNING: "off" },
+  });
+  defer(appF.stop);
   // Idle: started, connected, nothing asked yet except /healthz.
   await Bun.sleep(1_000);
   const idleRssMb = rssMb(appA.proc.pid);
@@ -181,6 +189,11 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     throw new Error(`bench/auth: the hot key is refused: ${check.status} ${await check.text()}`);
 
   const hot = wrkScript("auth-hot.lua", { expect: 200, body: JSON.stringify({ key: keyOf(1), uuid: hwidOf(1) }) });
+  // A loader of SPEC §11: a fresh nonce on every call (thread id and call number make each one unique).
+  const hotNonce = wrkScript("auth-hot-nonce.lua", {
+    expect: 200,
+    perRequest: `string.format('{"key":"${keyOf(1)}","uuid":"${hwidOf(1)}","nonce":"bench-%d-%d-%08x"}', tid, n, math.random(0, 0x7fffffff))`,
+  });
   const mismatch = wrkScript("auth-mismatch.lua", {
     expect: 403,
     body: JSON.stringify({ key: keyOf(1), uuid: "SOME-OTHER-PC" }),
@@ -210,9 +223,21 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     },
     {
       id: "hot",
-      name: "**auth: activated key, right HWID (hot path)**",
+      name: "**auth: activated key, right HWID (hot path; signed, no nonce: old loaders)**",
       app: appA,
       measure: (s) => wrk("hot", `${appA.base}${authPath}`, hot, s),
+    },
+    {
+      id: "hot-nonce",
+      name: "**auth: hot path, signed, a fresh nonce per call (SPEC §11 loaders)**",
+      app: appA,
+      measure: (s) => wrk("hot-nonce", `${appA.base}${authPath}`, hotNonce, s),
+    },
+    {
+      id: "hot-unsigned",
+      name: "auth: hot path, signing off (app F: answers as before SPEC §11)",
+      app: appF,
+      measure: (s) => wrk("hot-unsigned", `${appF.base}${authPath}`, hot, s),
     },
     {
       id: "mismatch",
@@ -343,6 +368,8 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
   const pairedBig = median(pairs.map((p) => p.big.p50Ms));
   const pairedSmall = median(pairs.map((p) => p.small.p50Ms));
   const hotP99 = summary.get("hot")!.p99Ms;
+  const signedVsUnsigned = perRound("hot-nonce", "hot-unsigned");
+  const signedP99 = summary.get("hot-nonce")!.p99Ms;
   const underLoadRss = Math.max(...scenarios.filter((s) => s.app === appA).map((s) => rssMax.get(s.id) ?? 0));
   const floodRss = rssMax.get("random") ?? 0;
   const activationRss = rssMax.get("activation") ?? 0;
@@ -359,6 +386,26 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
       value: hotVsFramework,
       target: "≥ 0.5",
       met: hotVsFramework >= 0.5,
+    },
+    {
+      id: "auth.signed",
+      benchmark: "auth",
+      what: "signed hot path, a fresh nonce per call, vs the same path unsigned",
+      figure: `${fmt(summary.get("hot-nonce")!.rps)} req/s`,
+      baseline: `${fmt(summary.get("hot-unsigned")!.rps)} req/s`,
+      value: signedVsUnsigned,
+      target: "≥ 0.5",
+      met: signedVsUnsigned >= 0.5,
+    },
+    {
+      id: "auth.signed-p99",
+      benchmark: "auth",
+      what: "signed hot path (fresh nonce) p99 at 64 connections",
+      figure: `${ms(signedP99)} ms`,
+      baseline: `unsigned ${ms(summary.get("hot-unsigned")!.p99Ms)} ms`,
+      value: signedP99,
+      target: "≤ 10 ms",
+      met: signedP99 <= 10,
     },
     {
       id: "auth.database",
@@ -455,6 +502,9 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
+    `Signing (SPEC §11): the hot path with a fresh nonce per call (every answer signed anew) / the same path with`,
+    `signing off (app F) **${ratio(signedVsUnsigned)}**, p99 ${ms(signedP99)} ms. Without a nonce (old loaders) an answer repeats`,
+    "byte for byte and its signature is reused, so that row costs what it did unsigned.",
     `Ratios in the same rounds: hot path / constant **${ratio(hotVsFramework)}**; hot path / its lookup through`,
     `\`postgres\` **${ratio(hotVsDatabase)}**; cache miss (B) / the random lookup through \`postgres\` **${ratio(missVsDatabase)}**;`,
     `latency at 1M keys / at 1k keys (the pairs below): p50 **${ratio(tableP50)}**, p99 ${ratio(tableP99)}, throughput 1k / 1M ${ratio(tableRps)}.`,

@@ -28,6 +28,18 @@ export const MISSED: Record<string, string> = {
   "auth.p99":
     "p99 at 64 connections on two shared cores moves with the machine's load (the constant route's p99, the " +
     "framework's own, is printed beside it).",
+  "auth.signed":
+    "What limits it: one Ed25519 signature through node:crypto costs 25–35 µs of a core here (BoringSSL; libsodium " +
+    "through bun:ffi measured the same), about as much as the rest of a cached answer, so signed/unsigned sits near " +
+    "0.5 by construction. A CPU profile of the signed path under wrk: `sign` 17 % of the samples, Elysia's composed " +
+    "handler and Bun's native HTTP most of the rest; the key's rate-limit digest and the panel's global hooks about " +
+    "1 % each, so nothing of the signature's size is left to shed. Answers without a nonce reuse the signature of " +
+    "identical bytes (Ed25519 is deterministic): old loaders and every repeated refusal cost no signing. What would " +
+    "move it: more cores, one app process each (setup.sh --instances): signing is per-process CPU work and scales " +
+    "with them.",
+  "auth.signed-p99":
+    "p99 at 64 connections on two shared cores moves with the machine's load like auth.p99 (the unsigned path's p99 " +
+    "is printed beside it); a signed answer adds one signature's time, tens of microseconds, to the median.",
   "auth.table-size":
     "The lookup is two index scans whatever the size (plans in the auth section: 4 buffers at 1 000 000 keys, 3 at " +
     "1 000); pairs of 2 s runs on a shared machine scatter by ±10 %.",

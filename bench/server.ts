@@ -19,6 +19,11 @@ await cache.ready(2_000);
 const shop = createShop({ sql, cache, config });
 // BENCH_AUTH_CACHE=off: every auth call reads its key from Postgres (bench/auth compares 1 000 keys with 1 000 000).
 if (process.env.BENCH_AUTH_CACHE === "off") shop.authCache.put = () => {};
+// BENCH_SIGNING=off: answers go out unsigned, as before SPEC §11 — the baseline bench/auth measures signing against.
+if (process.env.BENCH_SIGNING === "off") {
+  shop.signing.signatureHeader = () => null;
+  shop.signing.repeatableSignatureHeader = () => null;
+}
 const stopFollowing = await followChanges(shop);
 
 const CONSTANT = { success: true, message: "OK", days: 29, hours: 23, expires_at: "2030-01-01T00:00:00.000Z" };

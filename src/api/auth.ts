@@ -164,20 +164,26 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
     const pending = signing.ready();
     // Keys not loaded and the database away: the answer (a 503, most likely) goes out unsigned.
     if (pending) await pending.catch(() => {});
-    const bytes = Buffer.from(
-      JSON.stringify(
-        echo === null
-          ? body
-          : Object.assign(body, {
-              nonce: echo.nonce,
-              product: echo.product,
-              key: echo.key,
-              uuid: echo.uuid,
-              server_time: new Date().toISOString(),
-            }),
-      ),
-    );
-    const signature = signing.signatureHeader(bytes);
+    let signature: string | null;
+    let bytes: Buffer<ArrayBuffer>;
+    if (echo === null) {
+      const text = JSON.stringify(body);
+      bytes = Buffer.from(text);
+      signature = signing.repeatableSignatureHeader(text, bytes);
+    } else {
+      bytes = Buffer.from(
+        JSON.stringify(
+          Object.assign(body, {
+            nonce: echo.nonce,
+            product: echo.product,
+            key: echo.key,
+            uuid: echo.uuid,
+            server_time: new Date().toISOString(),
+          }),
+        ),
+      );
+      signature = signing.signatureHeader(bytes);
+    }
     // The request log reads the status from here.
     set.status = status;
     return new Response(bytes, {

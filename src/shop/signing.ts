@@ -21,6 +21,9 @@ export type SigningKeyInfo = {
   retiredAt: Date | null;
 };
 
+/** Answers without a nonce whose signatures are kept: the refusals, and the last second's worth of successes. */
+const MAX_REPEATS = 1_000;
+
 type ActiveKey = { info: SigningKeyInfo; privateKey: KeyObject; prefix: string };
 
 type KeyRow = {
@@ -49,6 +52,13 @@ export function createSigning(deps: ShopDeps) {
   let loading: Promise<void> | null = null;
   let again: Promise<void> | null = null;
   let warnedNone = false;
+  /**
+   * X-Signature values of recent answers without a nonce, by body. Such bodies repeat — every refusal of one kind
+   * is the same bytes, and a PC asking again within the hour gets the same answer — and Ed25519 signatures are
+   * deterministic, so a repeat costs a lookup instead of a signature per key (~30 µs each). A flood of guessed keys
+   * then costs no signing at all. Emptied whenever the keys change.
+   */
+  const repeats = new Map<string, string>();
 
   /** Reads the active keys, private halves included, and makes their KeyObjects. */
   async function readKeys(): Promise<void> {
@@ -73,6 +83,7 @@ export function createSigning(deps: ShopDeps) {
     }
     const before = activeIds;
     active = keys;
+    repeats.clear();
     activeIds = keys.map((k) => k.info.keyId).join(",");
     if (before !== null && before !== activeIds) log.info("signing keys changed", { keyIds: activeIds });
   }
@@ -120,6 +131,17 @@ export function createSigning(deps: ShopDeps) {
       if (header !== "") header += ",";
       header += key.prefix + sign(null, body, key.privateKey).toString("base64");
     }
+    return header;
+  }
+
+  /** signatureHeader for a body that may well be sent again (an answer without a nonce); `text` is its text. */
+  function repeatableSignatureHeader(text: string, body: Uint8Array): string | null {
+    const known = repeats.get(text);
+    if (known !== undefined) return known;
+    const header = signatureHeader(body);
+    if (header === null) return null;
+    if (repeats.size >= MAX_REPEATS) repeats.clear();
+    repeats.set(text, header);
     return header;
   }
 
@@ -193,7 +215,7 @@ export function createSigning(deps: ShopDeps) {
     return outcome;
   }
 
-  return { ready, refresh, signatureHeader, activeKeys, list, rotate, retire };
+  return { ready, refresh, signatureHeader, repeatableSignatureHeader, activeKeys, list, rotate, retire };
 }
 
 export type Signing = ReturnType<typeof createSigning>;
