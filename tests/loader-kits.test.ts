@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   answerBody,
   buildCKit,
@@ -13,6 +16,7 @@ import {
   signatureHeader,
   startEmulator,
 } from "./helpers/kits.ts";
+import { cleanEnv, runToEnd } from "./helpers/process.ts";
 import { freePort } from "./helpers/servers.ts";
 
 /**
@@ -315,6 +319,44 @@ describe("what every kit refuses as untrusted (exit 2)", () => {
     const results = await runAll(`http://127.0.0.1:${freePort()}/Morpheus%20Private/api/X/auth`);
     expect(exitCodes(results)).toEqual(everyKit(2));
     for (const r of Object.values(results)) expect(r.err).toContain("network error");
+  });
+});
+
+describe("the C kit builds on Windows", () => {
+  // What a Windows loader author can link against: ISO C's library and the kit's three libraries, nothing POSIX.
+  const ISO_C = new Set(
+    `calloc malloc realloc free printf fprintf snprintf fwrite fputs fputc puts putchar stdout stderr memchr memcmp
+     memcpy memmove memset strchr strrchr strcmp strncmp strcspn strspn strlen strstr time`.split(/\s+/),
+  );
+  test("it calls nothing but standard C, libcurl, libsodium and cJSON", async () => {
+    const object = join(tmpdir(), `loader_auth-${process.pid}.o`);
+    // Strict C11 hides glibc's POSIX declarations, and without fortify and stack protector no glibc-only symbols.
+    const cc = await runToEnd(
+      [
+        "cc",
+        "-std=c11",
+        "-O0",
+        "-U_FORTIFY_SOURCE",
+        "-fno-stack-protector",
+        "-c",
+        join(import.meta.dir, "../clients/c/loader_auth.c"),
+        "-o",
+        object,
+      ],
+      cleanEnv({}),
+    );
+    expect(cc.err).toBe("");
+    const nm = await runToEnd(["nm", "-u", object], cleanEnv({}));
+    rmSync(object, { force: true });
+    const imported = nm.out
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/).pop()!)
+      .filter(Boolean);
+    expect(imported).toContain("crypto_sign_verify_detached");
+    const foreign = imported.filter(
+      (name) => !ISO_C.has(name) && !/^(cJSON|curl|sodium|crypto|randombytes)_/.test(name),
+    );
+    expect(foreign).toEqual([]);
   });
 });
 
