@@ -83,6 +83,14 @@ test("two instances: the tab names the process that receives updates and the one
     await cache.close();
   });
   await waitUntil(() => standby.status().state === "standby", "the second instance in reserve");
+  // Its report reaches the database a moment after its own state changes, and the panel reads it from there.
+  await waitUntil(
+    async () =>
+      (await bot.shop.botStatus.current()).instances.some(
+        (i) => i.instanceId === "second-instance" && i.state === "standby",
+      ),
+    "the second instance's report on record",
+  );
 
   const page = (await panel.page("/settings")).html;
   expect(page).toContain("работает — бот @morpheus_test_bot получает сообщения (long polling).");
