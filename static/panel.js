@@ -55,3 +55,9 @@ function centreActiveTab() {
 document.addEventListener("DOMContentLoaded", centreActiveTab);
 document.addEventListener("htmx:after:settle", centreActiveTab);
 window.addEventListener("resize", centreActiveTab);
+
+// An error shown in the alert bar (templates/layout.tsx) goes away with its × button.
+document.addEventListener("click", (event) => {
+  const button = event.target instanceof Element ? event.target.closest("[data-dismiss]") : null;
+  button?.closest(".notice")?.remove();
+});

@@ -1,4 +1,7 @@
 import { dayWord } from "../src/lib/durations.ts";
+
+export { plural } from "../src/lib/plural.ts";
+
 import { SHOP_TIME_ZONE } from "../src/shop/dashboard.ts";
 
 const dateTime = new Intl.DateTimeFormat("ru-RU", {
@@ -56,16 +59,6 @@ export function size(bytes: number): string {
     unit++;
   }
   return `${value.toLocaleString("ru-RU", { maximumFractionDigits: 1 })} ${units[unit]}`;
-}
-
-/** Russian plural: plural(5, ["ключ", "ключа", "ключей"]) → "ключей". */
-export function plural(n: number, forms: [string, string, string]): string {
-  const mod100 = Math.abs(n) % 100;
-  const mod10 = mod100 % 10;
-  if (mod100 >= 11 && mod100 <= 14) return forms[2];
-  if (mod10 === 1) return forms[0];
-  if (mod10 >= 2 && mod10 <= 4) return forms[1];
-  return forms[2];
 }
 
 /** A Telegram user as the owner recognises them: "Иван Петров (@ivan)". */

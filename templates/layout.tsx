@@ -43,6 +43,14 @@ export function OrdersBadge(props: { count: number | undefined; oob?: boolean })
 }
 
 /**
+ * Where an htmx request's error is shown (the panel's error answer retargets here): above the page, so the form
+ * the owner was filling stays as it was.
+ */
+function AlertBar() {
+  return <div id="panel-alert" class="panel-alert" aria-live="assertive" />;
+}
+
+/**
  * Every page of the logged-in panel. <body> carries the CSRF token for every htmx request (hx-headers, inherited)
  * and boosts links and forms, so moving between tabs swaps the body without reloading scripts and styles.
  */
@@ -83,7 +91,10 @@ export function Layout(props: { view: View; title: string; tab: Tab; children: C
               </a>
             ))}
           </nav>
-          <main id="main">{props.children}</main>
+          <main id="main">
+            <AlertBar />
+            {props.children}
+          </main>
         </body>
       </html>
     </>
@@ -99,6 +110,7 @@ export function AuthLayout(props: { view: View; title: string; children: Childre
         <Head view={props.view} title={props.title} />
         <body class="auth">
           <main class="auth-box">
+            <AlertBar />
             <p class="brand">
               Morpheus <span>Shop</span>
             </p>
@@ -146,7 +158,12 @@ export function ErrorFragment(props: { status: number; message: string }) {
   return (
     <div class="notice notice-error" role="alert">
       <strong>{props.status === 404 ? "Не найдено. " : props.status >= 500 ? "Ошибка. " : ""}</strong>
-      <span safe>{props.message}</span>
+      <span class="message" safe>
+        {props.message}
+      </span>
+      <button type="button" class="dismiss" data-dismiss aria-label="Закрыть">
+        ×
+      </button>
     </div>
   );
 }

@@ -263,9 +263,14 @@ export function AnypaySection({ view, settings, errors, saved }: SectionProps) {
 
 export type SettingsSection = "bot" | "token" | "anypay";
 
-/** The whole tab; `section` says which part shows `errors`/`saved` (a plain form post that came back). */
-export function SettingsPage(props: SectionProps & { section?: SettingsSection }) {
+/**
+ * The whole tab; `section` says which part shows `errors`/`saved` (a plain form post that came back); `broadcast`
+ * is the broadcast card (templates/broadcasts.tsx), rendered by its own routes.
+ */
+export function SettingsPage(props: SectionProps & { section?: SettingsSection; broadcast: JSX.Element }) {
   const { view } = props;
+  // Already HTML: the card rendered (and escaped) by BroadcastBlock or BroadcastPreview.
+  const safeBroadcast = props.broadcast;
   const extra = (s: SettingsSection) => (props.section === s ? { errors: props.errors, saved: props.saved } : {});
   return (
     <Layout view={view} title="Основные настройки" tab="settings">
@@ -274,7 +279,7 @@ export function SettingsPage(props: SectionProps & { section?: SettingsSection }
         <BotSwitches view={view} settings={props.settings} bot={props.bot} {...extra("bot")} />
         <TokenSection view={view} settings={props.settings} bot={props.bot} {...extra("token")} />
         <AnypaySection view={view} settings={props.settings} bot={props.bot} {...extra("anypay")} />
-        <section id="broadcast" hx-get={href(view, "/broadcasts")} hx-trigger="load" hx-swap="innerHTML" />
+        {safeBroadcast}
       </div>
     </Layout>
   );

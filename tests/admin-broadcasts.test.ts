@@ -51,18 +51,18 @@ test("the form shows who will receive it; the preview shows the text escaped; se
   expect(section.status).toBe(200);
   expect(section.headers.get("content-type")).toContain("text/html");
   expect(section.html).toContain('hx-post="/Morpheus%20Private/broadcasts/preview"');
-  expect(section.html).toContain("Получат <span>11 пользователей</span>");
+  expect(section.html).toContain("Получат 11 пользователей — все, кто писал боту");
 
   const text = "Скидка <b>50%</b> & <script>alert(1)</script>";
   const preview = await post("/preview", { text });
   expect(preview.status).toBe(200);
-  expect(preview.html).toContain("Так сообщение увидят <span>11 пользователей</span>");
+  expect(preview.html).toContain("Так сообщение увидят 11 пользователей:");
   expect(preview.html).toContain("Скидка &lt;b&gt;50%&lt;/b&gt; &amp; &lt;script&gt;alert(1)&lt;/script&gt;");
   expect(preview.html).not.toContain("<script>");
   // Previewing sends nothing.
   expect((await t.shop.broadcasts.recent()).length).toBe(0);
 
-  const started = await post("", { text });
+  const started = await post("", { text, action: "send" });
   expect(started.status).toBe(200);
   const [broadcast] = await t.shop.broadcasts.recent();
   expect(broadcast).toMatchObject({ text, createdBy: "panel:owner", status: "pending" });
@@ -82,8 +82,8 @@ test("the form shows who will receive it; the preview shows the text escaped; se
 
   const cancelled = await post(`/${broadcast!.id}/cancel`, {});
   expect(cancelled.status).toBe(200);
-  expect(cancelled.html).toContain("отменена");
-  expect(cancelled.html).toContain("отменено: 6");
+  expect(cancelled.html).toContain("остановлена");
+  expect(cancelled.html).toContain("не отправлено после остановки: 6");
   // Finished: the fragment stops polling.
   expect(cancelled.html).not.toContain("hx-trigger");
   expect((await t.shop.broadcasts.byId(broadcast!.id))!.status).toBe("cancelled");
@@ -97,10 +97,20 @@ test("an empty or too long text is refused with the reason and the text kept; un
   expect(long.status).toBe(422);
   expect(long.html).toContain("Текст рассылки длиннее 4096 символов");
   expect(long.html).toContain("я".repeat(100));
-  const edit = await post("/edit", { text: "черновик" });
+  const edit = await post("", { text: "черновик", action: "edit" });
   expect(edit.html).toContain(">черновик</textarea>");
 
   expect((await call("/999999")).status).toBe(404);
   expect((await call("/abc")).status).toBe(404);
   expect((await post("/999999/cancel", {})).status).toBe(404);
+});
+
+test("with one user the words agree: «Получит 1 пользователь», «Так сообщение увидит 1 пользователь»", async () => {
+  await t.sql`update bot_users set blocked_at = now() where telegram_id between 2 and 11`;
+  try {
+    expect((await call("")).html).toContain("Получит 1 пользователь — все, кто писал боту");
+    expect((await post("/preview", { text: "Привет" })).html).toContain("Так сообщение увидит 1 пользователь:");
+  } finally {
+    await t.sql`update bot_users set blocked_at = null where telegram_id between 2 and 11`;
+  }
 });

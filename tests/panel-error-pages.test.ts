@@ -54,6 +54,9 @@ describe("unknown panel URLs", () => {
     const html = await res.text();
     expect(html).toStartWith('<div class="notice notice-error" role="alert">');
     expect(html).toContain("Такой страницы в панели нет");
+    // Shown in the alert bar at the top of the page, not in place of whatever the request targeted.
+    expect(res.headers.get("hx-retarget")).toBe("#panel-alert");
+    expect(res.headers.get("hx-reswap")).toBe("innerHTML");
     expect(html).not.toContain("<html");
   });
 

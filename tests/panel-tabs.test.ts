@@ -53,7 +53,7 @@ describe("Основные настройки", () => {
     const page = await c.page("/settings");
     expect(page.html).toContain("Токен: <strong");
     expect(page.html).not.toContain("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw");
-    expect(page.html).toContain('<section id="broadcast" hx-get="/Morpheus%20Private/broadcasts" hx-trigger="load"');
+    expect(page.html).toContain('<section id="broadcast" class="card stack"><h2>Рассылка всем пользователям</h2>');
 
     const cleared = await c.post("/settings/token", { action: "clear" }, { htmx: true });
     expect(await cleared.text()).toContain("не задан");

@@ -1,5 +1,7 @@
 import { expect, test } from "bun:test";
+import { daysLabel } from "../src/lib/durations.ts";
 import { maskKey } from "../src/lib/keys.ts";
+import { counted, plural } from "../src/lib/plural.ts";
 import { plainLine, plainText } from "../src/lib/text.ts";
 
 test("plain text keeps words, line breaks and tabs, and drops what is invisible or refused by the database", () => {
@@ -16,4 +18,35 @@ test("a key in the logs shows at most 4 characters of it, and never more than a 
   expect(maskKey("ABCDEFGHIJKLMNOP")).toBe("…MNOP");
   expect(maskKey("ABCDEFGHIJ")).toBe("…IJ");
   expect(maskKey("ABC")).toBe("…");
+});
+
+test("one Russian plural for the whole shop: 1 and 21 take «one», 2–4 and 22 «few», 0, 5–20, 111 «many»", () => {
+  const forms = ["пользователь", "пользователя", "пользователей"] as const;
+  const words = [0, 1, 2, 4, 5, 11, 12, 14, 21, 22, 25, 101, 111, 1000].map((n) => counted(n, forms));
+  expect(words).toEqual([
+    "0 пользователей",
+    "1 пользователь",
+    "2 пользователя",
+    "4 пользователя",
+    "5 пользователей",
+    "11 пользователей",
+    "12 пользователей",
+    "14 пользователей",
+    "21 пользователь",
+    "22 пользователя",
+    "25 пользователей",
+    "101 пользователь",
+    "111 пользователей",
+    "1000 пользователей",
+  ]);
+  expect(plural(1, ["увидит", "увидят", "увидят"])).toBe("увидит");
+  expect(plural(3, ["увидит", "увидят", "увидят"])).toBe("увидят");
+  expect([1, 7, 14, 21, 30, 90].map(daysLabel)).toEqual([
+    "1 день",
+    "7 дней",
+    "14 дней",
+    "21 день",
+    "30 дней",
+    "90 дней",
+  ]);
 });

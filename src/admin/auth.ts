@@ -1,16 +1,13 @@
 import { type Cookie, Elysia } from "elysia";
-import { ErrorFragment, ErrorPage } from "../../templates/layout.tsx";
 import { AccountPage, LoginForm, LoginPage, PasswordForm } from "../../templates/login.tsx";
 import { clearRates, countRates, LocalCounters, type RateCount, type RateRule } from "../cache/rate-limit.ts";
-import type { Config } from "../config.ts";
 import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { log } from "../lib/log.ts";
 import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts.ts";
 import { ShopError } from "../shop/errors.ts";
-import type { Shop } from "../shop/index.ts";
-import { type PanelContext, panelContext } from "./context.ts";
-import { panelGuard, viewFor } from "./guard.ts";
-import { field, guarded, isHtmx, redirect, render } from "./respond.ts";
+import type { PanelContext } from "./context.ts";
+import { type PanelRoutes, viewFor } from "./guard.ts";
+import { field, isHtmx, redirect, render } from "./respond.ts";
 import {
   clearCookie,
   csrfToken,
@@ -79,13 +76,43 @@ function oneAtATime() {
   };
 }
 
-/** Only a page of this panel may be the place to go after login (never another site: an open redirect). */
+const none: RateCount = { count: 0, resetMs: 0 };
+
+type Guesses = { serialized: ReturnType<typeof oneAtATime>; limits: { whenCacheDown: LocalCounters } };
+const guessesOf = new WeakMap<PanelContext, Guesses>();
+
+/**
+ * One queue of password checks and one set of in-process counters per panel, shared by the login form and the
+ * change-password form (while Redis is away the limits count in this process instead of switching off).
+ */
+function guesses(panel: PanelContext): Guesses {
+  let found = guessesOf.get(panel);
+  if (!found) {
+    found = { serialized: oneAtATime(), limits: { whenCacheDown: new LocalCounters() } };
+    guessesOf.set(panel, found);
+  }
+  return found;
+}
+
+/**
+ * Only a page of this panel may be the place to go after login (never another site: an open redirect). The answer
+ * is the path as the URL parser writes it — dot segments resolved, anything outside printable ASCII
+ * percent-encoded — because it becomes a Location header, which refuses anything else.
+ */
 export function safeNext(panel: PanelContext, next: string | undefined): string | undefined {
-  if (!next || next.length > 500) return undefined;
-  if (!next.startsWith(`${panel.base}/`) || next.includes("//") || next.includes("\\")) return undefined;
+  if (!next || next.length > 500 || next.includes("//") || next.includes("\\")) return undefined;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(next)) return undefined;
-  return next;
+  const origin = "http://panel.invalid";
+  let url: URL;
+  try {
+    url = new URL(next, origin);
+  } catch {
+    return undefined;
+  }
+  if (url.origin !== origin) return undefined;
+  const path = `${url.pathname}${url.search}`;
+  return path.startsWith(`${panel.base}/`) ? path : undefined;
 }
 
 /**
@@ -120,149 +147,119 @@ export async function renderLoginPage(
   });
 }
 
-/** Login, logout, change password. */
-export function authController(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
-  const renderError = (status: number, message: string) => String(ErrorFragment({ status, message }));
-  const serialized = oneAtATime();
-  // While Redis is away the limits count in this process instead of switching off (the licence API fails open).
-  const limits = { whenCacheDown: new LocalCounters() };
-  const none: RateCount = { count: 0, resetMs: 0 };
+/**
+ * The login form's answers, outside the guard. Wrong passwords are limited per address and per login (loginRules).
+ */
+export function loginRoutes(panel: PanelContext) {
+  const { shop, config } = panel;
+  const { serialized, limits } = guesses(panel);
+  return new Elysia().use(sessionJwt(panel)).post("/login", async ({ request, body, cookie, server, panelJwt }) => {
+    const login = field(body, "login").trim();
+    const password = field(body, "password");
+    const next = safeNext(panel, field(body, "next"));
+    const nonceCookie = cookie[LOGIN_COOKIE]!;
+    const nonce = nonceCookie.value;
 
-  const loginRoutes = new Elysia()
-    .use(sessionJwt(panel))
-    .post("/login", ({ request, body, cookie, server, panelJwt }) =>
-      guarded(
-        request,
-        async () => {
-          const login = field(body, "login").trim();
-          const password = field(body, "password");
-          const next = safeNext(panel, field(body, "next"));
-          const nonceCookie = cookie[LOGIN_COOKIE]!;
-          const nonce = nonceCookie.value;
+    const answer = async (status: number, props: { message?: string; errors?: Record<string, string> }) => {
+      const view = viewFor(panel, "", loginToken(panel, nonceCookie));
+      const form = { view, login, next, ...props };
+      return render(isHtmx(request) ? LoginForm(form) : LoginPage(form), status, { "x-frame-options": "DENY" });
+    };
 
-          const answer = async (status: number, props: { message?: string; errors?: Record<string, string> }) => {
-            const view = viewFor(panel, "", loginToken(panel, nonceCookie));
-            const form = { view, login, next, ...props };
-            return render(isHtmx(request) ? LoginForm(form) : LoginPage(form), status, { "x-frame-options": "DENY" });
-          };
+    if (typeof nonce !== "string" || !csrfValid(panel, `login:${nonce}`, field(body, "_csrf"), LOGIN_NONCE_SECONDS)) {
+      return answer(403, { message: "Страница входа устарела. Введите логин и пароль ещё раз." });
+    }
+    const errors: Record<string, string> = {};
+    if (login === "" || login.length > 64) errors.login = "Введите логин";
+    if (password === "" || password.length > 1024) errors.password = "Введите пароль";
+    if (Object.keys(errors).length > 0) return answer(422, { errors });
 
-          if (
-            typeof nonce !== "string" ||
-            !csrfValid(panel, `login:${nonce}`, field(body, "_csrf"), LOGIN_NONCE_SECONDS)
-          ) {
-            return answer(403, { message: "Страница входа устарела. Введите логин и пароль ещё раз." });
-          }
-          const errors: Record<string, string> = {};
-          if (login === "" || login.length > 64) errors.login = "Введите логин";
-          if (password === "" || password.length > 1024) errors.password = "Введите пароль";
-          if (Object.keys(errors).length > 0) return answer(422, { errors });
+    const ip = clientIp(request, server, config.trustedProxies) ?? "unknown";
+    const rules = loginRules(ip, login);
+    // Queued per address only: a queue per login would let a flood of guesses keep the owner waiting.
+    const outcome = await serialized([`ip:${addressBucket(ip)}`], async () => {
+      const [fromIp = none, forLogin = none] = (await countRates(shop.deps.cache, rules, 0, limits)) ?? [];
+      if (fromIp.count >= LOGIN_FAILURES_ALLOWED) return { refused: tooManyFromAddress(fromIp.resetMs) };
+      const underAttack = forLogin.count >= LOGIN_FAILURES_ALLOWED;
+      if (underAttack && fromIp.count > 0) return { refused: tooManyForLogin(forLogin.resetMs) };
+      const found = await shop.accounts.verify(login, password);
+      if (!found) await countRates(shop.deps.cache, rules, 1, limits);
+      return { account: found };
+    });
+    // Never the typed login itself: people type their password into the login field by mistake.
+    const typed = async () => ({ loginExists: await shop.accounts.exists(login), loginLength: login.length });
+    if ("refused" in outcome) {
+      log.warn("panel login refused: too many failures", { ip, ...(await typed()) });
+      return answer(429, { message: outcome.refused });
+    }
+    const { account } = outcome;
+    if (!account) {
+      log.warn("panel login failed", { ip, ...(await typed()) });
+      return answer(401, { message: "Неверный логин или пароль." });
+    }
+    await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account);
+    clearCookie(panel, nonceCookie);
+    log.info("panel login", { ip, login: account.login });
+    return redirect(request, next ?? `${panel.base}/`, { full: true });
+  });
+}
 
-          const ip = clientIp(request, server, config.trustedProxies) ?? "unknown";
-          const rules = loginRules(ip, login);
-          // Queued per address only: a queue per login would let a flood of guesses keep the owner waiting.
-          const outcome = await serialized([`ip:${addressBucket(ip)}`], async () => {
-            const [fromIp = none, forLogin = none] = (await countRates(shop.deps.cache, rules, 0, limits)) ?? [];
-            if (fromIp.count >= LOGIN_FAILURES_ALLOWED) return { refused: tooManyFromAddress(fromIp.resetMs) };
-            const underAttack = forLogin.count >= LOGIN_FAILURES_ALLOWED;
-            if (underAttack && fromIp.count > 0) return { refused: tooManyForLogin(forLogin.resetMs) };
-            const found = await shop.accounts.verify(login, password);
-            if (!found) await countRates(shop.deps.cache, rules, 1, limits);
-            return { account: found };
-          });
-          // Never the typed login itself: people type their password into the login field by mistake.
-          const typed = async () => ({ loginExists: await shop.accounts.exists(login), loginLength: login.length });
-          if ("refused" in outcome) {
-            log.warn("panel login refused: too many failures", { ip, ...(await typed()) });
-            return answer(429, { message: outcome.refused });
-          }
-          const { account } = outcome;
-          if (!account) {
-            log.warn("panel login failed", { ip, ...(await typed()) });
-            return answer(401, { message: "Неверный логин или пароль." });
-          }
-          await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account);
-          clearCookie(panel, nonceCookie);
-          log.info("panel login", { ip, login: account.login });
-          return redirect(request, next ?? `${panel.base}/`, { full: true });
-        },
-        renderError,
-      ),
-    );
-
-  const accountRoutes = new Elysia()
-    .use(panelGuard(shop, config))
-    .post("/logout", ({ request, cookie, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          await revokeSession(panel, p.claims);
-          clearCookie(panel, cookie[SESSION_COOKIE]!);
-          log.info("panel logout", { login: p.account.login });
-          return redirect(request, `${panel.base}/`, { full: true });
-        },
-        renderError,
-      ),
-    )
-    .get("/account", ({ request, panel: p }) =>
-      guarded(
-        request,
-        () => render(AccountPage({ view: p.view })),
-        (status, message) => String(ErrorPage({ view: p.view, status, message })),
-      ),
-    )
-    .post("/account/password", ({ request, body, cookie, panel: p, panelJwt }) =>
-      guarded(
-        request,
-        async () => {
-          const current = field(body, "current");
-          const next = field(body, "next");
-          const answer = (status: number, props: { errors?: Record<string, string>; done?: boolean }) =>
-            render(
-              isHtmx(request) ? PasswordForm({ view: p.view, ...props }) : AccountPage({ view: p.view, ...props }),
-              status,
-            );
-          if (next !== field(body, "repeat")) return answer(422, { errors: { repeat: "Пароли не совпадают" } });
-          // A stolen session must not become unlimited guesses at the password itself: wrong "current" entries
-          // are counted per account, like wrong passwords at the login form.
-          const rule: RateRule = {
-            key: passwordFailuresKey(p.account.id),
-            limit: PASSWORD_FAILURES_ALLOWED,
-            windowMs: LOGIN_FAILURE_WINDOW_MS,
-          };
-          type Outcome = { refused: string } | { problem: ShopError } | { changed: true };
-          const outcome = await serialized([`account:${p.account.id}`], async (): Promise<Outcome> => {
-            const [failures = none] = (await countRates(shop.deps.cache, [rule], 0, limits)) ?? [];
-            if (failures.count >= PASSWORD_FAILURES_ALLOWED) {
-              const wait = waitText(failures.resetMs);
-              return { refused: `Слишком много неверных попыток ввести текущий пароль. ${wait} и попробуйте снова.` };
-            }
-            try {
-              await shop.accounts.changePassword(p.account.id, current, next);
-              return { changed: true };
-            } catch (error) {
-              if (!(error instanceof ShopError) || (error.field !== "current" && error.field !== "next")) throw error;
-              if (error.field === "current") await countRates(shop.deps.cache, [rule], 1, limits);
-              return { problem: error };
-            }
-          });
-          if ("refused" in outcome) {
-            log.warn("panel password change refused: too many wrong current passwords", { login: p.account.login });
-            return answer(429, { errors: { current: outcome.refused } });
-          }
-          if ("problem" in outcome) {
-            return answer(422, { errors: { [outcome.problem.field ?? "current"]: outcome.problem.message } });
-          }
-          await clearRates(shop.deps.cache, [rule.key], limits);
-          // The password change ended every session (their tokens carry the old change time); keep this one.
-          const account = await shop.accounts.byId(p.account.id);
-          if (account) await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account, p.claims);
-          log.info("panel password changed", { login: p.account.login });
-          return answer(200, { done: true });
-        },
-        renderError,
-      ),
-    );
-
-  return new Elysia().use(loginRoutes).use(accountRoutes);
+/** Logout and the change-password page, behind the guard. */
+export function accountRoutes(routes: PanelRoutes, panel: PanelContext) {
+  const { shop } = panel;
+  const { serialized, limits } = guesses(panel);
+  return routes
+    .post("/logout", async ({ request, cookie, panel: p }) => {
+      await revokeSession(panel, p.claims);
+      clearCookie(panel, cookie[SESSION_COOKIE]!);
+      log.info("panel logout", { login: p.account.login });
+      return redirect(request, `${panel.base}/`, { full: true });
+    })
+    .get("/account", ({ panel: p }) => render(AccountPage({ view: p.view })))
+    .post("/account/password", async ({ request, body, cookie, panel: p, panelJwt }) => {
+      const current = field(body, "current");
+      const next = field(body, "next");
+      const answer = (status: number, props: { errors?: Record<string, string>; done?: boolean }) =>
+        render(
+          isHtmx(request) ? PasswordForm({ view: p.view, ...props }) : AccountPage({ view: p.view, ...props }),
+          status,
+        );
+      if (next !== field(body, "repeat")) return answer(422, { errors: { repeat: "Пароли не совпадают" } });
+      // A stolen session must not become unlimited guesses at the password itself: wrong "current" entries
+      // are counted per account, like wrong passwords at the login form.
+      const rule: RateRule = {
+        key: passwordFailuresKey(p.account.id),
+        limit: PASSWORD_FAILURES_ALLOWED,
+        windowMs: LOGIN_FAILURE_WINDOW_MS,
+      };
+      type Outcome = { refused: string } | { problem: ShopError } | { changed: true };
+      const outcome = await serialized([`account:${p.account.id}`], async (): Promise<Outcome> => {
+        const [failures = none] = (await countRates(shop.deps.cache, [rule], 0, limits)) ?? [];
+        if (failures.count >= PASSWORD_FAILURES_ALLOWED) {
+          const wait = waitText(failures.resetMs);
+          return { refused: `Слишком много неверных попыток ввести текущий пароль. ${wait} и попробуйте снова.` };
+        }
+        try {
+          await shop.accounts.changePassword(p.account.id, current, next);
+          return { changed: true };
+        } catch (error) {
+          if (!(error instanceof ShopError) || (error.field !== "current" && error.field !== "next")) throw error;
+          if (error.field === "current") await countRates(shop.deps.cache, [rule], 1, limits);
+          return { problem: error };
+        }
+      });
+      if ("refused" in outcome) {
+        log.warn("panel password change refused: too many wrong current passwords", { login: p.account.login });
+        return answer(429, { errors: { current: outcome.refused } });
+      }
+      if ("problem" in outcome) {
+        return answer(422, { errors: { [outcome.problem.field ?? "current"]: outcome.problem.message } });
+      }
+      await clearRates(shop.deps.cache, [rule.key], limits);
+      // The password change ended every session (their tokens carry the old change time); keep this one.
+      const account = await shop.accounts.byId(p.account.id);
+      if (account) await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account, p.claims);
+      log.info("panel password changed", { login: p.account.login });
+      return answer(200, { done: true });
+    });
 }

@@ -1,13 +1,10 @@
 import { type Cookie, Elysia } from "elysia";
 import { DashboardPage } from "../../templates/dashboard.tsx";
-import { ErrorPage } from "../../templates/layout.tsx";
-import type { Config } from "../config.ts";
-import type { Shop } from "../shop/index.ts";
 import { needsOwner } from "../shop/orders.ts";
 import { renderLoginPage } from "./auth.ts";
-import { panelContext } from "./context.ts";
+import type { PanelContext } from "./context.ts";
 import { viewFor } from "./guard.ts";
-import { guarded, queryText, render } from "./respond.ts";
+import { queryText, render } from "./respond.ts";
 import {
   csrfToken,
   needsRenewal,
@@ -20,51 +17,46 @@ import {
 
 /**
  * BASE_PATH/ itself: the dashboard for a logged-in owner, the login page for anybody else (both "" and "/", since
- * BASE_PATH is reachable with and without the trailing slash).
+ * BASE_PATH is reachable with and without the trailing slash). Outside the guard, which would send a visitor
+ * without a session here.
  */
-export function dashboardController(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
+export function dashboardRoutes(panel: PanelContext) {
+  const { shop } = panel;
 
   const home = async (ctx: {
-    request: Request;
     cookie: Record<string, Cookie<unknown>>;
     query: Record<string, unknown>;
     panelJwt: unknown;
-  }) =>
-    guarded(
-      ctx.request,
-      async () => {
-        const signer = ctx.panelJwt as PanelJwt;
-        const session = await readSession(panel, signer, ctx.cookie[SESSION_COOKIE]!.value);
-        if (!session) return renderLoginPage(panel, ctx.cookie, queryText(ctx.query, "next"));
-        if (needsRenewal(session.claims)) {
-          await startSession(panel, signer, ctx.cookie[SESSION_COOKIE]!, session.account, session.claims);
-        }
-        const [sales, revenue, stock, attention, recent, settings] = await Promise.all([
-          panel.dashboard.sales(),
-          panel.dashboard.revenue30(),
-          panel.dashboard.stock(),
-          shop.orders.attention(),
-          panel.listings.orders({ limit: 10 }),
-          shop.settings.get(),
-        ]);
-        const csrf = csrfToken(panel, session.claims.sid);
-        const view = viewFor(panel, session.account.login, csrf, needsOwner(attention));
-        return render(
-          DashboardPage({
-            view,
-            sales,
-            revenue,
-            stock,
-            lowStock: panel.dashboard.lowStock(stock),
-            attention,
-            recent: recent.rows,
-            settings,
-          }),
-        );
-      },
-      (status, message) => String(ErrorPage({ view: viewFor(panel, "", ""), status, message })),
+  }) => {
+    const signer = ctx.panelJwt as PanelJwt;
+    const session = await readSession(panel, signer, ctx.cookie[SESSION_COOKIE]!.value);
+    if (!session) return renderLoginPage(panel, ctx.cookie, queryText(ctx.query, "next"));
+    if (needsRenewal(session.claims)) {
+      await startSession(panel, signer, ctx.cookie[SESSION_COOKIE]!, session.account, session.claims);
+    }
+    const [sales, revenue, stock, attention, recent, settings] = await Promise.all([
+      panel.dashboard.sales(),
+      panel.dashboard.revenue30(),
+      panel.dashboard.stock(),
+      shop.orders.attention(),
+      panel.listings.orders({ limit: 10 }),
+      shop.settings.get(),
+    ]);
+    const csrf = csrfToken(panel, session.claims.sid);
+    const view = viewFor(panel, session.account.login, csrf, needsOwner(attention));
+    return render(
+      DashboardPage({
+        view,
+        sales,
+        revenue,
+        stock,
+        lowStock: panel.dashboard.lowStock(stock),
+        attention,
+        recent: recent.rows,
+        settings,
+      }),
     );
+  };
 
   return new Elysia().use(sessionJwt(panel)).get("", home).get("/", home);
 }

@@ -1,12 +1,10 @@
 import { type Cookie, Elysia } from "elysia";
-import { ErrorFragment, ErrorPage } from "../../templates/layout.tsx";
 import type { View } from "../../templates/view.ts";
-import type { Config } from "../config.ts";
+import { Refusal } from "../http/errors.ts";
 import { log } from "../lib/log.ts";
 import type { PanelAccount } from "../shop/accounts.ts";
-import type { Shop } from "../shop/index.ts";
-import { type PanelContext, panelContext } from "./context.ts";
-import { isHtmx, isPartial, redirect, render } from "./respond.ts";
+import type { PanelContext } from "./context.ts";
+import { isPartial, redirect } from "./respond.ts";
 import {
   clearCookie,
   csrfFromRequest,
@@ -21,16 +19,22 @@ import {
   startSession,
 } from "./session.ts";
 
-/** What a guarded handler gets as `panel`: who is logged in, and what templates need to render for them. */
+/** What a panel handler gets as `panel`: who is logged in, and what templates need to render for them. */
 export type PanelRequest = {
   account: PanelAccount;
   claims: SessionClaims;
   /** Pass to every template (Layout, forms): base path, CSRF token, login, static URLs. */
   view: View;
-  context: PanelContext;
 };
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** The logged-in view of each request the guard let through: the error answer shows its page with the tabs. */
+const views = new WeakMap<Request, View>();
+
+export function viewOf(request: Request): View | undefined {
+  return views.get(request);
+}
 
 export function viewFor(panel: PanelContext, login: string, csrf: string, needsOwner?: number): View {
   return { base: panel.base, csrf, login, assets: panel.assets, publicBase: panel.publicBase, needsOwner };
@@ -60,59 +64,50 @@ export function loginRedirect(panel: PanelContext, request: Request): Response {
 }
 
 /**
- * The panel's session and CSRF check, as a plugin any panel route can `.use()`: it resolves `panel` (a
- * PanelRequest) for handlers, sends visitors without a valid session to the login page (303, or HX-Redirect for
- * htmx), and refuses every POST/PUT/PATCH/DELETE whose CSRF token (header X-CSRF-Token or form field _csrf) is
- * missing or not this session's (403).
+ * The panel's session and CSRF check, applied once to the group of logged-in routes (see `loggedInRoutes`): it
+ * resolves `panel` (a PanelRequest) for handlers, sends visitors without a valid session to the login page (303,
+ * or HX-Redirect for htmx), and refuses every POST/PUT/PATCH/DELETE whose CSRF token (header X-CSRF-Token or form
+ * field _csrf) is missing or not this session's (403). A database that cannot be reached is not caught here: the
+ * panel's error answer turns it into the 503 page like any other handler's.
  */
-export function panelGuard(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
-  // Unnamed on purpose: every controller that uses it must get its hooks, never a deduplicated no-op.
-  return new Elysia()
-    .use(sessionJwt(panel))
-    .resolve({ as: "scoped" }, async ({ request, cookie, body, panelJwt, status }) => {
-      const sessionCookie = cookie[SESSION_COOKIE] as Cookie<unknown>;
-      let session: Awaited<ReturnType<typeof readSession>>;
-      try {
-        session = await readSession(panel, panelJwt as PanelJwt, sessionCookie.value);
-      } catch (error) {
-        log.error("panel session check failed", { error });
-        return status(
-          503,
-          await render(ErrorFragment({ status: 503, message: "База данных недоступна, попробуйте позже." }), 503),
-        );
-      }
-      if (!session) {
-        if (sessionCookie.value !== undefined) clearCookie(panel, sessionCookie);
-        const to = loginRedirect(panel, request);
-        return status(to.status as 200, to);
-      }
-      const csrf = csrfToken(panel, session.claims.sid);
-      const view = viewFor(panel, session.account.login, csrf, await ownerBadge(panel, request));
-      if (!SAFE_METHODS.has(request.method) && !csrfValid(panel, session.claims.sid, csrfFromRequest(request, body))) {
-        log.warn("panel request without a valid CSRF token", {
-          method: request.method,
-          path: new URL(request.url).pathname,
-        });
-        const message = "Запрос отклонён: нет действительного CSRF-токена. Обновите страницу и повторите.";
-        const page = isHtmx(request)
-          ? ErrorFragment({ status: 403, message })
-          : ErrorPage({ view, status: 403, message });
-        return status(403, await render(page, 403));
-      }
-      if (needsRenewal(session.claims)) {
-        await startSession(panel, panelJwt as PanelJwt, sessionCookie, session.account, session.claims);
-      }
-      const result: PanelRequest = { account: session.account, claims: session.claims, view, context: panel };
-      return { panel: result };
-    });
+function panelGuard(panel: PanelContext, streamed: (request: Request) => boolean) {
+  return new Elysia().use(sessionJwt(panel)).resolve({ as: "scoped" }, async (ctx) => {
+    const { request, cookie, body, panelJwt } = ctx;
+    const sessionCookie = cookie[SESSION_COOKIE] as Cookie<unknown>;
+    const session = await readSession(panel, panelJwt as PanelJwt, sessionCookie.value);
+    if (!session) {
+      if (sessionCookie.value !== undefined) clearCookie(panel, sessionCookie);
+      const to = loginRedirect(panel, request);
+      return ctx.status(to.status as 200, to);
+    }
+    const csrf = csrfToken(panel, session.claims.sid);
+    const view = viewFor(panel, session.account.login, csrf, await ownerBadge(panel, request));
+    views.set(request, view);
+    // An upload read as a stream carries its _csrf field in the stream: its handler checks it before any file byte.
+    const token = csrfFromRequest(request, body);
+    const deferred = token === undefined && streamed(request);
+    if (!SAFE_METHODS.has(request.method) && !deferred && !csrfValid(panel, session.claims.sid, token)) {
+      log.warn("panel request without a valid CSRF token", {
+        method: request.method,
+        path: new URL(request.url).pathname,
+      });
+      throw new Refusal(403, "Запрос отклонён: нет действительного CSRF-токена. Обновите страницу и повторите.");
+    }
+    if (needsRenewal(session.claims)) {
+      await startSession(panel, panelJwt as PanelJwt, sessionCookie, session.account, session.claims);
+    }
+    const result: PanelRequest = { account: session.account, claims: session.claims, view };
+    return { panel: result, csrfChecked: !deferred };
+  });
 }
 
 /**
- * How a failed panel request is shown: a fragment where htmx expects one part of the page, the whole page (with
- * the tabs, so the owner is never stranded on a blank page) otherwise.
+ * The one Elysia instance every logged-in panel route is added to: the guard runs once for all of them, and each
+ * tab's file adds its routes with a function (`productsRoutes(routes, panel)`), so a handler only finds, acts and
+ * renders or redirects — what goes wrong is thrown and answered by the panel's error handler (error-pages.ts).
  */
-export function errorView(request: Request, view: View | null) {
-  return (status: number, message: string): string =>
-    String(isPartial(request) ? ErrorFragment({ status, message }) : ErrorPage({ view, status, message }));
+export function loggedInRoutes(panel: PanelContext, options: { streamed?: (request: Request) => boolean } = {}) {
+  return new Elysia().use(panelGuard(panel, options.streamed ?? (() => false)));
 }
+
+export type PanelRoutes = ReturnType<typeof loggedInRoutes>;

@@ -1,30 +1,41 @@
 import { Elysia } from "elysia";
 import type { Config } from "../config.ts";
 import type { Shop } from "../shop/index.ts";
-import { adminsController } from "./admins.ts";
-import { authController } from "./auth.ts";
-import { broadcastRoutes } from "./broadcasts.tsx";
+import { adminsRoutes } from "./admins.ts";
+import { accountRoutes, loginRoutes } from "./auth.ts";
+import { broadcastsRoutes } from "./broadcasts.ts";
 import { panelContext } from "./context.ts";
-import { dashboardController } from "./dashboard.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { panelErrorPages } from "./error-pages.ts";
-import { keysController } from "./keys.ts";
-import { ordersController } from "./orders.ts";
-import { productsController } from "./products.ts";
-import { settingsController } from "./settings.ts";
+import { loggedInRoutes } from "./guard.ts";
+import { keysRoutes } from "./keys.ts";
+import { ordersRoutes } from "./orders.ts";
+import { productsRoutes } from "./products.ts";
+import { settingsRoutes } from "./settings.ts";
 import { staticFiles } from "./static.ts";
-import { usersController } from "./users.ts";
-
-// For other adapters' panel pages (the bot's broadcast form): the guard, and how the panel answers.
-export { errorView, type PanelRequest, panelGuard } from "./guard.ts";
-export { field, file, guarded, html, isHtmx, isPartial, redirect, render } from "./respond.ts";
+import { usersRoutes } from "./users.ts";
 
 /**
- * The admin panel at BASE_PATH/: mount it inside the Elysia instance whose prefix is BASE_PATH. One controller per
- * tab; every route but login and the static files sits behind panelGuard (session + CSRF). Errors no handler
- * answered (unknown URLs, unreadable bodies, bugs) come back as the panel's HTML, never as the API's JSON.
+ * The admin panel at BASE_PATH/: mount it inside the Elysia instance whose prefix is BASE_PATH. One request
+ * pipeline: the panel's error handler claims every panel URL (error-pages.ts); the entry routes (the dashboard or
+ * the login page at BASE_PATH/, the login form, static files) need no session; every other route is added to one
+ * instance behind the guard (session + CSRF), one function per tab.
  */
 export function adminPanel(shop: Shop, config: Config) {
   const panel = panelContext(shop, config);
+  const routes = loggedInRoutes(panel);
+  for (const tab of [
+    settingsRoutes,
+    broadcastsRoutes,
+    adminsRoutes,
+    usersRoutes,
+    productsRoutes,
+    keysRoutes,
+    ordersRoutes,
+    accountRoutes,
+  ]) {
+    tab(routes, panel);
+  }
   return new Elysia()
     .onAfterHandle({ as: "scoped" }, ({ set }) => {
       // The panel is never framed (clickjacking) and never sniffed.
@@ -34,13 +45,7 @@ export function adminPanel(shop: Shop, config: Config) {
     })
     .use(panelErrorPages(panel))
     .use(staticFiles(panel))
-    .use(dashboardController(shop, config))
-    .use(authController(shop, config))
-    .use(settingsController(shop, config))
-    .use(adminsController(shop, config))
-    .use(usersController(shop, config))
-    .use(productsController(shop, config))
-    .use(keysController(shop, config))
-    .use(ordersController(shop, config))
-    .use(broadcastRoutes(shop, config));
+    .use(dashboardRoutes(panel))
+    .use(loginRoutes(panel))
+    .use(routes);
 }

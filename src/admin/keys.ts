@@ -1,20 +1,18 @@
-import { Elysia } from "elysia";
 import { KeyListBlock, KeysSection, SoldKeyRow, UnsoldKeyRow } from "../../templates/keys.tsx";
 import { GenerateForm, ImportForm, ImportProgress, MAX_IMPORT_FILE_BYTES } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
-import type { Config } from "../config.ts";
+import { Refusal } from "../http/errors.ts";
 import { isDuration } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
-import type { Shop } from "../shop/index.ts";
 import { type ImportResult, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys.ts";
 import type { KeyListItem } from "../shop/listings.ts";
 import type { Product } from "../shop/products.ts";
-import { panelContext } from "./context.ts";
-import { errorView, panelGuard } from "./guard.ts";
+import type { PanelContext } from "./context.ts";
+import type { PanelRoutes } from "./guard.ts";
 import { BACKGROUND_IMPORT_FROM, createImportJobs } from "./import-jobs.ts";
 import { countsOf, keysQuery, productPage, requireProduct } from "./product-page.ts";
-import { field, file, guarded, html, idParam, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
+import { field, file, html, idParam, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
 
 /** After keys appear or disappear, htmx refreshes the key lists and the stock hints on the product page. */
 const KEYS_CHANGED = { "hx-trigger": "keys-changed" };
@@ -69,8 +67,8 @@ const KEY_ACTIONS: readonly KeyAction[] = ["reset-hwid", "ban", "unban", "extend
  * A product's keys: the unsold and sold lists (search, pages, CSV), generating and importing, and the actions on
  * one key (reset HWID, ban/unban, extend, note, delete an unsold one).
  */
-export function keysController(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
+export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
+  const { shop } = panel;
   const productUrl = (id: number) => `${panel.base}/products/${id}`;
   const imports = createImportJobs(shop);
 
@@ -88,253 +86,196 @@ export function keysController(shop: Shop, config: Config) {
     return productPage(panel, view, product, { override: { id, html: await form }, status });
   }
 
-  return new Elysia()
-    .use(panelGuard(shop, config))
-    .get("/products/:id/keys", ({ request, params, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          if (!isPartial(request)) return productPage(panel, p.view, product, { query });
-          const q = keysQuery(query);
-          const page = await panel.listings.keys(product.id, {
-            ...q,
-            after: queryText(query, "after"),
-            before: queryText(query, "before"),
-          });
-          // The filters and pager swap the list alone; the tabs and the refresh after a change swap the section.
-          if (request.headers.get("hx-target") === "div#key-list") {
-            return render(KeyListBlock({ view: p.view, productId: product.id, query: q, page }));
-          }
-          const [stock] = await panel.dashboard.stock(product.id);
-          return render(KeysSection({ view: p.view, productId: product.id, query: q, page, counts: countsOf(stock) }));
+  return routes
+    .get("/products/:id/keys", async ({ request, params, query, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      if (!isPartial(request)) return productPage(panel, p.view, product, { query });
+      const q = keysQuery(query);
+      const page = await panel.listings.keys(product.id, {
+        ...q,
+        after: queryText(query, "after"),
+        before: queryText(query, "before"),
+      });
+      // The filters and pager swap the list alone; the tabs and the refresh after a change swap the section.
+      if (request.headers.get("hx-target") === "div#key-list") {
+        return render(KeyListBlock({ view: p.view, productId: product.id, query: q, page }));
+      }
+      const [stock] = await panel.dashboard.stock(product.id);
+      return render(KeysSection({ view: p.view, productId: product.id, query: q, page, counts: countsOf(stock) }));
+    })
+    .get("/products/:id/keys.csv", async ({ params, query }) => {
+      const product = await requireProduct(panel, params.id);
+      const q = keysQuery(query);
+      const batches = panel.listings.allKeys(product.id, q);
+      const encoder = new TextEncoder();
+      let exported = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          // A BOM so spreadsheet programs read the file as UTF-8 (notes may be in Russian).
+          controller.enqueue(encoder.encode(`\ufeff${CSV_COLUMNS.join(",")}\r\n`));
         },
-        errorView(request, p.view),
-      ),
-    )
-    .get("/products/:id/keys.csv", ({ request, params, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const q = keysQuery(query);
-          const batches = panel.listings.allKeys(product.id, q);
-          const encoder = new TextEncoder();
-          let exported = 0;
-          const stream = new ReadableStream<Uint8Array>({
-            start(controller) {
-              // A BOM so spreadsheet programs read the file as UTF-8 (notes may be in Russian).
-              controller.enqueue(encoder.encode(`\ufeff${CSV_COLUMNS.join(",")}\r\n`));
-            },
-            async pull(controller) {
-              try {
-                const next = await batches.next();
-                if (next.done) {
-                  log.info("keys exported", { productId: product.id, list: q.list, keys: exported });
-                  controller.close();
-                  return;
-                }
-                exported += next.value.length;
-                controller.enqueue(encoder.encode(next.value.map(csvLine).join("")));
-              } catch (error) {
-                log.error("keys export failed", { productId: product.id, error });
-                controller.error(error);
-              }
-            },
-            async cancel() {
-              await batches.return(undefined);
-            },
-          });
-          const date = new Date().toISOString().slice(0, 10);
-          const name = `keys-${product.name}-${q.list}-${date}.csv`;
-          return new Response(stream, {
-            headers: {
-              "content-type": "text/csv; charset=utf-8",
-              "content-disposition": `attachment; filename="keys-${product.id}-${q.list}-${date}.csv"; filename*=UTF-8''${encodeURIComponent(name)}`,
-              "cache-control": "no-store",
-            },
-          });
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/keys/generate", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const values = { days: field(body, "days"), count: field(body, "count").trim() };
-          const days = Number(values.days);
-          const count = Number(values.count);
-          const errors: Record<string, string> = {};
-          if (!isDuration(days)) errors.days = "Выберите срок";
-          if (!/^\d{1,6}$/.test(values.count) || count < 1 || count > MAX_GENERATE) {
-            errors.count = `От 1 до ${MAX_GENERATE.toLocaleString("ru-RU")}`;
-          }
-          if (Object.keys(errors).length > 0) {
-            return formAnswer(
-              request,
-              p.view,
-              product,
-              "generate",
-              GenerateForm({ view: p.view, product, values, errors }),
-              422,
-              false,
-            );
-          }
-          const keys = await shop.keys.generate(product.id, days, count);
-          const form = GenerateForm({ view: p.view, product, values, result: { days, keys } });
-          return formAnswer(request, p.view, product, "generate", form, 200, true);
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/keys/import", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const values = { days: field(body, "days") };
-          const days = Number(values.days);
-          const pasted = field(body, "keys");
-          // A refused form keeps what was pasted (a browser cannot keep a chosen file for us).
-          const refuse = (errors: Record<string, string>) =>
-            formAnswer(
-              request,
-              p.view,
-              product,
-              "import",
-              ImportForm({ view: p.view, product, values: { ...values, keys: pasted }, errors }),
-              422,
-              false,
-            );
-          if (!isDuration(days)) return refuse({ days: "Выберите срок" });
-          const upload = file(body, "file");
-          if (upload && upload.size > MAX_IMPORT_FILE_BYTES)
-            return refuse({ file: "Файл больше 16 МБ: разбейте его на части" });
-          // Both at once is refused rather than merged: the line numbers of bad keys would then match neither
-          // the file nor the field, and importing only one would silently drop the other.
-          if (upload && pasted.trim() !== "") {
-            return refuse({
-              keys: "Вставлены ключи и выбран файл — ничего не импортировано. Оставьте что-то одно: очистите поле или уберите файл.",
-            });
-          }
-          const text = upload ? await upload.text() : pasted;
-          if (text.trim() === "") return refuse({ keys: "Вставьте ключи или выберите файл" });
-          const lines = parseKeyLines(text);
-          if (lines.keys.length > MAX_IMPORT) {
-            return refuse({ keys: `Не больше ${MAX_IMPORT.toLocaleString("ru-RU")} ключей за раз: разбейте список` });
-          }
-          // A big import takes seconds: htmx gets a progress block that polls the job instead of a long silence.
-          if (isHtmx(request) && lines.keys.length >= BACKGROUND_IMPORT_FROM) {
-            const job = imports.start(product.id, days, lines);
-            return render(ImportProgress({ view: p.view, product, job }), 202);
-          }
-          let result: ImportResult;
+        async pull(controller) {
           try {
-            result = await shop.keys.importKeys(product.id, days, lines);
-          } catch (error) {
-            if (error instanceof ShopError && error.code === "invalid") return refuse({ keys: error.message });
-            throw error;
-          }
-          const form = ImportForm({ view: p.view, product, values, result: { days, ...result } });
-          return formAnswer(request, p.view, product, "import", form, 200, result.imported > 0);
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .get("/products/:id/keys/import/:job", ({ request, params, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const job = imports.collect(product.id, params.job);
-          if (!job) {
-            const errors = {
-              keys: "Этот импорт уже не отслеживается (сервер перезапускался?): проверьте список ключей.",
-            };
-            return render(ImportForm({ view: p.view, product, errors }), 404);
-          }
-          if (!job.finishedAt) return render(ImportProgress({ view: p.view, product, job }));
-          const values = { days: String(job.days) };
-          if (!job.result) {
-            return render(
-              ImportForm({ view: p.view, product, values, errors: { keys: job.error ?? "" } }),
-              422,
-              KEYS_CHANGED,
-            );
-          }
-          const form = ImportForm({ view: p.view, product, values, result: { days: job.days, ...job.result } });
-          return render(form, 200, job.result.imported > 0 ? KEYS_CHANGED : {});
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/keys/:keyId/:action", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const keyId = idParam(params.keyId);
-          const action = KEY_ACTIONS.find((a) => a === params.action);
-          const key = keyId === null ? null : await panel.listings.keyById(product.id, keyId);
-          if (!key || !action) {
-            return html(errorView(request, p.view)(404, "Такого ключа нет (возможно, он уже удалён)."), 404);
-          }
-          const back = `${productUrl(product.id)}/keys?list=${key.state === "sold" ? "sold" : "unsold"}&q=${encodeURIComponent(key.key)}`;
-          const row = async (status: number, extra: { error?: string; saved?: string }) => {
-            const fresh = (await panel.listings.keyById(product.id, key.id)) ?? key;
-            const props = { view: p.view, productId: product.id, k: fresh, ...extra };
-            return render(fresh.state === "sold" ? SoldKeyRow(props) : UnsoldKeyRow(props), status);
-          };
-          let saved: string;
-          try {
-            switch (action) {
-              case "reset-hwid":
-                await shop.keys.resetHwid({ id: key.id });
-                saved = "HWID сброшен: ключ привяжется к следующему ПК.";
-                break;
-              case "ban":
-                await shop.keys.setBanned({ id: key.id }, true);
-                saved = "Ключ забанен.";
-                break;
-              case "unban":
-                await shop.keys.setBanned({ id: key.id }, false);
-                saved = "Ключ разбанен.";
-                break;
-              case "extend": {
-                const text = field(body, "days").trim();
-                const extra = /^\d{1,4}$/.test(text) ? Number(text) : Number.NaN;
-                await shop.keys.extend({ id: key.id }, extra);
-                saved = `Продлён на ${extra} дн.`;
-                break;
-              }
-              case "note":
-                await shop.keys.setNote({ id: key.id }, field(body, "note"));
-                saved = "Заметка сохранена.";
-                break;
-              case "delete":
-                await shop.keys.remove({ id: key.id });
-                if (!isHtmx(request)) return redirect(request, `${productUrl(product.id)}/keys`);
-                // An empty answer removes the row; the event refreshes the counts and the stock hints.
-                return html("", 200, KEYS_CHANGED);
+            const next = await batches.next();
+            if (next.done) {
+              log.info("keys exported", { productId: product.id, list: q.list, keys: exported });
+              controller.close();
+              return;
             }
+            exported += next.value.length;
+            controller.enqueue(encoder.encode(next.value.map(csvLine).join("")));
           } catch (error) {
-            if (error instanceof ShopError && error.code === "invalid") {
-              if (isHtmx(request)) return row(422, { error: error.message });
-              // A plain form post: the product page listing this key, with the reason in its row.
-              return productPage(panel, p.view, product, {
-                query: { list: key.state === "sold" ? "sold" : "unsold", q: key.key },
-                rowError: { keyId: key.id, message: error.message },
-                status: 422,
-              });
-            }
-            throw error;
+            log.error("keys export failed", { productId: product.id, error });
+            controller.error(error);
           }
-          if (!isHtmx(request)) return redirect(request, back);
-          return row(200, { saved });
         },
-        errorView(request, p.view),
-      ),
-    );
+        async cancel() {
+          await batches.return(undefined);
+        },
+      });
+      const date = new Date().toISOString().slice(0, 10);
+      const name = `keys-${product.name}-${q.list}-${date}.csv`;
+      return new Response(stream, {
+        headers: {
+          "content-type": "text/csv; charset=utf-8",
+          "content-disposition": `attachment; filename="keys-${product.id}-${q.list}-${date}.csv"; filename*=UTF-8''${encodeURIComponent(name)}`,
+          "cache-control": "no-store",
+        },
+      });
+    })
+    .post("/products/:id/keys/generate", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const values = { days: field(body, "days"), count: field(body, "count").trim() };
+      const days = Number(values.days);
+      const count = Number(values.count);
+      const errors: Record<string, string> = {};
+      if (!isDuration(days)) errors.days = "Выберите срок";
+      if (!/^\d{1,6}$/.test(values.count) || count < 1 || count > MAX_GENERATE) {
+        errors.count = `От 1 до ${MAX_GENERATE.toLocaleString("ru-RU")}`;
+      }
+      if (Object.keys(errors).length > 0) {
+        const form = GenerateForm({ view: p.view, product, values, errors });
+        return formAnswer(request, p.view, product, "generate", form, 422, false);
+      }
+      const keys = await shop.keys.generate(product.id, days, count);
+      const form = GenerateForm({ view: p.view, product, values, result: { days, keys } });
+      return formAnswer(request, p.view, product, "generate", form, 200, true);
+    })
+    .post("/products/:id/keys/import", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const values = { days: field(body, "days") };
+      const days = Number(values.days);
+      const pasted = field(body, "keys");
+      // A refused form keeps what was pasted (a browser cannot keep a chosen file for us).
+      const refuse = (errors: Record<string, string>) => {
+        const form = ImportForm({ view: p.view, product, values: { ...values, keys: pasted }, errors });
+        return formAnswer(request, p.view, product, "import", form, 422, false);
+      };
+      if (!isDuration(days)) return refuse({ days: "Выберите срок" });
+      const upload = file(body, "file");
+      if (upload && upload.size > MAX_IMPORT_FILE_BYTES)
+        return refuse({ file: "Файл больше 16 МБ: разбейте его на части" });
+      // Both at once is refused rather than merged: the line numbers of bad keys would then match neither
+      // the file nor the field, and importing only one would silently drop the other.
+      if (upload && pasted.trim() !== "") {
+        return refuse({
+          keys: "Вставлены ключи и выбран файл — ничего не импортировано. Оставьте что-то одно: очистите поле или уберите файл.",
+        });
+      }
+      const text = upload ? await upload.text() : pasted;
+      if (text.trim() === "") return refuse({ keys: "Вставьте ключи или выберите файл" });
+      const lines = parseKeyLines(text);
+      if (lines.keys.length > MAX_IMPORT) {
+        return refuse({ keys: `Не больше ${MAX_IMPORT.toLocaleString("ru-RU")} ключей за раз: разбейте список` });
+      }
+      // A big import takes seconds: htmx gets a progress block that polls the job instead of a long silence.
+      if (isHtmx(request) && lines.keys.length >= BACKGROUND_IMPORT_FROM) {
+        const job = imports.start(product.id, days, lines);
+        return render(ImportProgress({ view: p.view, product, job }), 202);
+      }
+      let result: ImportResult;
+      try {
+        result = await shop.keys.importKeys(product.id, days, lines);
+      } catch (error) {
+        if (error instanceof ShopError && error.code === "invalid") return refuse({ keys: error.message });
+        throw error;
+      }
+      const form = ImportForm({ view: p.view, product, values, result: { days, ...result } });
+      return formAnswer(request, p.view, product, "import", form, 200, result.imported > 0);
+    })
+    .get("/products/:id/keys/import/:job", async ({ params, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const job = imports.collect(product.id, params.job);
+      if (!job) {
+        const errors = { keys: "Этот импорт уже не отслеживается (сервер перезапускался?): проверьте список ключей." };
+        return render(ImportForm({ view: p.view, product, errors }), 404);
+      }
+      if (!job.finishedAt) return render(ImportProgress({ view: p.view, product, job }));
+      const values = { days: String(job.days) };
+      if (!job.result) {
+        const form = ImportForm({ view: p.view, product, values, errors: { keys: job.error ?? "" } });
+        return render(form, 422, KEYS_CHANGED);
+      }
+      const form = ImportForm({ view: p.view, product, values, result: { days: job.days, ...job.result } });
+      return render(form, 200, job.result.imported > 0 ? KEYS_CHANGED : {});
+    })
+    .post("/products/:id/keys/:keyId/:action", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const keyId = idParam(params.keyId);
+      const action = KEY_ACTIONS.find((a) => a === params.action);
+      const key = keyId === null ? null : await panel.listings.keyById(product.id, keyId);
+      if (!key || !action) throw new Refusal(404, "Такого ключа нет (возможно, он уже удалён).");
+      const back = `${productUrl(product.id)}/keys?list=${key.state === "sold" ? "sold" : "unsold"}&q=${encodeURIComponent(key.key)}`;
+      const row = async (status: number, extra: { error?: string; saved?: string }) => {
+        const fresh = (await panel.listings.keyById(product.id, key.id)) ?? key;
+        const props = { view: p.view, productId: product.id, k: fresh, ...extra };
+        return render(fresh.state === "sold" ? SoldKeyRow(props) : UnsoldKeyRow(props), status);
+      };
+      let saved: string;
+      try {
+        switch (action) {
+          case "reset-hwid":
+            await shop.keys.resetHwid({ id: key.id });
+            saved = "HWID сброшен: ключ привяжется к следующему ПК.";
+            break;
+          case "ban":
+            await shop.keys.setBanned({ id: key.id }, true);
+            saved = "Ключ забанен.";
+            break;
+          case "unban":
+            await shop.keys.setBanned({ id: key.id }, false);
+            saved = "Ключ разбанен.";
+            break;
+          case "extend": {
+            const text = field(body, "days").trim();
+            const extra = /^\d{1,4}$/.test(text) ? Number(text) : Number.NaN;
+            await shop.keys.extend({ id: key.id }, extra);
+            saved = `Продлён на ${extra} дн.`;
+            break;
+          }
+          case "note":
+            await shop.keys.setNote({ id: key.id }, field(body, "note"));
+            saved = "Заметка сохранена.";
+            break;
+          case "delete":
+            await shop.keys.remove({ id: key.id });
+            if (!isHtmx(request)) return redirect(request, `${productUrl(product.id)}/keys`);
+            // An empty answer removes the row; the event refreshes the counts and the stock hints.
+            return html("", 200, KEYS_CHANGED);
+        }
+      } catch (error) {
+        if (error instanceof ShopError && error.code === "invalid") {
+          if (isHtmx(request)) return row(422, { error: error.message });
+          // A plain form post: the product page listing this key, with the reason in its row.
+          return productPage(panel, p.view, product, {
+            query: { list: key.state === "sold" ? "sold" : "unsold", q: key.key },
+            rowError: { keyId: key.id, message: error.message },
+            status: 422,
+          });
+        }
+        throw error;
+      }
+      if (!isHtmx(request)) return redirect(request, back);
+      return row(200, { saved });
+    });
 }

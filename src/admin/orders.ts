@@ -1,26 +1,23 @@
-import { Elysia } from "elysia";
 import { DELIVERY_LABELS, ORDER_STATUS_LABELS } from "../../templates/components.tsx";
 import { OrdersBadge } from "../../templates/layout.tsx";
 import { canRetry, OrderPage, OrderView, type OrderViewProps } from "../../templates/order.tsx";
 import { OrdersList, OrdersPage } from "../../templates/orders.tsx";
 import type { View } from "../../templates/view.ts";
-import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
 import { notFound } from "../shop/errors.ts";
-import type { Shop } from "../shop/index.ts";
 import { isOrderStatus } from "../shop/listings.ts";
 import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders.ts";
-import { panelContext } from "./context.ts";
-import { errorView, panelGuard } from "./guard.ts";
-import { field, guarded, html, idParam, isPartial, queryText, render } from "./respond.ts";
+import type { PanelContext } from "./context.ts";
+import type { PanelRoutes } from "./guard.ts";
+import { field, html, idParam, isPartial, queryText, render } from "./respond.ts";
 
 /**
  * Заказы: every order, newest first, by status, with what needs the owner on top; one order's page with its key,
  * delivery, payments and log; and the two things the owner settles there: sending a stopped delivery again, and
  * closing a paid order that got no key after refunding it.
  */
-export function ordersController(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
+export function ordersRoutes(routes: PanelRoutes, panel: PanelContext) {
+  const { shop } = panel;
 
   /** Everything the order page shows, read fresh (after an action too, so the page shows its effect). */
   async function orderProps(view: View, idText: string): Promise<OrderViewProps> {
@@ -55,90 +52,69 @@ export function ordersController(shop: Shop, config: Config) {
     return html(`${await OrderView(props)}${await OrdersBadge({ count, oob: true })}`);
   }
 
-  return new Elysia()
-    .use(panelGuard(shop, config))
-    .get("/orders", ({ request, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const statusText = queryText(query, "status");
-          const q = {
-            status: isOrderStatus(statusText) ? statusText : undefined,
-            q: (queryText(query, "q") ?? "").trim().slice(0, 16),
-          };
-          const page = await panel.listings.orders({
-            ...q,
-            after: queryText(query, "after"),
-            before: queryText(query, "before"),
-          });
-          if (isPartial(request)) return render(OrdersList({ view: p.view, query: q, page }));
-          const [counts, attention] = await Promise.all([panel.listings.orderCounts(), shop.orders.attention()]);
-          return render(OrdersPage({ view: p.view, query: q, page, counts, attention }));
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .get("/orders/:id", ({ request, params, panel: p }) =>
-      guarded(request, async () => answer(request, await orderProps(p.view, params.id)), errorView(request, p.view)),
-    )
-    .post("/orders/:id/retry", ({ request, params, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const before = await orderProps(p.view, params.id);
-          const { order, delivery } = before;
-          if (!canRetry(delivery)) {
-            const now = delivery ? `сейчас: «${DELIVERY_LABELS[delivery.status]}»` : "у заказа нет доставки";
-            const text = `Отправлять ещё раз нечего: ${now}.`;
-            return answer(request, { ...before, notice: { kind: "error", text } }, 409);
-          }
-          // The delivery may have been requeued between the read and now (the buyer wrote to the bot): retry says.
-          const requeued = await shop.deliveries.retry(order.id);
-          const after = await orderProps(p.view, params.id);
-          if (!requeued) {
-            const text = "Доставка уже снова в очереди — отправлять ещё раз не нужно.";
-            return answer(request, { ...after, notice: { kind: "error", text } }, 409);
-          }
-          log.info("panel: delivery retried", { orderId: order.id, login: p.account.login });
-          const text =
-            "Доставка снова в очереди: бот отправит ключ в течение нескольких секунд. Обновите страницу, чтобы увидеть итог.";
-          return answerChanged(request, { ...after, notice: { kind: "ok", text } });
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/orders/:id/close", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const before = await orderProps(p.view, params.id);
-          const { order } = before;
-          const note = closingNote(field(body, "note"));
-          if (order.status !== "paid_no_stock") {
-            const text = `Закрыть можно только оплаченный заказ без ключа, а этот — «${ORDER_STATUS_LABELS[order.status]}».`;
-            return answer(request, { ...before, notice: { kind: "error", text } }, 409);
-          }
-          const noteError =
-            note === ""
-              ? "Напишите, что сделано: например, «деньги возвращены»"
-              : note.length > MAX_CLOSING_NOTE
-                ? `Не длиннее ${MAX_CLOSING_NOTE} символов`
-                : null;
-          if (noteError) return answer(request, { ...before, close: { note, errors: { note: noteError } } }, 422);
-          const closed = await shop.orders.closeUnfulfilled(order.id, note);
-          const after = await orderProps(p.view, params.id);
-          if (!closed) {
-            // A key arrived (or another admin closed it) between the read and the update.
-            const text = `Заказ не закрыт: он уже не ждёт ключа (сейчас — «${ORDER_STATUS_LABELS[after.order.status]}»).`;
-            return answer(request, { ...after, notice: { kind: "error", text } }, 409);
-          }
-          log.info("panel: paid_no_stock order closed", { orderId: order.id, login: p.account.login });
-          return answerChanged(request, {
-            ...after,
-            notice: { kind: "ok", text: "Заказ закрыт: новые ключи этому покупателю не уйдут." },
-          });
-        },
-        errorView(request, p.view),
-      ),
-    );
+  return routes
+    .get("/orders", async ({ request, query, panel: p }) => {
+      const statusText = queryText(query, "status");
+      const q = {
+        status: isOrderStatus(statusText) ? statusText : undefined,
+        q: (queryText(query, "q") ?? "").trim().slice(0, 16),
+      };
+      const page = await panel.listings.orders({
+        ...q,
+        after: queryText(query, "after"),
+        before: queryText(query, "before"),
+      });
+      if (isPartial(request)) return render(OrdersList({ view: p.view, query: q, page }));
+      const [counts, attention] = await Promise.all([panel.listings.orderCounts(), shop.orders.attention()]);
+      return render(OrdersPage({ view: p.view, query: q, page, counts, attention }));
+    })
+    .get("/orders/:id", async ({ request, params, panel: p }) => answer(request, await orderProps(p.view, params.id)))
+    .post("/orders/:id/retry", async ({ request, params, panel: p }) => {
+      const before = await orderProps(p.view, params.id);
+      const { order, delivery } = before;
+      if (!canRetry(delivery)) {
+        const now = delivery ? `сейчас: «${DELIVERY_LABELS[delivery.status]}»` : "у заказа нет доставки";
+        const text = `Отправлять ещё раз нечего: ${now}.`;
+        return answer(request, { ...before, notice: { kind: "error", text } }, 409);
+      }
+      // The delivery may have been requeued between the read and now (the buyer wrote to the bot): retry says.
+      const requeued = await shop.deliveries.retry(order.id);
+      const after = await orderProps(p.view, params.id);
+      if (!requeued) {
+        const text = "Доставка уже снова в очереди — отправлять ещё раз не нужно.";
+        return answer(request, { ...after, notice: { kind: "error", text } }, 409);
+      }
+      log.info("panel: delivery retried", { orderId: order.id, login: p.account.login });
+      const text =
+        "Доставка снова в очереди: бот отправит ключ в течение нескольких секунд. Обновите страницу, чтобы увидеть итог.";
+      return answerChanged(request, { ...after, notice: { kind: "ok", text } });
+    })
+    .post("/orders/:id/close", async ({ request, params, body, panel: p }) => {
+      const before = await orderProps(p.view, params.id);
+      const { order } = before;
+      const note = closingNote(field(body, "note"));
+      if (order.status !== "paid_no_stock") {
+        const text = `Закрыть можно только оплаченный заказ без ключа, а этот — «${ORDER_STATUS_LABELS[order.status]}».`;
+        return answer(request, { ...before, notice: { kind: "error", text } }, 409);
+      }
+      const noteError =
+        note === ""
+          ? "Напишите, что сделано: например, «деньги возвращены»"
+          : note.length > MAX_CLOSING_NOTE
+            ? `Не длиннее ${MAX_CLOSING_NOTE} символов`
+            : null;
+      if (noteError) return answer(request, { ...before, close: { note, errors: { note: noteError } } }, 422);
+      const closed = await shop.orders.closeUnfulfilled(order.id, note);
+      const after = await orderProps(p.view, params.id);
+      if (!closed) {
+        // A key arrived (or another admin closed it) between the read and the update.
+        const text = `Заказ не закрыт: он уже не ждёт ключа (сейчас — «${ORDER_STATUS_LABELS[after.order.status]}»).`;
+        return answer(request, { ...after, notice: { kind: "error", text } }, 409);
+      }
+      log.info("panel: paid_no_stock order closed", { orderId: order.id, login: p.account.login });
+      return answerChanged(request, {
+        ...after,
+        notice: { kind: "ok", text: "Заказ закрыт: новые ключи этому покупателю не уйдут." },
+      });
+    });
 }

@@ -1,4 +1,3 @@
-import { Elysia } from "elysia";
 import {
   ArchiveToggle,
   BuildSection,
@@ -10,23 +9,21 @@ import {
   ProductsPage,
 } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
-import type { Config } from "../config.ts";
 import { DURATIONS } from "../lib/durations.ts";
 import { MAX_BUILD_BYTES } from "../shop/builds.ts";
 import { ShopError } from "../shop/errors.ts";
-import type { Shop } from "../shop/index.ts";
 import { productNameProblem } from "../shop/products.ts";
-import { panelContext } from "./context.ts";
-import { errorView, panelGuard } from "./guard.ts";
+import type { PanelContext } from "./context.ts";
+import type { PanelRoutes } from "./guard.ts";
 import { productPage, requireProduct } from "./product-page.ts";
-import { field, file, guarded, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
+import { field, file, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
 
 /**
  * Продукты (+API): the catalogue, creating a product (with name checks while typing), and a product's page:
  * description, build, prices, archive. Keys live in keys.ts.
  */
-export function productsController(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
+export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
+  const { shop } = panel;
 
   async function listPage(view: View, form?: Omit<CreateFormProps, "view">, status = 200) {
     const [products, stock] = await Promise.all([
@@ -43,185 +40,135 @@ export function productsController(shop: Shop, config: Config) {
 
   const productUrl = (id: number) => `${panel.base}/products/${id}`;
 
-  return new Elysia()
-    .use(panelGuard(shop, config))
-    .get("/products", ({ request, panel: p }) => guarded(request, () => listPage(p.view), errorView(request, p.view)))
-    .get("/products/check-name", ({ request, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const name = queryText(query, "name") ?? "";
-          return render(NameCheck({ problem: name === "" ? null : await nameProblem(name) }));
-        },
-        errorView(request, p.view),
-      ),
+  return routes
+    .get("/products", ({ panel: p }) => listPage(p.view))
+    .get("/products/check-name", async ({ query }) => {
+      const name = queryText(query, "name") ?? "";
+      return render(NameCheck({ problem: name === "" ? null : await nameProblem(name) }));
+    })
+    .post("/products", async ({ request, body, panel: p }) => {
+      const values = { name: field(body, "name"), description: field(body, "description") };
+      const refuse = (errors: Record<string, string>, status = 422) =>
+        isHtmx(request)
+          ? render(CreateProductForm({ view: p.view, values, errors }), status)
+          : listPage(p.view, { values, errors }, status);
+      const problem = await nameProblem(values.name);
+      if (problem) return refuse({ name: problem });
+      try {
+        const product = await shop.products.create(values);
+        return redirect(request, productUrl(product.id));
+      } catch (error) {
+        if (error instanceof ShopError && (error.code === "invalid" || error.code === "conflict")) {
+          return refuse({ [error.field ?? "name"]: error.message }, error.code === "conflict" ? 409 : 422);
+        }
+        throw error;
+      }
+    })
+    .get("/products/:id", async ({ params, query, panel: p }) =>
+      productPage(panel, p.view, await requireProduct(panel, params.id), { query }),
     )
-    .post("/products", ({ request, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const values = { name: field(body, "name"), description: field(body, "description") };
-          const refuse = (errors: Record<string, string>, status = 422) =>
-            isHtmx(request)
-              ? render(CreateProductForm({ view: p.view, values, errors }), status)
-              : listPage(p.view, { values, errors }, status);
-          const problem = await nameProblem(values.name);
-          if (problem) return refuse({ name: problem });
-          try {
-            const product = await shop.products.create(values);
-            return redirect(request, productUrl(product.id));
-          } catch (error) {
-            if (error instanceof ShopError && (error.code === "invalid" || error.code === "conflict")) {
-              return refuse({ [error.field ?? "name"]: error.message }, error.code === "conflict" ? 409 : 422);
-            }
-            throw error;
-          }
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .get("/products/:id", ({ request, params, query, panel: p }) =>
-      guarded(
-        request,
-        async () => productPage(panel, p.view, await requireProduct(panel, params.id), { query }),
-        errorView(request, p.view),
-      ),
-    )
-    .get("/products/:id/prices", ({ request, params, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          if (!isPartial(request)) return productPage(panel, p.view, product);
-          const [prices, [stock]] = await Promise.all([
-            shop.products.prices(product.id),
-            panel.dashboard.stock(product.id),
-          ]);
-          return render(PricesForm({ view: p.view, product, prices, stock }));
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/prices", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const values: Record<string, string> = {};
-          const errors: Record<string, string> = {};
-          const wanted: { days: number; rub: number | null }[] = [];
-          for (const days of DURATIONS) {
-            const name = `price_${days}`;
-            const text = field(body, name).replace(/\s/g, "");
-            values[name] = text;
-            if (text === "" || text === "0") wanted.push({ days, rub: null });
-            else if (!/^\d{1,8}$/.test(text) || Number(text) > 10_000_000)
-              errors[name] = "Целое число рублей до 10 000 000";
-            else wanted.push({ days, rub: Number(text) });
-          }
-          const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
-            const [prices, [stock]] = await Promise.all([
-              shop.products.prices(product.id),
-              panel.dashboard.stock(product.id),
-            ]);
-            const form = PricesForm({ view: p.view, product, prices, stock, values, ...extra });
-            if (isHtmx(request)) return render(form, status);
-            if (status < 400) return redirect(request, productUrl(product.id));
-            return productPage(panel, p.view, product, { override: { id: "prices", html: await form }, status });
-          };
-          if (Object.keys(errors).length > 0) return answer(422, { errors });
-          const current = await shop.products.prices(product.id);
-          for (const w of wanted) {
-            const now = current[w.days as keyof typeof current] ?? null;
-            if (now !== w.rub) await shop.products.setPrice(product.id, w.days, w.rub);
-          }
-          return answer(200, { saved: true });
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/description", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const description = field(body, "description");
-          const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
-            const fresh = (await shop.products.byId(product.id)) ?? product;
-            const typed = extra.errors ? { typed: description } : {};
-            const form = DescriptionForm({ view: p.view, product: fresh, ...typed, ...extra });
-            if (isHtmx(request)) return render(form, status);
-            if (status < 400) return redirect(request, productUrl(product.id));
-            return productPage(panel, p.view, product, { override: { id: "description", html: await form }, status });
-          };
-          try {
-            await shop.products.updateDescription(product.id, description);
-          } catch (error) {
-            if (error instanceof ShopError && error.code === "invalid") {
-              return answer(422, { errors: { description: error.message } });
-            }
-            throw error;
-          }
-          return answer(200, { saved: true });
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/archive", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const archived = field(body, "archived");
-          if (archived !== "on" && archived !== "off") {
-            // Only a hand-made request gets here; it still deserves words, not a bare 422.
-            const toggle = ArchiveToggle({
-              view: p.view,
-              product,
-              error: "Не понятно, что сделать: обновите страницу и нажмите кнопку ещё раз.",
-            });
-            if (isHtmx(request)) return render(toggle, 422);
-            return productPage(panel, p.view, product, {
-              override: { id: "archive", html: await toggle },
-              status: 422,
-            });
-          }
-          await shop.products.setArchived(product.id, archived === "on");
-          if (!isHtmx(request)) return redirect(request, productUrl(product.id));
-          const fresh = (await shop.products.byId(product.id)) ?? product;
-          return render(ArchiveToggle({ view: p.view, product: fresh }));
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .post("/products/:id/build", ({ request, params, body, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const product = await requireProduct(panel, params.id);
-          const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
-            const fresh = (await shop.products.byId(product.id)) ?? product;
-            const section = BuildSection({ view: p.view, product: fresh, ...extra });
-            if (isHtmx(request)) return render(section, status);
-            if (status < 400) return redirect(request, productUrl(product.id));
-            return productPage(panel, p.view, product, { override: { id: "build", html: await section }, status });
-          };
-          const upload = file(body, "build");
-          if (!upload) return answer(422, { errors: { build: "Выберите zip-файл" } });
-          if (upload.size > MAX_BUILD_BYTES) {
-            return answer(422, { errors: { build: "Файл больше 50 МБ: Telegram не отправит его покупателю" } });
-          }
-          try {
-            await shop.builds.store(product.id, new Uint8Array(await upload.arrayBuffer()), upload.name);
-          } catch (error) {
-            if (error instanceof ShopError && error.code === "invalid") {
-              return answer(422, { errors: { build: error.message } });
-            }
-            throw error;
-          }
-          return answer(200, { saved: true });
-        },
-        errorView(request, p.view),
-      ),
-    );
+    .get("/products/:id/prices", async ({ request, params, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      if (!isPartial(request)) return productPage(panel, p.view, product);
+      const [prices, [stock]] = await Promise.all([
+        shop.products.prices(product.id),
+        panel.dashboard.stock(product.id),
+      ]);
+      return render(PricesForm({ view: p.view, product, prices, stock }));
+    })
+    .post("/products/:id/prices", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const values: Record<string, string> = {};
+      const errors: Record<string, string> = {};
+      const wanted: { days: number; rub: number | null }[] = [];
+      for (const days of DURATIONS) {
+        const name = `price_${days}`;
+        const text = field(body, name).replace(/\s/g, "");
+        values[name] = text;
+        if (text === "" || text === "0") wanted.push({ days, rub: null });
+        else if (!/^\d{1,8}$/.test(text) || Number(text) > 10_000_000)
+          errors[name] = "Целое число рублей до 10 000 000";
+        else wanted.push({ days, rub: Number(text) });
+      }
+      const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
+        const [prices, [stock]] = await Promise.all([
+          shop.products.prices(product.id),
+          panel.dashboard.stock(product.id),
+        ]);
+        const form = PricesForm({ view: p.view, product, prices, stock, values, ...extra });
+        if (isHtmx(request)) return render(form, status);
+        if (status < 400) return redirect(request, productUrl(product.id));
+        return productPage(panel, p.view, product, { override: { id: "prices", html: await form }, status });
+      };
+      if (Object.keys(errors).length > 0) return answer(422, { errors });
+      const current = await shop.products.prices(product.id);
+      for (const w of wanted) {
+        const now = current[w.days as keyof typeof current] ?? null;
+        if (now !== w.rub) await shop.products.setPrice(product.id, w.days, w.rub);
+      }
+      return answer(200, { saved: true });
+    })
+    .post("/products/:id/description", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const description = field(body, "description");
+      const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
+        const fresh = (await shop.products.byId(product.id)) ?? product;
+        const typed = extra.errors ? { typed: description } : {};
+        const form = DescriptionForm({ view: p.view, product: fresh, ...typed, ...extra });
+        if (isHtmx(request)) return render(form, status);
+        if (status < 400) return redirect(request, productUrl(product.id));
+        return productPage(panel, p.view, product, { override: { id: "description", html: await form }, status });
+      };
+      try {
+        await shop.products.updateDescription(product.id, description);
+      } catch (error) {
+        if (error instanceof ShopError && error.code === "invalid") {
+          return answer(422, { errors: { description: error.message } });
+        }
+        throw error;
+      }
+      return answer(200, { saved: true });
+    })
+    .post("/products/:id/archive", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const archived = field(body, "archived");
+      if (archived !== "on" && archived !== "off") {
+        // Only a hand-made request gets here; it still deserves words, not a bare 422.
+        const toggle = ArchiveToggle({
+          view: p.view,
+          product,
+          error: "Не понятно, что сделать: обновите страницу и нажмите кнопку ещё раз.",
+        });
+        if (isHtmx(request)) return render(toggle, 422);
+        return productPage(panel, p.view, product, { override: { id: "archive", html: await toggle }, status: 422 });
+      }
+      await shop.products.setArchived(product.id, archived === "on");
+      if (!isHtmx(request)) return redirect(request, productUrl(product.id));
+      const fresh = (await shop.products.byId(product.id)) ?? product;
+      return render(ArchiveToggle({ view: p.view, product: fresh }));
+    })
+    .post("/products/:id/build", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
+        const fresh = (await shop.products.byId(product.id)) ?? product;
+        const section = BuildSection({ view: p.view, product: fresh, ...extra });
+        if (isHtmx(request)) return render(section, status);
+        if (status < 400) return redirect(request, productUrl(product.id));
+        return productPage(panel, p.view, product, { override: { id: "build", html: await section }, status });
+      };
+      const upload = file(body, "build");
+      if (!upload) return answer(422, { errors: { build: "Выберите zip-файл" } });
+      if (upload.size > MAX_BUILD_BYTES) {
+        return answer(422, { errors: { build: "Файл больше 50 МБ: Telegram не отправит его покупателю" } });
+      }
+      try {
+        await shop.builds.store(product.id, new Uint8Array(await upload.arrayBuffer()), upload.name);
+      } catch (error) {
+        if (error instanceof ShopError && error.code === "invalid") {
+          return answer(422, { errors: { build: error.message } });
+        }
+        throw error;
+      }
+      return answer(200, { saved: true });
+    });
 }

@@ -1,6 +1,4 @@
 import * as v from "valibot";
-import { log } from "../lib/log.ts";
-import { ShopError } from "../shop/errors.ts";
 
 /** How the panel answers: HTML, redirects that htmx and plain browsers both follow, form values read safely. */
 
@@ -48,34 +46,6 @@ export function redirect(request: Request, to: string, options: { full?: boolean
     });
   }
   return new Response(null, { status: 303, headers: { location: to, "cache-control": "no-store" } });
-}
-
-export const SHOP_ERROR_STATUS: Record<ShopError["code"], number> = {
-  invalid: 422,
-  not_found: 404,
-  conflict: 409,
-  out_of_stock: 409,
-};
-
-/**
- * Runs a panel handler so that nothing escapes as a bare 500 or as the JSON of the API's error handler: a
- * ShopError becomes its 4xx with the message, anything else is logged and answered with a short HTML apology.
- */
-export async function guarded(
-  request: Request,
-  handler: () => Promise<Response>,
-  renderError: (status: number, message: string) => string,
-): Promise<Response> {
-  try {
-    return await handler();
-  } catch (error) {
-    if (error instanceof ShopError) {
-      const status = SHOP_ERROR_STATUS[error.code];
-      return html(renderError(status, error.message), status);
-    }
-    log.error("panel handler failed", { method: request.method, path: new URL(request.url).pathname, error });
-    return html(renderError(500, "Внутренняя ошибка. Попробуйте ещё раз; если повторится — смотрите журнал."), 500);
-  }
 }
 
 // ---- form values ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { Elysia } from "elysia";
+import { BroadcastBlock, type BroadcastDraft } from "../../templates/broadcasts.tsx";
 import {
   AnypaySection,
   BotStatusLine,
@@ -8,13 +8,12 @@ import {
   TokenSection,
 } from "../../templates/settings.tsx";
 import type { View } from "../../templates/view.ts";
-import type { Config } from "../config.ts";
 import { type BotReport, tokenHint } from "../shop/bot-status.ts";
 import { ShopError } from "../shop/errors.ts";
-import type { Shop } from "../shop/index.ts";
 import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings.ts";
-import { errorView, panelGuard } from "./guard.ts";
-import { field, guarded, isHtmx, redirect, render } from "./respond.ts";
+import type { PanelContext } from "./context.ts";
+import type { PanelRoutes } from "./guard.ts";
+import { field, isHtmx, redirect, render } from "./respond.ts";
 
 const SECTIONS = { bot: BotSwitches, token: TokenSection, anypay: AnypaySection } as const;
 
@@ -46,12 +45,39 @@ function tokenOutcome(verdict: BotReport | null): { saved: string } | { error: s
   }
 }
 
+/** The broadcast card as it stands: the form (with a refused draft), the latest broadcasts. */
+export async function broadcastBlock(panel: PanelContext, view: View, draft?: BroadcastDraft): Promise<string> {
+  const [audience, recent] = await Promise.all([panel.shop.broadcasts.audience(), panel.shop.broadcasts.recent(5)]);
+  return await BroadcastBlock({ view, audience, recent, draft });
+}
+
+/** The whole tab; `section` says which card shows `errors`/`saved`, `broadcast` replaces the broadcast card. */
+export async function settingsPage(
+  panel: PanelContext,
+  view: View,
+  options: {
+    section?: SettingsSection;
+    errors?: Record<string, string> | undefined;
+    saved?: string | undefined;
+    broadcast?: JSX.Element;
+    status?: number;
+  } = {},
+): Promise<Response> {
+  const [settings, bot, broadcast] = await Promise.all([
+    panel.shop.settings.get(),
+    panel.shop.botStatus.current(),
+    options.broadcast ?? broadcastBlock(panel, view),
+  ]);
+  const page = SettingsPage({ view, settings, bot, ...options, broadcast });
+  return render(page, options.status ?? 200);
+}
+
 /**
  * Основные настройки: bot on/off, maintenance, the bot token (write-only), AnyPay credentials (secret write-only),
  * test payments. Every change goes through shop.settings.update, which announces it to every running process.
  */
-export function settingsController(shop: Shop, config: Config) {
-  const base = encodeURI(config.basePath);
+export function settingsRoutes(routes: PanelRoutes, panel: PanelContext) {
+  const { shop, base } = panel;
 
   /** The changed section for htmx; for a plain form, back to the page (303) or the page with the errors. */
   async function answer(
@@ -60,12 +86,13 @@ export function settingsController(shop: Shop, config: Config) {
     section: SettingsSection,
     result: { status?: number; errors?: Record<string, string>; saved?: string },
   ): Promise<Response> {
-    const [settings, bot] = await Promise.all([shop.settings.get(), shop.botStatus.current()]);
     const status = result.status ?? 200;
-    const props = { view, settings, bot, errors: result.errors, saved: result.saved };
-    if (isHtmx(request)) return render(SECTIONS[section](props), status);
-    if (status < 400) return redirect(request, `${base}/settings`);
-    return render(SettingsPage({ ...props, section }), status);
+    if (!isHtmx(request)) {
+      if (status < 400) return redirect(request, `${base}/settings`);
+      return settingsPage(panel, view, { section, errors: result.errors, saved: result.saved, status });
+    }
+    const [settings, bot] = await Promise.all([shop.settings.get(), shop.botStatus.current()]);
+    return render(SECTIONS[section]({ view, settings, bot, errors: result.errors, saved: result.saved }), status);
   }
 
   /** Applies a patch; a refusal from the domain becomes an error next to its field (the answer), else null. */
@@ -85,118 +112,73 @@ export function settingsController(shop: Shop, config: Config) {
     return (await apply(request, view, section, patch)) ?? answer(request, view, section, { saved });
   }
 
-  return new Elysia()
-    .use(panelGuard(shop, config))
-    .get("/settings", ({ request, panel }) =>
-      guarded(
-        request,
-        async () =>
-          render(
-            SettingsPage({
-              view: panel.view,
-              settings: await shop.settings.get(),
-              bot: await shop.botStatus.current(),
-            }),
-          ),
-        errorView(request, panel.view),
-      ),
-    )
-    .get("/settings/bot-status", ({ request, panel }) =>
-      guarded(
-        request,
-        // The bot's state line refreshes itself through this while it is about to change (starting, switching).
-        async () => render(BotStatusLine({ view: panel.view, bot: await shop.botStatus.current() })),
-        errorView(request, panel.view),
-      ),
-    )
-    .post("/settings/bot", ({ request, body, panel }) =>
-      guarded(
-        request,
-        async () => {
-          const enabled = onOff(field(body, "botEnabled"));
-          const maintenance = onOff(field(body, "maintenance"));
-          if (enabled === null && maintenance === null) {
-            return answer(request, panel.view, "bot", { status: 422, errors: { botEnabled: UNKNOWN_SWITCH } });
-          }
-          const patch: SettingsPatch = {};
-          if (enabled !== null) patch.botEnabled = enabled;
-          if (maintenance !== null) patch.maintenance = maintenance;
-          const saved =
-            enabled !== null
-              ? enabled
-                ? "Бот включён."
-                : "Бот выключен."
-              : maintenance
-                ? "Технические работы начаты."
-                : "Технические работы закончены.";
-          return update(request, panel.view, "bot", patch, saved);
-        },
-        errorView(request, panel.view),
-      ),
-    )
-    .post("/settings/token", ({ request, body, panel }) =>
-      guarded(
-        request,
-        async () => {
-          if (field(body, "action") === "clear") {
-            return update(request, panel.view, "token", { botToken: null }, "Токен удалён.");
-          }
-          const token = field(body, "botToken").trim();
-          if (token === "") {
-            return answer(request, panel.view, "token", { status: 422, errors: { botToken: "Вставьте токен" } });
-          }
-          if (!BOT_TOKEN_PATTERN.test(token)) {
-            return answer(request, panel.view, "token", {
-              status: 422,
-              errors: { botToken: "Токен бота выглядит как 123456789:AA… (его выдаёт @BotFather)" },
-            });
-          }
-          const refused = await apply(request, panel.view, "token", { botToken: token });
-          if (refused) return refused;
-          // The bot of this process tries the token at once (getMe): say what Telegram made of it, not just "saved".
-          const outcome = tokenOutcome(await shop.botStatus.verdictFor(tokenHint(token), TOKEN_VERDICT_WAIT_MS));
-          return "error" in outcome
-            ? answer(request, panel.view, "token", { status: 422, errors: { botToken: outcome.error } })
-            : answer(request, panel.view, "token", { saved: outcome.saved });
-        },
-        errorView(request, panel.view),
-      ),
-    )
-    .post("/settings/anypay", ({ request, body, panel }) =>
-      guarded(
-        request,
-        async () => {
-          const merchantId = field(body, "anypayMerchantId").trim();
-          const secret = field(body, "anypaySecretKey").trim();
-          const errors: Record<string, string> = {};
-          if (merchantId !== "" && !/^\d{1,20}$/.test(merchantId)) errors.anypayMerchantId = "ID магазина — число";
-          if (secret.length > 200) errors.anypaySecretKey = "Секретный ключ — до 200 символов";
-          if (Object.keys(errors).length > 0) return answer(request, panel.view, "anypay", { status: 422, errors });
-          // An empty secret field means "keep the one that is set": the page never shows it, so it cannot resend it.
-          const patch: SettingsPatch = { anypayMerchantId: merchantId === "" ? null : merchantId };
-          if (secret !== "") patch.anypaySecretKey = secret;
-          return update(request, panel.view, "anypay", patch, "Настройки AnyPay сохранены.");
-        },
-        errorView(request, panel.view),
-      ),
-    )
-    .post("/settings/test-payments", ({ request, body, panel }) =>
-      guarded(
-        request,
-        async () => {
-          const on = onOff(field(body, "testPayments"));
-          if (on === null) {
-            return answer(request, panel.view, "anypay", { status: 422, errors: { testPayments: UNKNOWN_SWITCH } });
-          }
-          return update(
-            request,
-            panel.view,
-            "anypay",
-            { testPayments: on },
-            on ? "Тестовые платежи включены." : "Тестовые платежи выключены.",
-          );
-        },
-        errorView(request, panel.view),
-      ),
-    );
+  return (
+    routes
+      .get("/settings", ({ panel: p }) => settingsPage(panel, p.view))
+      // The bot's state line refreshes itself through this while it is about to change (starting, switching).
+      .get("/settings/bot-status", async ({ panel: p }) =>
+        render(BotStatusLine({ view: p.view, bot: await shop.botStatus.current() })),
+      )
+      .post("/settings/bot", ({ request, body, panel: p }) => {
+        const enabled = onOff(field(body, "botEnabled"));
+        const maintenance = onOff(field(body, "maintenance"));
+        if (enabled === null && maintenance === null) {
+          return answer(request, p.view, "bot", { status: 422, errors: { botEnabled: UNKNOWN_SWITCH } });
+        }
+        const patch: SettingsPatch = {};
+        if (enabled !== null) patch.botEnabled = enabled;
+        if (maintenance !== null) patch.maintenance = maintenance;
+        const saved =
+          enabled !== null
+            ? enabled
+              ? "Бот включён."
+              : "Бот выключен."
+            : maintenance
+              ? "Технические работы начаты."
+              : "Технические работы закончены.";
+        return update(request, p.view, "bot", patch, saved);
+      })
+      .post("/settings/token", async ({ request, body, panel: p }) => {
+        if (field(body, "action") === "clear") {
+          return update(request, p.view, "token", { botToken: null }, "Токен удалён.");
+        }
+        const token = field(body, "botToken").trim();
+        if (token === "") {
+          return answer(request, p.view, "token", { status: 422, errors: { botToken: "Вставьте токен" } });
+        }
+        if (!BOT_TOKEN_PATTERN.test(token)) {
+          return answer(request, p.view, "token", {
+            status: 422,
+            errors: { botToken: "Токен бота выглядит как 123456789:AA… (его выдаёт @BotFather)" },
+          });
+        }
+        const refused = await apply(request, p.view, "token", { botToken: token });
+        if (refused) return refused;
+        // The bot of this process tries the token at once (getMe): say what Telegram made of it, not just "saved".
+        const outcome = tokenOutcome(await shop.botStatus.verdictFor(tokenHint(token), TOKEN_VERDICT_WAIT_MS));
+        return "error" in outcome
+          ? answer(request, p.view, "token", { status: 422, errors: { botToken: outcome.error } })
+          : answer(request, p.view, "token", { saved: outcome.saved });
+      })
+      .post("/settings/anypay", ({ request, body, panel: p }) => {
+        const merchantId = field(body, "anypayMerchantId").trim();
+        const secret = field(body, "anypaySecretKey").trim();
+        const errors: Record<string, string> = {};
+        if (merchantId !== "" && !/^\d{1,20}$/.test(merchantId)) errors.anypayMerchantId = "ID магазина — число";
+        if (secret.length > 200) errors.anypaySecretKey = "Секретный ключ — до 200 символов";
+        if (Object.keys(errors).length > 0) return answer(request, p.view, "anypay", { status: 422, errors });
+        // An empty secret field means "keep the one that is set": the page never shows it, so it cannot resend it.
+        const patch: SettingsPatch = { anypayMerchantId: merchantId === "" ? null : merchantId };
+        if (secret !== "") patch.anypaySecretKey = secret;
+        return update(request, p.view, "anypay", patch, "Настройки AnyPay сохранены.");
+      })
+      .post("/settings/test-payments", ({ request, body, panel: p }) => {
+        const on = onOff(field(body, "testPayments"));
+        if (on === null) {
+          return answer(request, p.view, "anypay", { status: 422, errors: { testPayments: UNKNOWN_SWITCH } });
+        }
+        const saved = on ? "Тестовые платежи включены." : "Тестовые платежи выключены.";
+        return update(request, p.view, "anypay", { testPayments: on }, saved);
+      })
+  );
 }

@@ -1,22 +1,19 @@
-import { Elysia } from "elysia";
 import { UserEvents, UserOrders, UserPage, UsersList, UsersPage } from "../../templates/users.tsx";
 import type { View } from "../../templates/view.ts";
-import type { Config } from "../config.ts";
 import { notFound } from "../shop/errors.ts";
-import type { Shop } from "../shop/index.ts";
 import type { PageRequest } from "../shop/keyset.ts";
 import { isUserSort } from "../shop/listings.ts";
-import { panelContext } from "./context.ts";
-import { errorView, panelGuard } from "./guard.ts";
-import { guarded, idParam, isPartial, queryText, render } from "./respond.ts";
+import type { PanelContext } from "./context.ts";
+import type { PanelRoutes } from "./guard.ts";
+import { idParam, isPartial, queryText, render } from "./respond.ts";
 
 function pageRequest(query: Record<string, unknown>): PageRequest {
   return { after: queryText(query, "after"), before: queryText(query, "before") };
 }
 
 /** Пользователи: every bot user (search, sort, pages), and one user's statistics, keys, orders and log. */
-export function usersController(shop: Shop, config: Config) {
-  const panel = panelContext(shop, config);
+export function usersRoutes(routes: PanelRoutes, panel: PanelContext) {
+  const { shop } = panel;
 
   async function userPage(
     view: View,
@@ -35,49 +32,28 @@ export function usersController(shop: Shop, config: Config) {
     return render(UserPage({ view, user, stats, keys, orders, events, isAdmin }));
   }
 
-  return new Elysia()
-    .use(panelGuard(shop, config))
-    .get("/users", ({ request, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const sortText = queryText(query, "sort");
-          const q = {
-            q: (queryText(query, "q") ?? "").trim().slice(0, 128),
-            sort: isUserSort(sortText) ? sortText : "last_seen",
-          } as const;
-          const page = await panel.listings.users({ ...q, ...pageRequest(query) });
-          const props = { view: p.view, query: q, page };
-          return render(isPartial(request) ? UsersList(props) : UsersPage(props));
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .get("/users/:id", ({ request, params, panel: p }) =>
-      guarded(request, () => userPage(p.view, idParam(params.id), {}), errorView(request, p.view)),
-    )
-    .get("/users/:id/events", ({ request, params, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const id = idParam(params.id);
-          if (!isPartial(request) || id === null) return userPage(p.view, id, { events: pageRequest(query) });
-          const page = await panel.listings.userEvents(id, { limit: 30, ...pageRequest(query) });
-          return render(UserEvents({ view: p.view, userId: id, page }));
-        },
-        errorView(request, p.view),
-      ),
-    )
-    .get("/users/:id/orders", ({ request, params, query, panel: p }) =>
-      guarded(
-        request,
-        async () => {
-          const id = idParam(params.id);
-          if (!isPartial(request) || id === null) return userPage(p.view, id, { orders: pageRequest(query) });
-          const page = await panel.listings.orders({ userId: id, limit: 20, ...pageRequest(query) });
-          return render(UserOrders({ view: p.view, userId: id, page }));
-        },
-        errorView(request, p.view),
-      ),
-    );
+  return routes
+    .get("/users", async ({ request, query, panel: p }) => {
+      const sortText = queryText(query, "sort");
+      const q = {
+        q: (queryText(query, "q") ?? "").trim().slice(0, 128),
+        sort: isUserSort(sortText) ? sortText : "last_seen",
+      } as const;
+      const page = await panel.listings.users({ ...q, ...pageRequest(query) });
+      const props = { view: p.view, query: q, page };
+      return render(isPartial(request) ? UsersList(props) : UsersPage(props));
+    })
+    .get("/users/:id", ({ params, panel: p }) => userPage(p.view, idParam(params.id), {}))
+    .get("/users/:id/events", async ({ request, params, query, panel: p }) => {
+      const id = idParam(params.id);
+      if (!isPartial(request) || id === null) return userPage(p.view, id, { events: pageRequest(query) });
+      const page = await panel.listings.userEvents(id, { limit: 30, ...pageRequest(query) });
+      return render(UserEvents({ view: p.view, userId: id, page }));
+    })
+    .get("/users/:id/orders", async ({ request, params, query, panel: p }) => {
+      const id = idParam(params.id);
+      if (!isPartial(request) || id === null) return userPage(p.view, id, { orders: pageRequest(query) });
+      const page = await panel.listings.orders({ userId: id, limit: 20, ...pageRequest(query) });
+      return render(UserOrders({ view: p.view, userId: id, page }));
+    });
 }

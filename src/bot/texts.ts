@@ -1,4 +1,5 @@
 import { daysLabel } from "../lib/durations.ts";
+import { counted, plural, USERS } from "../lib/plural.ts";
 import type { KeyPurchase, Purchase, PurchaseState } from "../shop/purchases.ts";
 
 /**
@@ -145,20 +146,11 @@ export const maintenanceToggled = (on: boolean) => (on ? "Техработы в�
 export const BROADCAST_PROMPT =
   "Отправьте текст рассылки одним сообщением (до 4096 символов).\nЕё получат все пользователи бота, кроме заблокировавших его. /cancel — отмена.";
 export const broadcastPreviewHeader = (audience: number) =>
-  `Предпросмотр рассылки. Так сообщение увидят ${audience} ${plural(audience, "пользователь", "пользователя", "пользователей")}:`;
+  `Предпросмотр рассылки. Так сообщение ${plural(audience, ["увидит", "увидят", "увидят"])} ${counted(audience, USERS)}:`;
 export const BROADCAST_SEND = "✅ Отправить";
 export const BROADCAST_CANCEL = "✖️ Отмена";
 export const broadcastStarted = (id: number, recipients: number) =>
-  `Рассылка №${id} запущена: ${recipients} ${plural(recipients, "получатель", "получателя", "получателей")}. Прогресс — в панели, вкладка «Основные настройки».`;
+  `Рассылка №${id} запущена: ${counted(recipients, ["получатель", "получателя", "получателей"])}. Прогресс — в панели, вкладка «Основные настройки».`;
 export const BROADCAST_CANCELLED = "Рассылка отменена.";
 export const BROADCAST_DRAFT_GONE = "Этот черновик рассылки устарел. Начните заново.";
 export const ADMIN_ONLY = "Это действие доступно только администраторам.";
-
-export function plural(n: number, one: string, few: string, many: string): string {
-  const mod100 = Math.abs(n) % 100;
-  const mod10 = mod100 % 10;
-  if (mod100 >= 11 && mod100 <= 14) return many;
-  if (mod10 === 1) return one;
-  if (mod10 >= 2 && mod10 <= 4) return few;
-  return many;
-}

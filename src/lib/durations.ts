@@ -1,3 +1,5 @@
+import { DAYS, plural } from "./plural.ts";
+
 /** The only subscription lengths the shop sells, in days (SPEC §3). The database enforces the same list. */
 export const DURATIONS = [1, 7, 14, 30, 90] as const;
 export type DurationDays = (typeof DURATIONS)[number];
@@ -15,12 +17,7 @@ export function parseDuration(text: string): DurationDays | null {
 
 /** Russian plural of «день»: 1 день, 2 дня, 5 дней, 11 дней, 21 день, 22 дня. */
 export function dayWord(n: number): string {
-  const mod100 = Math.abs(n) % 100;
-  const mod10 = mod100 % 10;
-  if (mod100 >= 11 && mod100 <= 14) return "дней";
-  if (mod10 === 1) return "день";
-  if (mod10 >= 2 && mod10 <= 4) return "дня";
-  return "дней";
+  return plural(n, DAYS);
 }
 
 /** "1 день", "7 дней", "14 дней" — how a duration is named in the bot and the panel. */

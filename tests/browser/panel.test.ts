@@ -325,7 +325,7 @@ describe("the panel in a browser", () => {
 
     // Основные настройки: switch the bot on; the broadcast container is in place for the bot's form.
     await openTab(page, "Основные настройки");
-    expect(await page.locator("section#broadcast[hx-trigger=load]").count()).toBe(1);
+    expect(await page.locator("section#broadcast.card").count()).toBe(1);
     await page.locator("#bot-switches button", { hasText: "Включить бота" }).click();
     await text(page, "#bot-switches .switch-state", "Включён");
     expect((await t.shop.settings.load()).botEnabled).toBe(true);
