@@ -2,6 +2,7 @@ import { type Cookie, Elysia } from "elysia";
 import { AccountPage, LoginForm, LoginPage, PasswordForm } from "../../templates/login.tsx";
 import { clearRates, countRates, LocalCounters, type RateCount, type RateRule } from "../cache/rate-limit.ts";
 import { addressBucket, clientIp } from "../http/client-ip.ts";
+import { Refusal } from "../http/errors.ts";
 import { log } from "../lib/log.ts";
 import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts.ts";
 import { ShopError } from "../shop/errors.ts";
@@ -210,7 +211,19 @@ export function accountRoutes(routes: PanelRoutes, panel: PanelContext) {
   const { serialized, limits } = guesses(panel);
   return routes
     .post("/logout", async ({ request, cookie, panel: p }) => {
-      await revokeSession(panel, p.claims);
+      try {
+        await revokeSession(panel, p.account, p.claims);
+      } catch (error) {
+        // The cookie is kept: clearing it would look like a logout while the token still opens the panel.
+        log.error("panel logout failed: the session could not be revoked and stays valid", {
+          login: p.account.login,
+          error,
+        });
+        throw new Refusal(
+          503,
+          "Выход не выполнен: не удалось записать завершение сессии (база данных недоступна), и сессия остаётся действующей. Повторите «Выйти» через минуту.",
+        );
+      }
       clearCookie(panel, cookie[SESSION_COOKIE]!);
       log.info("panel logout", { login: p.account.login });
       return redirect(request, `${panel.base}/`, { full: true });

@@ -8,7 +8,8 @@ import type { PanelContext } from "./context.ts";
 /**
  * The panel session: a JWT (HS256, SESSION_SECRET) in an HttpOnly, SameSite=Strict cookie scoped to BASE_PATH,
  * Secure when PUBLIC_URL is https. It ends after 12 idle hours, 7 days after login at the latest, at logout (its id
- * is revoked in the cache), and when the account's password changes (the token carries the change time).
+ * is recorded as revoked in PostgreSQL, so no Redis flush or outage revives it), and when the account's password
+ * changes (the token carries the change time).
  */
 export const SESSION_COOKIE = "mph_session";
 export const IDLE_SECONDS = 12 * 60 * 60;
@@ -37,7 +38,6 @@ export type PanelJwt = {
 };
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-const revokedKey = (sid: string) => `panel:revoked:${sid}`;
 
 export type Session = { account: PanelAccount; claims: SessionClaims };
 
@@ -50,13 +50,11 @@ export async function readSession(panel: PanelContext, signer: PanelJwt, token: 
   if (!parsed.success) return null;
   const claims = parsed.output;
   if (nowSeconds() - claims.auth > MAX_SESSION_SECONDS) return null;
-  const [account, revoked] = await Promise.all([
-    panel.shop.accounts.byId(Number(claims.sub)),
-    panel.shop.deps.cache.get(revokedKey(claims.sid)),
-  ]);
-  if (!account || revoked) return null;
-  if (account.passwordChangedAt.getTime() !== claims.pwc) return null;
-  return { account, claims };
+  // The account and the revocation in one query: no second round trip, and nothing that a cache flush could lose.
+  const found = await panel.shop.accounts.session(Number(claims.sub), claims.sid);
+  if (!found || found.revoked) return null;
+  if (found.account.passwordChangedAt.getTime() !== claims.pwc) return null;
+  return { account: found.account, claims };
 }
 
 /** Signs a session for the account (a new one, or the same session renewed) and sets the cookie. */
@@ -104,10 +102,13 @@ export function clearCookie(panel: PanelContext, cookie: Cookie<unknown>): void 
   });
 }
 
-/** Ends a session everywhere: the token stays signed, so its id is remembered as revoked until it could expire. */
-export async function revokeSession(panel: PanelContext, claims: SessionClaims): Promise<void> {
-  const ttlMs = Math.max(1, claims.auth + MAX_SESSION_SECONDS - nowSeconds()) * 1000;
-  await panel.shop.deps.cache.set(revokedKey(claims.sid), "1", ttlMs);
+/**
+ * Ends a session everywhere: the token stays signed, so its id is remembered as revoked until it could expire.
+ * Throws when that cannot be recorded.
+ */
+export async function revokeSession(panel: PanelContext, account: PanelAccount, claims: SessionClaims): Promise<void> {
+  const until = new Date((claims.auth + MAX_SESSION_SECONDS) * 1000);
+  await panel.shop.accounts.revokeSession(account.id, claims.sid, until);
 }
 
 // ---- CSRF -----------------------------------------------------------------------------------------------------

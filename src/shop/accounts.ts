@@ -83,6 +83,35 @@ export function createAccounts(deps: ShopDeps) {
     return row ? { id: Number(row.id), login: row.login, passwordChangedAt: row.password_changed_at } : null;
   }
 
+  /**
+   * The account a panel session belongs to, and whether that session was ended by logout: one query, since the
+   * panel asks on every request.
+   */
+  async function session(id: number, sid: string): Promise<{ account: PanelAccount; revoked: boolean } | null> {
+    const [row] = await sql<{ id: string; login: string; password_changed_at: Date; revoked: boolean }[]>`
+      select id, login, password_changed_at,
+             exists (select 1 from panel_revoked_sessions where sid = ${sid}) as revoked
+      from panel_accounts where id = ${id}`;
+    if (!row) return null;
+    return {
+      account: { id: Number(row.id), login: row.login, passwordChangedAt: row.password_changed_at },
+      revoked: row.revoked,
+    };
+  }
+
+  /**
+   * Ends a panel session for good (logout): its id is kept until `until`, when its token expires anyway. Throws
+   * when the database cannot record it: the caller must then not pretend the session ended.
+   */
+  async function revokeSession(id: number, sid: string, until: Date): Promise<void> {
+    await sql.begin(async (tx) => {
+      await tx`delete from panel_revoked_sessions where expires_at < now()`;
+      await tx`
+        insert into panel_revoked_sessions (sid, account_id, expires_at) values (${sid}, ${id}, ${until})
+        on conflict (sid) do nothing`;
+    });
+  }
+
   async function changePassword(id: number, current: string, next: string): Promise<void> {
     const account = await byId(id);
     if (!account) throw notFound("Учётная запись не найдена");
@@ -92,7 +121,7 @@ export function createAccounts(deps: ShopDeps) {
     await sql`update panel_accounts set password_hash = ${hash}, password_changed_at = now() where id = ${id}`;
   }
 
-  return { count, reset, verify, exists, byId, changePassword };
+  return { count, reset, verify, exists, byId, session, revokeSession, changePassword };
 }
 
 export type Accounts = ReturnType<typeof createAccounts>;
