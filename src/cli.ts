@@ -4,7 +4,7 @@ import { connectDatabase, type Sql } from "./db/client.ts";
 import { type EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded.ts";
 import { migrate } from "./db/migrate.ts";
 import { DURATIONS, type DurationDays, isDuration } from "./lib/durations.ts";
-import { keyStringProblem } from "./lib/keys.ts";
+import { keyFaultText, keyStringProblem } from "./lib/keys.ts";
 import { logToStderr, setLogLevel } from "./lib/log.ts";
 import { LOGIN_PATTERN } from "./shop/accounts.ts";
 import { parseTelegramId } from "./shop/admins.ts";
@@ -204,7 +204,7 @@ const COMMANDS: CommandSpec[] = [
       const result = await shop.keys.importText(product.id, input.days, await io.readStdin());
       io.out(`imported ${result.imported}, duplicates ${result.duplicates}`);
       if (result.invalid.length === 0) return 0;
-      for (const bad of result.invalid.slice(0, 20)) io.err(`line ${bad.line}: ${bad.problem}`);
+      for (const bad of result.invalid.slice(0, 20)) io.err(`line ${bad.line}: ${keyFaultText(bad.fault)}`);
       if (result.invalid.length > 20) io.err(`… and ${result.invalid.length - 20} more`);
       io.err(`error: ${result.invalid.length} invalid line(s) skipped; the other keys were imported`);
       return 1;

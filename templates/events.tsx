@@ -1,59 +1,124 @@
 import type { UserEvent } from "../src/shop/listings.ts";
-import { when } from "./format.ts";
+import { days, rub, when } from "./format.ts";
+import { href, type View } from "./view.ts";
 
-/** A buyer's log as the owner reads it: the user page shows all of it, the order page the entries of one order. */
+/**
+ * A buyer's log as the owner reads it — what the person did, in words, with names: the user page shows all of it,
+ * the order page the entries of one order. Names and texts come from outside (product names, what the buyer
+ * typed): every one is escaped where it is rendered.
+ */
 
-const EVENT_LABELS: Record<string, string> = {
-  start: "Запустил бота",
-  started: "Запустил бота",
-  catalogue: "Открыл каталог",
-  product_viewed: "Открыл товар",
-  duration_chosen: "Выбрал длительность",
-  order_placed: "Оформил заказ",
-  order_paid: "Оплатил заказ",
-  order_paid_no_stock: "Оплатил заказ, но ключей не осталось",
-  payment_duplicate: "Оплатил уже оплаченный заказ ещё раз",
-  order_fulfilled: "Получил ключ из нового поступления",
-  order_delivered: "Получил товар",
-  order_expired: "Заказ истёк",
-  order_closed: "Заказ закрыт администратором",
-  delivery_blocked: "Не получил товар: бот заблокирован",
-  delivery_failed: "Не получил товар: Telegram не принял сообщение",
-  key_gifted: "Получил ключ без оплаты",
-  blocked: "Заблокировал бота",
-};
+const text = (value: unknown): string | null => (typeof value === "string" && value !== "" ? value : null);
+const number = (value: unknown): number | null =>
+  typeof value === "number" && Number.isFinite(value)
+    ? value
+    : typeof value === "string" && /^\d{1,15}$/.test(value)
+      ? Number(value)
+      : null;
 
-const DETAIL_LABELS: Record<string, string> = {
-  orderId: "заказ",
-  productId: "товар",
-  product: "товар",
-  days: "дней",
-  rub: "₽",
-  keyId: "ключ",
-  key: "ключ",
-  amount: "сумма",
-  currency: "валюта",
-  transactionId: "транзакция",
-  method: "способ",
-  test: "тест",
-  note: "заметка",
-  error: "ошибка",
-  attempts: "попыток",
-  document: "с файлом",
-  orderStatus: "статус заказа",
-  reservationLapsed: "бронь истекла",
-};
-
-/** An event's details as short "name: value" text (values are whatever the bot recorded; shown escaped). */
-function detailText(detail: Record<string, unknown>): string {
-  return Object.entries(detail)
-    .filter(([, v]) => v !== null && v !== undefined && typeof v !== "object")
-    .map(([k, v]) => `${DETAIL_LABELS[k] ?? k}: ${typeof v === "boolean" ? (v ? "да" : "нет") : String(v)}`)
-    .join(", ")
-    .slice(0, 300);
+/** «Rust» на 7 дней за 990 ₽ — from the event's own numbers, else its order's. */
+function purchase(e: UserEvent, options: { price?: boolean } = {}): string {
+  const name = e.productName ? `«${e.productName}»` : "удалённый товар";
+  const d = number(e.detail.days) ?? e.order?.days ?? null;
+  const price = number(e.detail.rub) ?? e.order?.rub ?? null;
+  return [name, d ? `на ${days(d)}` : "", options.price !== false && price !== null ? `за ${rub(price)}` : ""]
+    .filter(Boolean)
+    .join(" ");
 }
 
-export function EventLog({ events, empty }: { events: UserEvent[]; empty: string }) {
+const orderNo = (e: UserEvent) => {
+  const id = e.order?.id ?? number(e.detail.orderId);
+  return id === null ? "заказ" : `заказ #${id}`;
+};
+
+/** "990.00 RUB, картой" as AnyPay reported the payment. */
+function payment(e: UserEvent): string {
+  const amount = text(e.detail.amount) ?? (number(e.detail.amount) !== null ? String(e.detail.amount) : null);
+  const currency = text(e.detail.currency) ?? "";
+  const method = text(e.detail.method);
+  const parts = [amount ? `${amount} ${currency}`.trim() : "", method ? `способ: ${method}` : ""];
+  if (e.detail.test === true) parts.push("тестовый платёж");
+  return parts.filter(Boolean).join(", ");
+}
+
+const key = (e: UserEvent) => e.maskedKey ?? text(e.detail.key);
+const withKey = (e: UserEvent) => (key(e) ? ` ${key(e)}` : "");
+const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, max)}…` : s);
+
+/** The sentence for one event, starting with a capital letter. */
+export function eventSentence(e: UserEvent): string {
+  const sentence = describe(e);
+  return sentence.charAt(0).toUpperCase() + sentence.slice(1);
+}
+
+function describe(e: UserEvent): string {
+  switch (e.kind) {
+    case "start":
+    case "started":
+      return "Запустил бота";
+    case "message": {
+      const typed = text(e.detail.text);
+      if (typed === null) return "Отправил сообщение без текста (файл, стикер…)";
+      if (/^\/start(\s|$)/.test(typed)) return "Запустил бота";
+      if (typed.startsWith("/")) return `Отправил команду ${clip(typed.split(/\s/)[0]!, 40)}`;
+      return `Написал боту: «${clip(typed, 200)}»`;
+    }
+    case "catalogue":
+      return "Открыл каталог";
+    case "purchases":
+      return "Открыл «Мои покупки»";
+    case "product_viewed":
+      return `Открыл товар ${e.productName ? `«${e.productName}»` : "(товар удалён)"}`;
+    case "duration_chosen":
+      return `Выбрал ${purchase(e)}`;
+    case "purchase_confirmed":
+      return `Подтвердил покупку: ${purchase(e)}`;
+    case "order_placed":
+      return `Оформил ${orderNo(e)}: ${purchase(e)}`;
+    case "order_replaced":
+      return `${orderNo(e)} заменён новым: цена изменилась${number(e.detail.newRub) !== null ? ` на ${rub(number(e.detail.newRub)!)}` : ""}`;
+    case "test_payment":
+      return `Нажал «тестовая оплата» (${orderNo(e)}: ${purchase(e)})`;
+    case "order_paid":
+      return `Оплатил ${orderNo(e)}: ${purchase(e, { price: false })} — ${payment(e)}`;
+    case "order_paid_no_stock":
+      return `Оплатил ${orderNo(e)} (${purchase(e, { price: false })}), но свободных ключей не осталось — ${payment(e)}`;
+    case "payment_duplicate":
+      return `Оплатил уже оплаченный ${orderNo(e)} ещё раз — ${payment(e)}`;
+    case "order_fulfilled":
+      return `Получил ключ${withKey(e)} из нового поступления (${orderNo(e)}: ${purchase(e, { price: false })})`;
+    case "order_delivered":
+      return `Получил ${e.detail.document === true ? "архив и ключ" : "ключ"}${withKey(e)} (${orderNo(e)}: ${purchase(e, { price: false })})`;
+    case "order_expired":
+      return `Не оплатил ${orderNo(e)} вовремя: заказ истёк, ключ вернулся в продажу`;
+    case "order_closed":
+      return `${orderNo(e)} закрыт администратором${text(e.detail.note) ? `: «${clip(text(e.detail.note)!, 200)}»` : ""}`;
+    case "delivery_blocked":
+      return `Не получил товар (${orderNo(e)}): бот заблокирован`;
+    case "delivery_failed":
+      return `Не получил товар (${orderNo(e)}): Telegram не принял сообщение${text(e.detail.error) ? ` — ${clip(text(e.detail.error)!, 120)}` : ""}`;
+    case "key_gifted":
+      return `Получил ключ${withKey(e)} без оплаты: ${purchase(e, { price: false })}`;
+    case "blocked":
+      return "Заблокировал бота";
+    case "broadcast_opened":
+      return "Открыл рассылку (администратор)";
+    case "broadcast_confirmed":
+      return "Отправил рассылку (администратор)";
+    case "broadcast_dropped":
+      return "Отменил рассылку (администратор)";
+    case "maintenance_switched":
+      return e.detail.on === true
+        ? "Начал технические работы (администратор)"
+        : "Закончил технические работы (администратор)";
+    case "button":
+      return "Нажал кнопку старого сообщения";
+    default:
+      return `Событие «${clip(e.kind, 64)}»`;
+  }
+}
+
+export function EventLog({ view, events, empty }: { view: View; events: UserEvent[]; empty: string }) {
   if (events.length === 0) {
     return (
       <p class="empty" safe>
@@ -69,11 +134,9 @@ export function EventLog({ events, empty }: { events: UserEvent[]; empty: string
             {when(e.at)}
           </time>
           <span class="event" safe>
-            {EVENT_LABELS[e.kind] ?? e.kind}
+            {eventSentence(e)}
           </span>
-          <span class="sub" safe>
-            {detailText(e.detail)}
-          </span>
+          {e.order ? <a class="sub" href={href(view, `/orders/${e.order.id}`)} safe>{`заказ #${e.order.id}`}</a> : ""}
         </li>
       ))}
     </ol>

@@ -1,7 +1,9 @@
 import { escapeHtml } from "@kitajs/html";
 import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
+import { type KeyStringFault, MAX_KEY_LENGTH } from "../src/lib/keys.ts";
 import { MAX_BUILD_BYTES } from "../src/shop/builds.ts";
 import type { StockLine } from "../src/shop/dashboard.ts";
+import type { ImportResult as ShopImportResult } from "../src/shop/keys.ts";
 import type { Page } from "../src/shop/keyset.ts";
 import type { KeyListItem } from "../src/shop/listings.ts";
 import type { Product } from "../src/shop/products.ts";
@@ -366,11 +368,13 @@ export function GenerateForm(
   );
 }
 
-export type ImportResult = {
-  days: number;
-  imported: number;
-  duplicates: number;
-  invalid: { line: number; problem: string }[];
+export type ImportResult = { days: number } & ShopImportResult;
+
+/** Why a line of an import is not a key, as the owner reads it. */
+const KEY_FAULTS: Record<KeyStringFault, string> = {
+  empty: "пустой ключ",
+  too_long: `ключ длиннее ${MAX_KEY_LENGTH} символов`,
+  not_printable: "в ключе пробел или непечатаемый символ (допустимы латинские буквы, цифры и знаки ASCII без пробелов)",
 };
 
 export function ImportForm(
@@ -424,7 +428,7 @@ export function ImportForm(
           {r.invalid.length > 0 ? (
             <ul class="problems">
               {r.invalid.slice(0, 20).map((i) => (
-                <li safe>{`строка ${i.line}: ${i.problem}`}</li>
+                <li safe>{`строка ${i.line}: ${KEY_FAULTS[i.fault]}`}</li>
               ))}
               {r.invalid.length > 20 ? <li safe>{`…и ещё ${count(r.invalid.length - 20)}`}</li> : ""}
             </ul>

@@ -132,7 +132,7 @@ export function UserEvents(props: { view: View; userId: number; page: Page<UserE
   const link = (cursor: { after?: string; before?: string }) => href(view, `/users/${userId}/events`, cursor);
   return (
     <div id="user-events">
-      <EventLog events={page.rows} empty="Событий нет." />
+      <EventLog view={view} events={page.rows} empty="Событий нет." />
       <Pager prev={page.prev} next={page.next} hrefFor={link} target="#user-events" />
     </div>
   );

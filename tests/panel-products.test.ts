@@ -184,7 +184,7 @@ describe("a product's page", () => {
     const res = await c.post(`/products/${id}/keys/import`, { days: "1", keys: text }, { htmx: true, multipart: true });
     const html = await res.text();
     expect(html).toContain("Импортировано: 2, дубликатов: 1, с ошибкой: 1 (срок 1 день).");
-    expect(html).toContain("строка 5: contains spaces or non-printable characters");
+    expect(html).toContain("строка 5: в ключе пробел или непечатаемый символ");
     expect(res.headers.get("hx-trigger")).toBe("keys-changed");
 
     const file = new File(["IMP-0002\nIMP-0003\r\nIMP-0004\n"], "keys.txt", { type: "text/plain" });

@@ -44,6 +44,38 @@ export const pattern = {
   broadcastDraft: /^bc:(go|no):([\w-]{1,24})$/,
 };
 
+/**
+ * What a button press means, as the buyer's log records it (the panel shows it in words, with names): the press of
+ * a button this bot made, read back from its data. Data of no button of ours (an old keyboard, a forged press) is
+ * kept as it came.
+ */
+export function pressedEvent(pressed: string): PressedEvent {
+  for (const [regex, event] of PRESSES) {
+    const match = regex.exec(pressed);
+    if (match) return event(match.slice(1));
+  }
+  return { kind: "button", detail: { data: pressed.slice(0, 64) } };
+}
+
+type PressedEvent = { kind: string; detail: Record<string, unknown> };
+
+const offer = (kind: string) => (m: string[]) => ({
+  kind,
+  detail: { productId: Number(m[0]), days: Number(m[1]), rub: Number(m[2]) },
+});
+
+const PRESSES: [RegExp, (groups: string[]) => PressedEvent][] = [
+  [pattern.catalogue, () => ({ kind: "catalogue", detail: {} })],
+  [pattern.purchases, () => ({ kind: "purchases", detail: {} })],
+  [pattern.product, (m) => ({ kind: "product_viewed", detail: { productId: Number(m[0]) } })],
+  [pattern.offer, offer("duration_chosen")],
+  [pattern.confirm, offer("purchase_confirmed")],
+  [pattern.payTest, (m) => ({ kind: "test_payment", detail: { orderId: Number(m[0]) } })],
+  [pattern.broadcast, () => ({ kind: "broadcast_opened", detail: {} })],
+  [pattern.maintenance, (m) => ({ kind: "maintenance_switched", detail: { on: m[0] === "1" } })],
+  [pattern.broadcastDraft, (m) => ({ kind: m[0] === "go" ? "broadcast_confirmed" : "broadcast_dropped", detail: {} })],
+];
+
 type Button = TelegramInlineKeyboardButton;
 const button = (text: string, callback_data: string): Button => ({ text, callback_data });
 const markup = (rows: Button[][]): TelegramInlineKeyboardMarkup => ({ inline_keyboard: rows });

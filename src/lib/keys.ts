@@ -32,12 +32,32 @@ const PRINTABLE = /^[\x21-\x7e]+$/;
 export const MAX_KEY_LENGTH = 128;
 export const MAX_HWID_LENGTH = 128;
 
-/** Why an imported key string is refused, or null when it is fine. */
-export function keyStringProblem(key: string): string | null {
+/** What is wrong with a key string, for each reader to put in their own words. */
+export type KeyStringFault = "empty" | "too_long" | "not_printable";
+
+export function keyStringFault(key: string): KeyStringFault | null {
   if (key.length === 0) return "empty";
-  if (longerThan(key, MAX_KEY_LENGTH)) return `longer than ${MAX_KEY_LENGTH} characters`;
-  if (!PRINTABLE.test(key)) return "contains spaces or non-printable characters";
+  if (longerThan(key, MAX_KEY_LENGTH)) return "too_long";
+  if (!PRINTABLE.test(key)) return "not_printable";
   return null;
+}
+
+/** A fault in English: the licence API's and the CLI's words (the panel has its own). */
+export function keyFaultText(fault: KeyStringFault): string {
+  switch (fault) {
+    case "empty":
+      return "empty";
+    case "too_long":
+      return `longer than ${MAX_KEY_LENGTH} characters`;
+    case "not_printable":
+      return "contains spaces or non-printable characters";
+  }
+}
+
+/** Why a key string is refused, in English, or null when it is fine. */
+export function keyStringProblem(key: string): string | null {
+  const fault = keyStringFault(key);
+  return fault ? keyFaultText(fault) : null;
 }
 
 /** Why a HWID sent by a loader is refused, or null when it is fine. */

@@ -1,6 +1,6 @@
 import type { Tx } from "../db/client.ts";
 import { DURATIONS, type DurationDays, isDuration } from "../lib/durations.ts";
-import { generateKeyString, keyStringProblem, maskKey } from "../lib/keys.ts";
+import { generateKeyString, type KeyStringFault, keyStringFault, maskKey } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { plainText } from "../lib/text.ts";
 import { invalidateCatalogue } from "./catalogue-cache.ts";
@@ -11,10 +11,13 @@ import type { AuthCache } from "./licence.ts";
 export const MAX_GENERATE = 10_000;
 export const MAX_IMPORT = 100_000;
 
-export type ImportResult = { imported: number; duplicates: number; invalid: { line: number; problem: string }[] };
+/** A line of an import that is not a key, and why (each adapter words the fault for its reader). */
+export type BadKeyLine = { line: number; fault: KeyStringFault };
+
+export type ImportResult = { imported: number; duplicates: number; invalid: BadKeyLine[] };
 
 /** Keys read from text: each distinct well-formed key once, how many lines repeated one, and the malformed lines. */
-export type KeyLines = { keys: string[]; repeated: number; invalid: { line: number; problem: string }[] };
+export type KeyLines = { keys: string[]; repeated: number; invalid: BadKeyLine[] };
 
 /**
  * Reads keys from text, one per line: blank lines are ignored, surrounding spaces trimmed; a key repeated in the
@@ -27,8 +30,8 @@ export function parseKeyLines(text: string): KeyLines {
   text.split(/\r?\n/).forEach((raw, index) => {
     const key = raw.trim();
     if (key === "") return;
-    const problem = keyStringProblem(key);
-    if (problem) invalid.push({ line: index + 1, problem });
+    const fault = keyStringFault(key);
+    if (fault) invalid.push({ line: index + 1, fault });
     else if (seen.has(key)) repeated++;
     else seen.add(key);
   });

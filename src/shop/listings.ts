@@ -1,5 +1,6 @@
 import type postgres from "postgres";
 import type { DurationDays } from "../lib/durations.ts";
+import { maskKey } from "../lib/keys.ts";
 import type { DeliveryStatus } from "./deliveries.ts";
 import type { ShopDeps } from "./deps.ts";
 import { type KeyRecord, type KeyRow, toKeyRecord } from "./keys.ts";
@@ -69,7 +70,42 @@ export type UserKey = {
   orderId: number | null;
 };
 
-export type UserEvent = { id: number; at: Date; kind: string; detail: Record<string, unknown> };
+/**
+ * One thing a bot user did or that happened to them, with the names the panel shows it with: the product (named
+ * by the event, or by its order), the order's duration and amount, and the key involved, masked as in the logs.
+ */
+export type UserEvent = {
+  id: number;
+  at: Date;
+  kind: string;
+  detail: Record<string, unknown>;
+  productName: string | null;
+  order: { id: number; days: number; rub: number } | null;
+  maskedKey: string | null;
+};
+
+type UserEventRow = {
+  page_key: null;
+  page_id: string;
+  at: Date;
+  kind: string;
+  detail: Record<string, unknown> | null;
+  product_name: string | null;
+  order_id: string | null;
+  order_days: number | null;
+  order_rub: number | null;
+  key: string | null;
+};
+
+const toUserEvent = (r: UserEventRow): UserEvent => ({
+  id: Number(r.page_id),
+  at: r.at,
+  kind: r.kind,
+  detail: r.detail ?? {},
+  productName: r.product_name,
+  order: r.order_id === null ? null : { id: Number(r.order_id), days: r.order_days ?? 0, rub: r.order_rub ?? 0 },
+  maskedKey: r.key === null ? null : maskKey(r.key),
+});
 
 export type OrderListItem = {
   id: number;
@@ -274,24 +310,39 @@ export function createListings(deps: ShopDeps) {
     }));
   }
 
+  /**
+   * The names behind events' ids: the product an event names (or its order's), the order, and the key (the one
+   * the event names, or its order's). The ids come from JSON written by the shop; anything that is not one is
+   * simply not joined.
+   */
+  const eventNames = (where: postgres.Fragment, orderBy: postgres.Fragment, limit: number) => sql<UserEventRow[]>`
+    select null as page_key, e.id::text as page_id, e.at, e.kind, e.detail,
+           coalesce(p.name, op.name) as product_name,
+           o.id::text as order_id, o.days as order_days, o.amount_rub as order_rub,
+           k.key
+    from user_events e
+    left join orders o
+      on o.id = case when e.detail->>'orderId' ~ '^\d{1,15}$' then (e.detail->>'orderId')::bigint end
+    left join products op on op.id = o.product_id
+    left join products p
+      on p.id = case when e.detail->>'productId' ~ '^\d{1,15}$' then (e.detail->>'productId')::bigint end
+    left join lateral (
+      select key from keys
+      where id = case when e.detail->>'keyId' ~ '^\d{1,15}$' then (e.detail->>'keyId')::bigint end
+         or (o.id is not null and order_id = o.id)
+      order by state = 'sold' desc
+      limit 1
+    ) k on true
+    where ${where}
+    order by ${orderBy}
+    limit ${limit}`;
+
   async function userEvents(telegramId: number, page: PageRequest): Promise<Page<UserEvent>> {
-    const ordering: Ordering = { key: null, id: sql`id`, descending: true };
-    const result = await keysetPage(
-      sql,
-      ordering,
-      page,
-      (where, orderBy, limit) =>
-        sql<{ page_key: null; page_id: string; at: Date; kind: string; detail: Record<string, unknown> }[]>`
-        select null as page_key, id::text as page_id, at, kind, detail
-        from user_events
-        where user_id = ${telegramId} and ${where}
-        order by ${orderBy}
-        limit ${limit}`,
+    const ordering: Ordering = { key: null, id: sql`e.id`, descending: true };
+    const result = await keysetPage(sql, ordering, page, (where, orderBy, limit) =>
+      eventNames(sql`e.user_id = ${telegramId} and ${where}`, orderBy, limit),
     );
-    return {
-      ...result,
-      rows: result.rows.map((r) => ({ id: Number(r.page_id), at: r.at, kind: r.kind, detail: r.detail ?? {} })),
-    };
+    return { ...result, rows: result.rows.map(toUserEvent) };
   }
 
   // ---- orders ----------------------------------------------------------------------------------------------
@@ -383,12 +434,12 @@ export function createListings(deps: ShopDeps) {
 
   /** The buyer's log entries about one order, newest first (a buyer has few; read through the user's index). */
   async function orderEvents(userId: number, orderId: number, limit = 50): Promise<UserEvent[]> {
-    const rows = await sql<{ id: string; at: Date; kind: string; detail: Record<string, unknown> | null }[]>`
-      select id, at, kind, detail from user_events
-      where user_id = ${userId} and detail->>'orderId' = ${String(orderId)}
-      order by id desc
-      limit ${limit}`;
-    return rows.map((r) => ({ id: Number(r.id), at: r.at, kind: r.kind, detail: r.detail ?? {} }));
+    const rows = await eventNames(
+      sql`e.user_id = ${userId} and e.detail->>'orderId' = ${String(orderId)}`,
+      sql`e.id desc`,
+      limit,
+    );
+    return rows.map(toUserEvent);
   }
 
   async function orderCounts(): Promise<Record<OrderStatus, number>> {

@@ -1,6 +1,7 @@
 import { Composer, type TelegramUpdate, type TelegramUser } from "gramio";
 import { checkRates } from "../../cache/rate-limit.ts";
 import { log } from "../../lib/log.ts";
+import { pressedEvent } from "../keyboards.ts";
 import { answer, type BotDeps } from "../screen.ts";
 import { BOT_OFF, MAINTENANCE, TOO_MANY_REQUESTS } from "../texts.ts";
 
@@ -15,7 +16,7 @@ export function sender(update: TelegramUpdate | undefined): {
   if (q) {
     return {
       user: q.from,
-      event: { kind: "button", detail: { data: (q.data ?? "").slice(0, 64) } },
+      event: pressedEvent(q.data ?? ""),
       callbackQueryId: q.id,
       chatId: q.from.id,
     };
