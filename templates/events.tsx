@@ -118,7 +118,9 @@ function describe(e: UserEvent): string {
   }
 }
 
-export function EventLog({ view, events, empty }: { view: View; events: UserEvent[]; empty: string }) {
+/** The log; `linkOrders` adds a link to each entry's order (not on the order's own page). */
+export function EventLog(props: { view: View; events: UserEvent[]; empty: string; linkOrders?: boolean }) {
+  const { view, events, empty } = props;
   if (events.length === 0) {
     return (
       <p class="empty" safe>

@@ -334,7 +334,7 @@ export function OrderView(props: OrderViewProps) {
       <PaymentsCard payments={props.payments} />
       <section class="card" id="events">
         <h2>Журнал покупателя по заказу</h2>
-        <EventLog view={props.view} events={props.events} empty="Записей нет." />
+        <EventLog view={props.view} events={props.events} empty="Записей нет." linkOrders={false} />
       </section>
     </div>
   );

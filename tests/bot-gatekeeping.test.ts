@@ -85,7 +85,7 @@ test("maintenance: buyers get «Ведутся технические работ
   expect((await bot.shop.settings.get()).maintenance).toBe(false);
 });
 
-test("every update records the user (names, language, last seen) and what they did", async () => {
+test("every update records the user (names, language, last seen) and what they did, by what it means", async () => {
   const frank = { id: 3002, first_name: "Фрэнк", last_name: "Смит", username: "frank", language_code: "ru" };
   const reply = await bot.say(frank, "/start");
   await bot.press(frank, buttonData(reply, "Мои покупки"), reply);
@@ -96,7 +96,7 @@ test("every update records the user (names, language, last seen) and what they d
     select kind, detail from user_events where user_id = ${frank.id} order by id`;
   expect([...events]).toEqual([
     { kind: "message", detail: { text: "/start" } },
-    { kind: "button", detail: { data: "my" } },
+    { kind: "purchases", detail: {} },
   ]);
 });
 

@@ -163,7 +163,7 @@ describe("Пользователи", () => {
     expect(page.html).toContain("899");
     expect(page.html).toContain(gifted.key);
     expect(page.html).toContain("не активирован");
-    expect(page.html).toContain("Получил ключ без оплаты");
+    expect(page.html).toContain(`Получил ключ MPH-…${gifted.key.slice(-4)} без оплаты: «UserStatsProduct» на 7 дней`);
     expect((await c.page("/users/999999")).status).toBe(404);
     expect((await c.page("/users/abc")).status).toBe(404);
   });

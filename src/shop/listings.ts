@@ -322,13 +322,13 @@ export function createListings(deps: ShopDeps) {
            k.key
     from user_events e
     left join orders o
-      on o.id = case when e.detail->>'orderId' ~ '^\d{1,15}$' then (e.detail->>'orderId')::bigint end
+      on o.id = case when e.detail->>'orderId' ~ '^[0-9]{1,15}$' then (e.detail->>'orderId')::bigint end
     left join products op on op.id = o.product_id
     left join products p
-      on p.id = case when e.detail->>'productId' ~ '^\d{1,15}$' then (e.detail->>'productId')::bigint end
+      on p.id = case when e.detail->>'productId' ~ '^[0-9]{1,15}$' then (e.detail->>'productId')::bigint end
     left join lateral (
       select key from keys
-      where id = case when e.detail->>'keyId' ~ '^\d{1,15}$' then (e.detail->>'keyId')::bigint end
+      where id = case when e.detail->>'keyId' ~ '^[0-9]{1,15}$' then (e.detail->>'keyId')::bigint end
          or (o.id is not null and order_id = o.id)
       order by state = 'sold' desc
       limit 1
