@@ -368,6 +368,72 @@ export function GenerateForm(
   );
 }
 
+export type IssueResult = { key: string; days: number; to: number | null };
+
+/**
+ * «Выдать ключ»: sells one key by hand (a gift, a support case, or to try the API), for a duration, optionally to a
+ * Telegram user, with a note — the panel's twin of `keys:issue`. The key is shown to be copied and passed on.
+ */
+export function IssueForm(
+  props: ProductProps & {
+    errors?: FieldErrors;
+    values?: { days?: string; to?: string; note?: string };
+    result?: IssueResult;
+  },
+) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/keys/issue`);
+  const r = props.result;
+  return (
+    <form id="issue" class="card stack" {...postTo(url, "this")} {...DISABLE_WHILE_SENDING}>
+      <h2>Выдать ключ</h2>
+      <p class="hint">Продаёт один свободный ключ без оплаты: подарок, замена по поддержке или проверка API.</p>
+      <CsrfField view={view} />
+      <div class="row">
+        <Field label="Срок" name="issue-days" error={e.days}>
+          <DaysSelect id="f-issue-days" selected={props.values?.days} />
+        </Field>
+        <Field label="Telegram ID покупателя" name="issue-to" error={e.to} hint="Необязательно.">
+          <input
+            id="f-issue-to"
+            name="to"
+            inputmode="numeric"
+            maxlength="16"
+            autocomplete="off"
+            value={props.values?.to ?? ""}
+          />
+        </Field>
+      </div>
+      <Field label="Заметка" name="issue-note" error={e.note} hint="Необязательно: например, «замена по тикету 42».">
+        <input id="f-issue-note" name="note" maxlength="500" value={props.values?.note ?? ""} />
+      </Field>
+      <button type="submit" class="primary">
+        Выдать ключ
+      </button>
+      {r ? (
+        <div class="result">
+          <Notice kind="ok">
+            {escapeHtml(
+              `Ключ выдан на ${days(r.days)}${r.to !== null ? ` покупателю ${r.to}` : ""}: он в списке проданных. Бот его не отправляет — передайте ключ сами.`,
+            )}
+          </Notice>
+          <div class="copy-row">
+            <code id="issued-key" class="mono" safe>
+              {r.key}
+            </code>
+            <button type="button" class="small" data-copy="#issued-key">
+              Копировать
+            </button>
+          </div>
+        </div>
+      ) : (
+        ""
+      )}
+    </form>
+  );
+}
+
 export type ImportResult = { days: number } & ShopImportResult;
 
 /** Why a line of an import is not a key, as the owner reads it. */
@@ -544,7 +610,7 @@ export type ProductPageProps = {
   stock: StockLine | undefined;
   keys: { query: KeysQuery; page: Page<KeyListItem>; counts: KeyCounts; rowError?: KeyRowError | undefined };
   /** A section re-rendered with errors after a plain (non-htmx) form post. */
-  override?: { id: "description" | "build" | "prices" | "generate" | "import" | "archive"; html: string };
+  override?: { id: "description" | "build" | "prices" | "generate" | "import" | "issue" | "archive"; html: string };
 };
 
 export function ProductPage(props: ProductPageProps) {
@@ -566,6 +632,7 @@ export function ProductPage(props: ProductPageProps) {
         {section("description", <DescriptionForm view={view} product={product} />)}
         {section("generate", <GenerateForm view={view} product={product} />)}
         {section("import", <ImportForm view={view} product={product} />)}
+        {section("issue", <IssueForm view={view} product={product} />)}
         {section("build", <BuildSection view={view} product={product} />)}
       </div>
       <KeysSection view={view} productId={product.id} {...props.keys} />

@@ -217,7 +217,7 @@ describe("commands", () => {
     const none = await cli(["keys:issue", "Issued", "90"]);
     expect(none.code).toBe(1);
     expect(none.out).toBe("");
-    expect(lines(none.err)).toEqual(["error: Нет свободных ключей на 90 дн."]);
+    expect(lines(none.err)).toEqual(["error: Нет свободных ключей на 90 дней"]);
   });
 
   test("keys:reset-hwid clears the HWID; a running app lets the next PC bind at once, expiry unchanged", async () => {

@@ -521,3 +521,68 @@ describe("a big import", () => {
     expect(await res.text()).toContain("Импортировано: 2, дубликатов: 0 (срок 1 день).");
   });
 });
+
+describe("«Выдать ключ»", () => {
+  test("sells one key by hand, to a Telegram id with a note; the key is shown and the lists refresh", async () => {
+    const product = await t.shop.products.create({ name: "Issue by hand" });
+    await t.shop.keys.generate(product.id, 7, 2);
+    const page = await c.page(`/products/${product.id}`);
+    expect(page.html).toContain('<form id="issue"');
+    expect(page.html).toContain("Выдать ключ");
+
+    const res = await c.post(
+      `/products/${product.id}/keys/issue`,
+      { days: "7", to: "8201", note: "замена по тикету 42" },
+      { htmx: true },
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get("hx-trigger")).toBe("keys-changed");
+    const html = await res.text();
+    const key = /<code id="issued-key" class="mono">([^<]+)<\/code>/.exec(html)?.[1];
+    expect(key).toMatch(/^MPH-/);
+    expect(html).toContain("Ключ выдан на 7 дней покупателю 8201");
+    expect(await t.shop.keys.find(key!)).toMatchObject({
+      state: "sold",
+      gift: true,
+      buyerId: 8201,
+      note: "замена по тикету 42",
+      days: 7,
+    });
+    // The buyer's page has it, and the log says how it came.
+    const buyer = await c.page("/users/8201");
+    expect(buyer.html).toContain(key!);
+    expect(buyer.html).toContain(`Получил ключ MPH-…${key!.slice(-4)} без оплаты: «Issue by hand» на 7 дней`);
+
+    // Without a Telegram id, as a plain form: the product page with the key.
+    const plain = await c.post(`/products/${product.id}/keys/issue`, { days: "7", to: "", note: "" });
+    expect(plain.status).toBe(200);
+    const other = /<code id="issued-key" class="mono">([^<]+)<\/code>/.exec(await plain.text())?.[1];
+    expect(await t.shop.keys.find(other!)).toMatchObject({ state: "sold", gift: true, buyerId: null });
+  });
+
+  test("refuses a bad Telegram id or a too long note next to the field, and says when no key is left", async () => {
+    const product = await t.shop.products.create({ name: "Issue refused" });
+    await t.shop.keys.generate(product.id, 30, 1);
+    const bad = await c.post(
+      `/products/${product.id}/keys/issue`,
+      { days: "30", to: "@anna", note: "" },
+      { htmx: true },
+    );
+    expect(bad.status).toBe(422);
+    expect(await bad.text()).toContain("Telegram ID — положительное число");
+    const none = await c.post(`/products/${product.id}/keys/issue`, { days: "90", to: "", note: "" }, { htmx: true });
+    expect(none.status).toBe(409);
+    expect(await none.text()).toContain("Нет свободных ключей на 90 дней");
+    const long = await c.post(
+      `/products/${product.id}/keys/issue`,
+      { days: "30", to: "", note: "x".repeat(501) },
+      { htmx: true },
+    );
+    expect(long.status).toBe(422);
+    expect(await long.text()).toContain("Заметка длиннее 500 символов");
+    // Nothing was sold by the refused attempts.
+    expect(
+      (await t.sql`select count(*)::int as n from keys where product_id = ${product.id} and state = 'sold'`)[0]!.n,
+    ).toBe(0);
+  });
+});

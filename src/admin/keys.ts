@@ -1,11 +1,18 @@
 import { KeyListBlock, KeysSection, SoldKeyRow, UnsoldKeyRow } from "../../templates/keys.tsx";
-import { GenerateForm, ImportForm, ImportProgress, MAX_IMPORT_FILE_BYTES } from "../../templates/products.tsx";
+import {
+  GenerateForm,
+  ImportForm,
+  ImportProgress,
+  IssueForm,
+  MAX_IMPORT_FILE_BYTES,
+} from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
 import { Refusal } from "../http/errors.ts";
 import { isDuration } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
+import { parseTelegramId } from "../shop/admins.ts";
 import { ShopError } from "../shop/errors.ts";
-import { type ImportResult, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys.ts";
+import { type ImportResult, type KeyRecord, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys.ts";
 import type { KeyListItem } from "../shop/listings.ts";
 import type { Product } from "../shop/products.ts";
 import type { PanelContext } from "./context.ts";
@@ -77,7 +84,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
     request: Request,
     view: View,
     product: Product,
-    id: "generate" | "import",
+    id: "generate" | "import" | "issue",
     form: JSX.Element,
     status: number,
     changed: boolean,
@@ -202,6 +209,39 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       }
       const form = ImportForm({ view: p.view, product, values, result: { days, ...result } });
       return formAnswer(request, p.view, product, "import", form, 200, result.imported > 0);
+    })
+    .post("/products/:id/keys/issue", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const values = { days: field(body, "days"), to: field(body, "to").trim(), note: field(body, "note") };
+      const days = Number(values.days);
+      const to = values.to === "" ? null : parseTelegramId(values.to);
+      const errors: Record<string, string> = {};
+      if (!isDuration(days)) errors.days = "Выберите срок";
+      if (values.to !== "" && to === null) errors.to = "Telegram ID — положительное число (или оставьте пустым)";
+      const refuse = (status: number, refused: Record<string, string>) =>
+        formAnswer(
+          request,
+          p.view,
+          product,
+          "issue",
+          IssueForm({ view: p.view, product, values, errors: refused }),
+          status,
+          false,
+        );
+      if (Object.keys(errors).length > 0) return refuse(422, errors);
+      let key: KeyRecord;
+      try {
+        key = await shop.keys.issue(product.id, days, to ?? undefined, values.note);
+      } catch (error) {
+        if (error instanceof ShopError && (error.code === "invalid" || error.code === "out_of_stock")) {
+          return refuse(error.code === "invalid" ? 422 : 409, { [error.field ?? "days"]: error.message });
+        }
+        throw error;
+      }
+      log.info("key issued from the panel", { productId: product.id, days, to, login: p.account.login });
+      const result = { key: key.key, days, to };
+      const form = IssueForm({ view: p.view, product, values: { days: values.days }, result });
+      return formAnswer(request, p.view, product, "issue", form, 200, true);
     })
     .get("/products/:id/keys/import/:job", async ({ params, panel: p }) => {
       const product = await requireProduct(panel, params.id);

@@ -1,5 +1,5 @@
 import type { Tx } from "../db/client.ts";
-import { DURATIONS, type DurationDays, isDuration } from "../lib/durations.ts";
+import { DURATIONS, type DurationDays, daysLabel, isDuration } from "../lib/durations.ts";
 import { generateKeyString, type KeyStringFault, keyStringFault, maskKey } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { plainText } from "../lib/text.ts";
@@ -206,11 +206,13 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
   }
 
   /**
-   * Sells one key without payment (a gift or a support case). The key is marked as a gift so the database's
-   * "a sold key has an order or is a gift" rule holds.
+   * Sells one key without payment (a gift or a support case), optionally to a Telegram user, with a note saying
+   * why. The key is marked as a gift so the database's "a sold key has an order or is a gift" rule holds.
    */
-  async function issue(productId: number, days: number, toTelegramId?: number): Promise<KeyRecord> {
+  async function issue(productId: number, days: number, toTelegramId?: number, note = ""): Promise<KeyRecord> {
     const duration = requireDuration(days);
+    const text = plainText(note);
+    if (text.length > 500) throw invalid("Заметка длиннее 500 символов", "note");
     const row = await sql.begin(async (tx) => {
       if (toTelegramId !== undefined) {
         await tx`insert into bot_users (telegram_id) values (${toTelegramId}) on conflict do nothing`;
@@ -218,7 +220,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
       const key = await allocateKey(tx, productId, duration);
       if (!key) return null;
       const [sold] = await tx<KeyRow[]>`
-        update keys set state = 'sold', gift = true, sold_at = now(), buyer_id = ${toTelegramId ?? null}
+        update keys set state = 'sold', gift = true, sold_at = now(), buyer_id = ${toTelegramId ?? null}, note = ${text}
         where id = ${key.id} returning *`;
       if (toTelegramId !== undefined) {
         await tx`
@@ -227,7 +229,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
       }
       return sold!;
     });
-    if (!row) throw new ShopError("out_of_stock", `Нет свободных ключей на ${days} дн.`);
+    if (!row) throw new ShopError("out_of_stock", `Нет свободных ключей на ${daysLabel(duration)}`, "days");
     await invalidateCatalogue(deps);
     log.info("key issued", { productId, days, key: maskKey(row.key), to: toTelegramId ?? null });
     return toKeyRecord(row);
