@@ -1060,6 +1060,8 @@ migrate_and_activate() {
 # --- Services ----------------------------------------------------------------------------------------------------
 
 UNITS_CHANGED=0
+# The units are templates in deploy/ of the release being installed, filled here (render_template) and written to
+# /etc/systemd/system only when they differ.
 install_units() {
   step "Services" "systemctl failed: see systemctl status $APP"
   if [[ $SERVICE_MODE == direct ]]; then
@@ -1067,107 +1069,61 @@ install_units() {
     info "run 'morpheus-shop start' after a reboot; schedule 'morpheus-shop backup' with cron for daily backups"
     return 0
   fi
-  local bun_dir
-  bun_dir=$(dirname "$BUN")
-  local app_unit backup_unit backup_timer
-  app_unit=$(
-    cat <<EOF
-$MANAGED_MARK (rewritten on every run; use 'systemctl edit $APP' for local changes)
-[Unit]
-Description=Morpheus Shop (Telegram shop, panel and licence API)
-Documentation=file://$APP_DIR/current/README.md
-After=network-online.target postgresql.service redis-server.service
-Wants=network-online.target
-
-[Service]
-Type=simple
-User=$SERVICE_USER
-Group=$SERVICE_USER
-WorkingDirectory=$APP_DIR/current
-EnvironmentFile=$ENV_FILE
-Environment=PATH=$bun_dir:/usr/local/bin:/usr/bin:/bin HOME=$CACHE_DIR BUN_JSC_forceRAMSize=$JSC_RAM_SIZE
-CacheDirectory=$APP
-ExecStart=$BUN run start
-Restart=on-failure
-RestartSec=3
-# Exit status 2 is a configuration error (one line in the journal names the variable): restarting cannot fix it.
-RestartPreventExitStatus=2
-TimeoutStopSec=25
-# SIGTERM to "bun run start" only, which passes it on to the app once (the whole cgroup at once would signal the
-# app twice, and a second signal makes it exit at once instead of finishing requests); SIGKILL to all at the end.
-KillMode=mixed
-UMask=0027
-LimitNOFILE=65536
-# Hardening: the app writes only to its data directory and talks only over IP and local sockets. No
-# MemoryDenyWriteExecute: Bun's JIT needs writable executable memory.
-NoNewPrivileges=yes
-ProtectSystem=strict
-ReadWritePaths=$DATA_DIR
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-SystemCallArchitectures=native
-CapabilityBoundingSet=
-AmbientCapabilities=
-
-[Install]
-WantedBy=multi-user.target
-EOF
-  )
-  backup_unit=$(
-    cat <<EOF
-$MANAGED_MARK
-[Unit]
-Description=Morpheus Shop daily backup (database and uploaded builds)
-After=postgresql.service
-
-[Service]
-Type=oneshot
-ExecStart=$APP_DIR/current/setup.sh backup --quiet
-Nice=10
-IOSchedulingClass=idle
-EOF
-  )
-  backup_timer=$(
-    cat <<EOF
-$MANAGED_MARK
-[Unit]
-Description=Morpheus Shop daily backup
-
-[Timer]
-OnCalendar=daily
-RandomizedDelaySec=30min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-EOF
-  )
-  if write_if_changed "$UNIT_DIR/$APP.service" 644 root:root "$app_unit"; then
-    UNITS_CHANGED=1
-    changed "wrote $UNIT_DIR/$APP.service"
-  fi
-  if write_if_changed "$UNIT_DIR/$APP-backup.service" 644 root:root "$backup_unit"; then
-    changed "wrote $UNIT_DIR/$APP-backup.service"
-  fi
-  if write_if_changed "$UNIT_DIR/$APP-backup.timer" 644 root:root "$backup_timer"; then
-    changed "wrote $UNIT_DIR/$APP-backup.timer (daily, keeps $BACKUPS_KEEP)"
-  fi
+  local unit content
+  for unit in "$APP.service" "$APP-backup.service" "$APP-backup.timer"; do
+    content=$(render_unit "$APP_DIR/current/deploy/$unit")
+    if write_if_changed "$UNIT_DIR/$unit" 644 root:root "$content"; then
+      [[ $unit == "$APP.service" ]] && UNITS_CHANGED=1
+      changed "wrote $UNIT_DIR/$unit$([[ $unit == *.timer ]] && printf ' (daily, keeps %s)' "$BACKUPS_KEEP")"
+    fi
+  done
   systemctl daemon-reload
   systemctl enable --quiet "$APP" "$APP-backup.timer"
   systemctl start "$APP-backup.timer"
   info "$APP.service enabled; backups daily via $APP-backup.timer"
+}
+
+# A unit template of deploy/ filled with this installation's paths and settings.
+render_unit() { # render_unit TEMPLATE → stdout
+  render_template "$1" MANAGED="$MANAGED_MARK" README="$APP_DIR/current/README.md" USER="$SERVICE_USER" \
+    APP_DIR="$APP_DIR" ENV_FILE="$ENV_FILE" BUN="$BUN" BUN_DIR="$(dirname "$BUN")" CACHE_DIR="$CACHE_DIR" \
+    DATA_DIR="$DATA_DIR" JSC_RAM_SIZE="$JSC_RAM_SIZE"
+}
+
+# Fills a template (deploy/*, the Caddyfile): its opening comment, which documents the template, is left out, and
+# each {{NAME}} takes the VALUE of a NAME=VALUE argument. A field alone on its line may fill to several lines (each
+# indented as the field) or to nothing (the blank line after it then goes too, as `caddy fmt` wants). A field without
+# a value is an error, so a template and this script cannot drift apart unnoticed.
+render_template() { # render_template TEMPLATE NAME=VALUE... → stdout
+  local template=$1 kv line name indent header=1 dropped=0 part
+  shift
+  local -A fields=()
+  for kv in "$@"; do fields[${kv%%=*}]=${kv#*=}; done
+  [[ -r $template ]] || die "cannot read the template $template"
+  while IFS= read -r line || [[ -n $line ]]; do
+    if ((header)) && [[ $line == "#"* || -z $line ]]; then continue; fi
+    header=0
+    if ((dropped)) && [[ -z $line ]]; then
+      dropped=0
+      continue
+    fi
+    dropped=0
+    if [[ $line =~ ^([[:space:]]*)\{\{([A-Z_]+)\}\}[[:space:]]*$ ]]; then
+      indent=${BASH_REMATCH[1]}
+      name=${BASH_REMATCH[2]}
+      [[ -n ${fields[$name]+x} ]] || die "unknown field {{$name}} in $template"
+      if [[ -z ${fields[$name]} ]]; then
+        dropped=1
+      else
+        while IFS= read -r part; do printf '%s%s\n' "$indent" "$part"; done <<<"${fields[$name]}"
+      fi
+      continue
+    fi
+    for name in "${!fields[@]}"; do line=${line//"{{$name}}"/"${fields[$name]}"}; done
+    [[ $line =~ \{\{([A-Z_]+)\}\} ]] && die "unknown field {{${BASH_REMATCH[1]}}} in $template"
+    printf '%s\n' "$line"
+  done <"$template"
+  return 0
 }
 
 start_or_restart_app() {
@@ -1215,7 +1171,7 @@ ensure_panel_account() {
 # --- Caddy -------------------------------------------------------------------------------------------------------
 
 render_caddyfile() { # render_caddyfile TEMPLATE → stdout
-  local template=$1 global=() tls="" hsts="" line indent name value
+  local global=() tls="" hsts="" site
   # skip_install_trust: Caddy never touches the system's trust store (nothing here needs its local CA trusted).
   global+=("admin localhost:2019" "skip_install_trust")
   [[ -n $EMAIL ]] && global+=("email $EMAIL")
@@ -1223,47 +1179,15 @@ render_caddyfile() { # render_caddyfile TEMPLATE → stdout
     [[ -n $ACME_CA ]] && global+=("acme_ca $ACME_CA")
     [[ -n $ACME_CA && -f $CADDY_ACME_ROOT ]] && global+=("acme_ca_root $CADDY_ACME_ROOT")
     hsts='Strict-Transport-Security "max-age=31536000"'
+    site=$DOMAIN
   else
     # Clients that send no server name (an IP address in the URL) still get the IP's certificate.
     global+=("default_sni $IP")
     tls="tls internal"
+    site="https://$(site_host)"
   fi
-  local site
-  site="https://$(site_host)"
-  [[ -n $DOMAIN ]] && site=$DOMAIN
-  local header=1 dropped=0
-  while IFS= read -r line || [[ -n $line ]]; do
-    # The template's opening comment explains the template; the filled file gets its own first line instead.
-    if ((header)) && [[ $line == "#"* || -z $line ]]; then continue; fi
-    header=0
-    # A field that filled to nothing takes the blank line after it along (caddy fmt wants no blank first line).
-    if ((dropped)) && [[ -z $line ]]; then
-      dropped=0
-      continue
-    fi
-    dropped=0
-    if [[ $line =~ ^([[:space:]]*)\{\{([A-Z]+)\}\}[[:space:]]*$ ]]; then
-      indent=${BASH_REMATCH[1]}
-      name=${BASH_REMATCH[2]}
-      case $name in
-        GLOBAL) value=$(printf '%s\n' "${global[@]}") ;;
-        TLS) value=$tls ;;
-        HSTS) value=$hsts ;;
-        *) die "unknown field {{$name}} in $template" ;;
-      esac
-      if [[ -z $value ]]; then
-        dropped=1
-      else
-        while IFS= read -r line; do printf '%s%s\n' "$indent" "$line"; done <<<"$value"
-      fi
-      continue
-    fi
-    line=${line//"{{SITE}}"/$site}
-    line=${line//"{{UPSTREAM}}"/127.0.0.1:$PORT}
-    [[ $line == *"{{"* && $line != *"#"* ]] && die "unfilled field in $template: $line"
-    printf '%s\n' "$line"
-  done <"$template"
-  return 0
+  render_template "$1" GLOBAL="$(printf '%s\n' "${global[@]}")" SITE="$site" TLS="$tls" HSTS="$hsts" \
+    UPSTREAM="127.0.0.1:$PORT"
 }
 
 setup_caddy() {
@@ -1470,133 +1394,6 @@ cmd_install() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Backup and restore
-# ---------------------------------------------------------------------------------------------------------------
-
-# One file holds everything a new server needs: database.dump (pg_dump custom format), data.tar (uploaded
-# builds) and manifest.txt. Settings such as the bot token and AnyPay keys live in the database.
-do_backup() { # do_backup FILE
-  local file=$1 tmp
-  tmp=$(mktemp -d)
-  chmod 755 "$tmp"
-  HINT="pg_dump failed: is PostgreSQL running? (pg_lsclusters)"
-  as_postgres pg_dump --format=custom --dbname="$DB_NAME" >"$tmp/database.dump"
-  HINT="could not archive $DATA_DIR"
-  tar -C "$DATA_DIR" -cf "$tmp/data.tar" .
-  {
-    printf 'morpheus-shop backup\ncreated: %s\nhost: %s\ndatabase: %s\n' "$(date -u +%FT%TZ)" "$(hostname)" "$DB_NAME"
-    printf 'code: %s\n' "$(cat "$APP_DIR/current/.source-version" 2>/dev/null || printf unknown)"
-    printf 'pg_dump: %s\n' "$(pg_dump --version)"
-  } >"$tmp/manifest.txt"
-  mkdir -p "$(dirname "$file")"
-  (umask 077 && tar -C "$tmp" -cf "$file.partial" manifest.txt database.dump data.tar)
-  mv -f "$file.partial" "$file"
-  rm -rf "$tmp"
-  info "backup: $file ($(du -h "$file" | cut -f1))"
-}
-
-cmd_backup() {
-  require_root
-  require_installed
-  load_state
-  step "Backup" "see the error above"
-  local file=${OPT_OUTPUT:-$BACKUP_DIR/$APP-$(date -u +%Y%m%d-%H%M%S).tar}
-  do_backup "$file"
-  local keep=${OPT_KEEP:-$BACKUPS_KEEP} old
-  if ! [[ $keep =~ ^[0-9]+$ ]] || ((keep < 1)); then die "--keep must be a number ≥ 1"; fi
-  while IFS= read -r old; do
-    rm -f "$old"
-    info "removed old backup $old"
-  done < <(find "$BACKUP_DIR" -maxdepth 1 -name "$APP-*.tar" -type f -printf '%T@ %p\n' | sort -rn |
-    tail -n +"$((keep + 1))" | cut -d' ' -f2-)
-  ((QUIET)) && printf '%s\n' "$file"
-  return 0
-}
-
-cmd_restore() {
-  require_root
-  require_installed
-  load_state
-  step "Checking the backup" "give a file made by 'setup.sh backup' (or a pg_dump -Fc dump)"
-  [[ -n $RESTORE_FILE ]] || die "which backup? setup.sh restore FILE"
-  [[ -r $RESTORE_FILE ]] || die "cannot read $RESTORE_FILE"
-  local tmp dump data=""
-  tmp=$(mktemp -d)
-  chmod 755 "$tmp"
-  local members
-  members=$(tar -tf "$RESTORE_FILE" 2>/dev/null || true)
-  if grep -qx 'database.dump' <<<"$members"; then
-    tar -C "$tmp" -xf "$RESTORE_FILE"
-    dump=$tmp/database.dump
-    [[ -f $tmp/data.tar ]] && data=$tmp/data.tar
-    [[ -f $tmp/manifest.txt ]] && sed 's/^/    /' "$tmp/manifest.txt"
-  else
-    dump=$RESTORE_FILE
-  fi
-  pg_restore --list "$dump" >/dev/null 2>&1 || die "$RESTORE_FILE holds no PostgreSQL dump"
-  info "database dump OK${data:+, with uploaded builds}"
-
-  if ((!ASSUME_YES)); then
-    is_tty || die "restore replaces the shop's data" "pass --yes to confirm"
-    local answer
-    ask answer "Replace ALL of the shop's current data with this backup? Type yes"
-    [[ $answer == yes ]] || die "cancelled" "nothing was changed"
-  fi
-
-  step "Safety backup of the current data" "the current data could not be saved, so nothing was restored"
-  do_backup "$BACKUP_DIR/$APP-$(date -u +%Y%m%d-%H%M%S)-pre-restore.tar"
-
-  step "Stopping the app" "$(app_log_hint)"
-  stop_app
-
-  step "Restoring the database $DB_NAME" "the dump did not restore; the safety backup above has the previous data"
-  psql_admin -v db="$DB_NAME" <<<'drop database if exists :"db" with (force);'
-  psql_admin -v db="$DB_NAME" <<<'create database :"db" owner :"db" encoding '"'UTF8'"' template template0;'
-  psql_admin -v db="$DB_NAME" <<<'revoke all on database :"db" from public;'
-  as_postgres pg_restore --no-owner --no-privileges --role="$DB_NAME" --exit-on-error --single-transaction \
-    --dbname="$DB_NAME" <"$dump"
-  info "restored $(psql_admin -d "$DB_NAME" -c "select count(*) from pg_tables where schemaname = 'public'") tables"
-
-  if [[ -n $data ]]; then
-    step "Restoring uploaded builds into $DATA_DIR" "check the disk space"
-    find "$DATA_DIR" -mindepth 1 -delete
-    tar -C "$DATA_DIR" -xf "$data" --no-same-owner
-    chown -R "$SERVICE_USER:$SERVICE_USER" "$DATA_DIR"
-  fi
-  rm -rf "$tmp"
-
-  step "Clearing cached answers in Redis" ""
-  clear_cache
-
-  step "Starting the app" "$(app_log_hint)"
-  if [[ $SERVICE_MODE == systemd ]]; then systemctl start "$APP"; else start_app_direct; fi
-  wait_app_healthy "$PORT"
-  printf '\nRestored %s. The panel logins and passwords are the ones in the backup.\n' "$RESTORE_FILE"
-}
-
-# The shop's keys in Redis start with REDIS_PREFIX ("mph:" unless the env file says otherwise; src/config.ts);
-# after a restore they describe data that no longer exists, so they go. Best effort: they expire on their own anyway.
-clear_cache() {
-  load_env_file
-  local url prefix
-  url=$(env_value REDIS_URL)
-  prefix=$(env_value REDIS_PREFIX)
-  prefix=${prefix:-mph:}
-  if ! [[ $prefix =~ ^[A-Za-z0-9_:.-]{1,64}$ ]]; then
-    info "REDIS_PREFIX is not what the app accepts; nothing cleared"
-  elif [[ $url =~ ^redis://(([^:@/]*):([^@/]*)@)?([^:/@]+)(:([0-9]+))?(/([0-9]+))?$ ]]; then
-    local pass=${BASH_REMATCH[3]} host=${BASH_REMATCH[4]} port=${BASH_REMATCH[6]:-6379} db=${BASH_REMATCH[8]:-0}
-    # One key a line: product names in keys may hold spaces.
-    REDISCLI_AUTH=$pass redis-cli --no-auth-warning -h "$host" -p "$port" -n "$db" --scan --pattern "$prefix*" |
-      REDISCLI_AUTH=$pass xargs -r -d '\n' -n 100 redis-cli --no-auth-warning -h "$host" -p "$port" -n "$db" del \
-        >/dev/null || warn "could not clear Redis; cached entries expire on their own"
-    info "cleared the shop's cached entries ($prefix*)"
-  else
-    info "REDIS_URL is not a plain redis:// URL; cached entries expire on their own"
-  fi
-}
-
-# ---------------------------------------------------------------------------------------------------------------
 # Other commands
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -1712,6 +1509,10 @@ cmd_uninstall() {
     info "kept: database $DB_NAME, $DATA_DIR, $CONF_DIR, $BACKUP_DIR (setup.sh reinstalls onto them)"
   fi
 }
+
+# Backup and restore (`setup.sh backup`, `setup.sh restore FILE`) are in their own file, beside the unit templates.
+# shellcheck source=deploy/backup.sh
+source "$SCRIPT_DIR/deploy/backup.sh"
 
 main() {
   parse_args "$@"
