@@ -34,10 +34,8 @@ CADDY_LOCAL_ROOT=$CADDY_HOME/.local/share/caddy/pki/authorities/local/root.crt
 COMMAND_LINK=/usr/local/sbin/morpheus-shop
 UNIT_DIR=/etc/systemd/system
 BASE_PATH_URL="/Morpheus%20Private"
-# JavaScriptCore sizes its garbage collector's heap growth by the machine's RAM; told 512 MB, it collects sooner and
-# keeps the app near 130 MB under a flood of auth calls instead of 170+ (bench/auth), at the same throughput. A line
-# BUN_JSC_forceRAMSize=… in the env file overrides it.
-JSC_RAM_SIZE=536870912
+# What PostgreSQL, Redis, Caddy and the system need beside the app processes (MB): the rest of the RAM is theirs.
+MEMORY_RESERVE_MB=384
 MANAGED_MARK="# Managed by Morpheus Shop setup.sh"
 # Keys of the env file that setup.sh owns; any other line an operator adds there is kept as it is.
 MANAGED_ENV_KEYS=(DATABASE_URL REDIS_URL SESSION_SECRET HOST PORT PUBLIC_URL DATA_DIR NODE_ENV)
@@ -351,9 +349,28 @@ run_as_app() { # run_as_app DIR COMMAND...
 enter_app_env() {
   local bun_dir name kv
   bun_dir=$(dirname "$(bun_path)")
+  size_app_memory
   while IFS= read -r name; do unset "$name" 2>/dev/null || true; done < <(compgen -e)
   export PATH="$bun_dir:/usr/local/bin:/usr/bin:/bin" HOME="$CACHE_DIR" LANG=C.UTF-8 BUN_JSC_forceRAMSize="$JSC_RAM_SIZE"
   for kv in "${ENV_VARS[@]}"; do export "${kv?}"; done
+}
+
+# The memory of each app process: MemoryMax of its unit (APP_MEMORY_MAX_MB) and the RAM its garbage collector is
+# told the machine has (JSC_RAM_SIZE, bytes). JavaScriptCore sizes its heap growth by the RAM: told 512 MB it collects
+# sooner and keeps the app near 130 MB under a flood of auth calls instead of 170+, at the same throughput
+# (bench/auth); told four fifths of the limit at most, it collects hard well before the limit ends the process. The
+# limit: the machine's RAM less MEMORY_RESERVE_MB, never under 256 MB (the app's own peak under load is ~200 MB) nor
+# over 1 GB (more only lets a leak grow longer). A line BUN_JSC_forceRAMSize=… in the env file overrides the size.
+APP_MEMORY_MAX_MB="" JSC_RAM_SIZE=""
+size_app_memory() {
+  local total_mb gc_mb
+  total_mb=$(($(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo) / 1024))
+  APP_MEMORY_MAX_MB=$((total_mb - MEMORY_RESERVE_MB))
+  ((APP_MEMORY_MAX_MB >= 256)) || APP_MEMORY_MAX_MB=256
+  ((APP_MEMORY_MAX_MB <= 1024)) || APP_MEMORY_MAX_MB=1024
+  gc_mb=$((APP_MEMORY_MAX_MB * 4 / 5))
+  ((gc_mb <= 512)) || gc_mb=512
+  JSC_RAM_SIZE=$((gc_mb * 1024 * 1024))
 }
 
 env_value() { # env_value KEY: its value in the env file as the app gets it (after load_env_file)
@@ -1060,8 +1077,7 @@ migrate_and_activate() {
 # --- Services ----------------------------------------------------------------------------------------------------
 
 UNITS_CHANGED=0
-# The units are templates in deploy/ of the release being installed, filled here (render_template) and written to
-# /etc/systemd/system only when they differ.
+UNITS=("$APP.service" "$APP-backup.service" "$APP-backup.timer")
 install_units() {
   step "Services" "systemctl failed: see systemctl status $APP"
   if [[ $SERVICE_MODE == direct ]]; then
@@ -1069,25 +1085,36 @@ install_units() {
     info "run 'morpheus-shop start' after a reboot; schedule 'morpheus-shop backup' with cron for daily backups"
     return 0
   fi
-  local unit content
-  for unit in "$APP.service" "$APP-backup.service" "$APP-backup.timer"; do
-    content=$(render_unit "$APP_DIR/current/deploy/$unit")
-    if write_if_changed "$UNIT_DIR/$unit" 644 root:root "$content"; then
+  local rendered unit
+  rendered=$(mktemp -d)
+  render_units "$rendered"
+  for unit in "${UNITS[@]}"; do
+    if write_if_changed "$UNIT_DIR/$unit" 644 root:root "$(<"$rendered/$unit")"; then
       [[ $unit == "$APP.service" ]] && UNITS_CHANGED=1
       changed "wrote $UNIT_DIR/$unit$([[ $unit == *.timer ]] && printf ' (daily, keeps %s)' "$BACKUPS_KEEP")"
     fi
   done
+  rm -rf "$rendered"
   systemctl daemon-reload
   systemctl enable --quiet "$APP" "$APP-backup.timer"
   systemctl start "$APP-backup.timer"
-  info "$APP.service enabled; backups daily via $APP-backup.timer"
+  info "$APP.service enabled (MemoryMax=${APP_MEMORY_MAX_MB}M); backups daily via $APP-backup.timer"
+}
+
+# The units of deploy/ (templates in the release being installed) filled for this installation, as files in DIR:
+# what install_units puts in /etc/systemd/system, and what tests/deploy-units.test.ts checks with systemd-analyze.
+render_units() { # render_units DIR
+  local unit
+  size_app_memory
+  for unit in "${UNITS[@]}"; do render_unit "$APP_DIR/current/deploy/$unit" >"$1/$unit"; done
 }
 
 # A unit template of deploy/ filled with this installation's paths and settings.
 render_unit() { # render_unit TEMPLATE → stdout
+  [[ -n $APP_MEMORY_MAX_MB ]] || size_app_memory
   render_template "$1" MANAGED="$MANAGED_MARK" README="$APP_DIR/current/README.md" USER="$SERVICE_USER" \
     APP_DIR="$APP_DIR" ENV_FILE="$ENV_FILE" BUN="$BUN" BUN_DIR="$(dirname "$BUN")" CACHE_DIR="$CACHE_DIR" \
-    DATA_DIR="$DATA_DIR" JSC_RAM_SIZE="$JSC_RAM_SIZE"
+    DATA_DIR="$DATA_DIR" JSC_RAM_SIZE="$JSC_RAM_SIZE" MEMORY_MAX="${APP_MEMORY_MAX_MB}M"
 }
 
 # Fills a template (deploy/*, the Caddyfile): its opening comment, which documents the template, is left out, and
