@@ -6,7 +6,8 @@
 #
 # Everything it creates: the system user `morpheus`, /opt/morpheus-shop (code), /etc/morpheus-shop (settings and
 # secrets), /var/lib/morpheus-shop (uploaded builds), /var/backups/morpheus-shop, a PostgreSQL database and role,
-# a password on the local Redis, systemd units morpheus-shop.service and morpheus-shop-backup.timer, and
+# a password on the local Redis, a tuning file for the local PostgreSQL, the systemd units of deploy/ (one
+# morpheus-shop@PORT.service per app process, morpheus-shop.target, morpheus-shop-backup.timer), and
 # /etc/caddy/Caddyfile (the one it replaces is kept as Caddyfile.before-morpheus-shop).
 set -Eeuo pipefail
 umask 022
@@ -38,7 +39,9 @@ BASE_PATH_URL="/Morpheus%20Private"
 MEMORY_RESERVE_MB=384
 MANAGED_MARK="# Managed by Morpheus Shop setup.sh"
 # Keys of the env file that setup.sh owns; any other line an operator adds there is kept as it is.
-MANAGED_ENV_KEYS=(DATABASE_URL REDIS_URL SESSION_SECRET HOST PORT PUBLIC_URL DATA_DIR NODE_ENV)
+MANAGED_ENV_KEYS=(DATABASE_URL REDIS_URL SESSION_SECRET HOST PUBLIC_URL DATA_DIR NODE_ENV)
+# Keys earlier versions wrote there and this one removes: each app process now gets its PORT from its unit.
+RETIRED_ENV_KEYS=(PORT)
 
 SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[0]}")
 SCRIPT_DIR=$(dirname "$SCRIPT_PATH")
@@ -91,7 +94,9 @@ Install or upgrade (re-running is safe: it keeps data, secrets and the panel pas
     --domain NAME        the shop's domain; Caddy gets a Let's Encrypt certificate for it
     --ip ADDRESS         no domain: serve https://ADDRESS with a certificate from Caddy's own CA
     --email ADDRESS      e-mail for the certificate authority (expiry notices); optional
-    --port N             loopback port of the app behind Caddy (default 3000)
+    --instances N        how many app processes Caddy balances across (default: the number of CPU cores, at
+                         most 8); a later run with another N adds or stops processes
+    --port N             loopback port of the first app process; the others take the next ones (default 3000)
     --source DIR         install the code from DIR (default: the directory setup.sh is in)
     --repo URL [--ref R] install the code from a git repository (cloned to /opt/morpheus-shop/source)
     --admin-login NAME   the panel login to create (default: admin-XXXXXX, generated)
@@ -113,7 +118,8 @@ Operations:
   setup.sh restore FILE [--yes]                replace the shop's data with a backup (a safety backup is taken first)
   setup.sh cli COMMAND [ARGS...]               the operator CLI (bun run cli) as the service user, e.g. admin:reset
   setup.sh status                              services, address, health
-  setup.sh start | stop | restart              the app (and Caddy when there is no systemd)
+  setup.sh start | stop | restart              the app processes (and Caddy when there is no systemd); restart
+                                                takes them one at a time, so the shop keeps answering
   setup.sh caddyfile --domain NAME | --ip IP   print the Caddyfile setup.sh would write, change nothing
   setup.sh uninstall [--purge] [--yes]         remove services and code; --purge also deletes the database, data,
                                                 secrets and backups
@@ -152,6 +158,15 @@ valid_redis_url() { [[ $1 =~ ^rediss?://[^[:space:]\"\'\`\\]+$ ]]; }
 valid_port() { [[ $1 =~ ^[0-9]{1,5}$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 valid_db_name() { [[ $1 =~ ^[a-z_][a-z0-9_]{0,62}$ ]]; }
 valid_login() { [[ $1 =~ ^[A-Za-z0-9._-]{1,64}$ ]]; }
+MAX_INSTANCES=32
+valid_instances() { [[ $1 =~ ^[0-9]{1,2}$ ]] && ((10#$1 >= 1 && 10#$1 <= MAX_INSTANCES)); }
+# One app process per core uses every core for JavaScript; past 8 PostgreSQL, not the app, is what limits.
+default_instances() {
+  local cores
+  cores=$(nproc 2>/dev/null || printf 1)
+  printf '%s' "$((cores > 8 ? 8 : cores))"
+}
+memory_total_mb() { printf '%s' "$(($(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo) / 1024))"; }
 
 # Reads KEY=VALUE lines (no shell evaluation: these files hold secrets and are never sourced).
 file_get() { # file_get FILE KEY
@@ -195,6 +210,7 @@ systemd_running() { [[ -d /run/systemd/system ]]; }
 COMMAND=install
 OPT_DOMAIN="" OPT_IP="" OPT_EMAIL="" OPT_PORT="" OPT_SOURCE="" OPT_REPO="" OPT_REF="" OPT_ADMIN_LOGIN=""
 OPT_REDIS_URL="" OPT_DB_NAME="" OPT_KEEP="" OPT_ACME_CA="" OPT_ACME_CA_ROOT="" OPT_OUTPUT="" OPT_BUN_FROM=""
+OPT_INSTANCES=""
 RESET_ADMIN=0 ASSUME_YES=0 NO_SYSTEMD=0 PURGE=0
 CLI_ARGS=()
 RESTORE_FILE=""
@@ -225,7 +241,7 @@ parse_args() {
       --no-systemd) NO_SYSTEMD=1 ;;
       --purge) PURGE=1 ;;
       --quiet) QUIET=1 ;;
-      --domain | --ip | --email | --port | --source | --repo | --ref | --admin-login | --redis-url | --db-name | \
+      --domain | --ip | --email | --port | --instances | --source | --repo | --ref | --admin-login | --redis-url | --db-name | \
         --backups-keep | --keep | --acme-ca | --acme-ca-root | --output | --bun-from)
         (($# >= 2)) || die "$opt needs a value" "see setup.sh --help"
         case $opt in
@@ -233,6 +249,7 @@ parse_args() {
           --ip) OPT_IP=$2 ;;
           --email) OPT_EMAIL=$2 ;;
           --port) OPT_PORT=$2 ;;
+          --instances) OPT_INSTANCES=$2 ;;
           --source) OPT_SOURCE=$2 ;;
           --repo) OPT_REPO=$2 ;;
           --ref) OPT_REF=$2 ;;
@@ -261,12 +278,13 @@ parse_args() {
 }
 
 # The saved settings of the last successful run (setup.conf), so `setup.sh` alone upgrades without questions.
-DOMAIN="" IP="" EMAIL="" PORT="" REPO="" REF="" REDIS_MODE="" DB_NAME="" BACKUPS_KEEP="" ACME_CA="" SERVICE_MODE="" BUN=""
+DOMAIN="" IP="" EMAIL="" PORT="" INSTANCES="" REPO="" REF="" REDIS_MODE="" DB_NAME="" BACKUPS_KEEP="" ACME_CA="" SERVICE_MODE="" BUN=""
 load_state() {
   DOMAIN=$(file_get "$STATE_FILE" DOMAIN)
   IP=$(file_get "$STATE_FILE" IP)
   EMAIL=$(file_get "$STATE_FILE" EMAIL)
   PORT=$(file_get "$STATE_FILE" PORT)
+  INSTANCES=$(file_get "$STATE_FILE" INSTANCES)
   REPO=$(file_get "$STATE_FILE" REPO)
   REF=$(file_get "$STATE_FILE" REF)
   REDIS_MODE=$(file_get "$STATE_FILE" REDIS_MODE)
@@ -278,6 +296,11 @@ load_state() {
   DB_NAME=${DB_NAME:-morpheus_shop}
   BACKUPS_KEEP=${BACKUPS_KEEP:-14}
   PORT=${PORT:-3000}
+  # Installs made before --instances saved none: they ran one process, which an upgrade turns into the default.
+  if [[ -z $INSTANCES ]]; then
+    if [[ $COMMAND == install ]]; then INSTANCES=$(default_instances); else INSTANCES=1; fi
+  fi
+  valid_instances "$INSTANCES" || die "$STATE_FILE: INSTANCES=$INSTANCES is not a number from 1 to $MAX_INSTANCES"
   if [[ -z $SERVICE_MODE ]]; then
     if systemd_running; then SERVICE_MODE=systemd; else SERVICE_MODE=direct; fi
   fi
@@ -288,7 +311,7 @@ save_state() {
   local content
   content=$(
     printf '%s\n' "$MANAGED_MARK: the settings of the last run; the next run reuses them. Not sourced by any shell."
-    printf '%s=%s\n' DOMAIN "$DOMAIN" IP "$IP" EMAIL "$EMAIL" PORT "$PORT" REPO "$REPO" REF "$REF" \
+    printf '%s=%s\n' DOMAIN "$DOMAIN" IP "$IP" EMAIL "$EMAIL" PORT "$PORT" INSTANCES "$INSTANCES" REPO "$REPO" REF "$REF" \
       REDIS_MODE "$REDIS_MODE" DB_NAME "$DB_NAME" BACKUPS_KEEP "$BACKUPS_KEEP" ACME_CA "$ACME_CA" \
       SERVICE_MODE "$SERVICE_MODE" BUN "$BUN"
   )
@@ -359,13 +382,13 @@ enter_app_env() {
 # told the machine has (JSC_RAM_SIZE, bytes). JavaScriptCore sizes its heap growth by the RAM: told 512 MB it collects
 # sooner and keeps the app near 130 MB under a flood of auth calls instead of 170+, at the same throughput
 # (bench/auth); told four fifths of the limit at most, it collects hard well before the limit ends the process. The
-# limit: the machine's RAM less MEMORY_RESERVE_MB, never under 256 MB (the app's own peak under load is ~200 MB) nor
-# over 1 GB (more only lets a leak grow longer). A line BUN_JSC_forceRAMSize=… in the env file overrides the size.
+# limit: the machine's RAM less MEMORY_RESERVE_MB, shared by the instances; never under 256 MB (the app's own peak
+# under load is ~200 MB) nor over 1 GB (more only lets a leak grow longer). A line BUN_JSC_forceRAMSize=… in the env
+# file overrides the size.
 APP_MEMORY_MAX_MB="" JSC_RAM_SIZE=""
 size_app_memory() {
-  local total_mb gc_mb
-  total_mb=$(($(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo) / 1024))
-  APP_MEMORY_MAX_MB=$((total_mb - MEMORY_RESERVE_MB))
+  local gc_mb
+  APP_MEMORY_MAX_MB=$((($(memory_total_mb) - MEMORY_RESERVE_MB) / ${INSTANCES:-1}))
   ((APP_MEMORY_MAX_MB >= 256)) || APP_MEMORY_MAX_MB=256
   ((APP_MEMORY_MAX_MB <= 1024)) || APP_MEMORY_MAX_MB=1024
   gc_mb=$((APP_MEMORY_MAX_MB * 4 / 5))
@@ -436,56 +459,144 @@ direct_stop() { # direct_stop NAME
   rm -f "$file"
 }
 
-app_running() {
-  if [[ $SERVICE_MODE == systemd ]]; then systemctl is-active --quiet "$APP"; else pid_alive app; fi
+# --- App processes: INSTANCES of them, on the loopback ports PORT … PORT+INSTANCES-1 ---------------------------------
+# Under systemd each is morpheus-shop@PORT.service (deploy/morpheus-shop@.service). Without systemd each is started
+# directly, its pid in $RUN_DIR/app@PORT.pid and its output in $LOG_DIR/app@PORT.log.
+
+app_ports() {
+  local i
+  for ((i = 0; i < INSTANCES; i++)); do printf '%s\n' "$((PORT + i))"; done
+}
+app_ports_text() { ((INSTANCES == 1)) && printf '%s' "$PORT" || printf '%s-%s' "$PORT" "$((PORT + INSTANCES - 1))"; }
+instance_unit() { printf '%s@%s.service' "$APP" "$1"; }
+
+# The instances there are now, wanted or not (enabled or running units; pid files): what a smaller --instances stops.
+existing_instance_ports() {
+  if [[ $SERVICE_MODE == systemd ]]; then
+    {
+      find "$UNIT_DIR/$APP.target.wants" -maxdepth 1 -name "$APP@*.service" -printf '%f\n' 2>/dev/null || true
+      systemctl list-units --plain --no-legend --state=active,activating,deactivating,reloading "$APP@*.service" \
+        2>/dev/null | awk '{print $1}' || true
+    } | sed -n "s/^$APP@\([0-9]\{1,5\}\)\.service\$/\1/p" | sort -un
+  else
+    find "$RUN_DIR" -maxdepth 1 -name 'app@*.pid' -printf '%f\n' 2>/dev/null |
+      sed -n 's/^app@\([0-9]\{1,5\}\)\.pid$/\1/p' | sort -un
+  fi
 }
 
-start_app_direct() {
+instance_running() { # instance_running PORT
+  if [[ $SERVICE_MODE == systemd ]]; then systemctl is-active --quiet "$(instance_unit "$1")"; else pid_alive "app@$1"; fi
+}
+
+# Every wanted instance is running.
+app_running() {
+  local port
+  for port in $(app_ports); do instance_running "$port" || return 1; done
+}
+
+start_instance() { # start_instance PORT
+  if [[ $SERVICE_MODE == systemd ]]; then
+    systemctl start "$(instance_unit "$1")"
+    return 0
+  fi
   load_env_file
-  local bun
+  local bun port=$1
   bun=$(bun_path)
   (
     cd "$APP_DIR/current"
     enter_app_env
-    direct_start app setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups -- "$bun" run start
+    direct_start "app@$port" env PORT="$port" setpriv --reuid="$SERVICE_USER" --regid="$SERVICE_USER" --init-groups -- \
+      "$bun" run start
   )
 }
 
-restart_app() {
-  if [[ $SERVICE_MODE == systemd ]]; then
-    systemctl restart "$APP"
-  else
-    direct_stop app
-    start_app_direct
-  fi
+stop_instance() { # stop_instance PORT
+  if [[ $SERVICE_MODE == systemd ]]; then systemctl stop "$(instance_unit "$1")"; else direct_stop "app@$1"; fi
 }
 
+# Starts the wanted instances that are not running and waits until every one answers.
+start_app() {
+  local port
+  [[ $SERVICE_MODE == systemd ]] && systemctl start "$APP.target"
+  for port in $(app_ports); do instance_running "$port" || start_instance "$port"; done
+  for port in $(app_ports); do wait_app_healthy "$port"; done
+}
+
+# One instance after another (every wanted one, or those given), each healthy before the next goes: with two or
+# more, Caddy sends the requests to the others meanwhile, so an upgrade or a restart loses none.
+restart_app() { # restart_app [PORT...]
+  local port ports=("$@")
+  ((${#ports[@]})) || mapfile -t ports < <(app_ports)
+  for port in "${ports[@]}"; do
+    if [[ $SERVICE_MODE == systemd ]]; then
+      systemctl restart "$(instance_unit "$port")"
+    else
+      direct_stop "app@$port"
+      start_instance "$port"
+    fi
+    wait_app_healthy "$port"
+  done
+}
+
+# Every instance there is, wanted or not.
 stop_app() {
-  if [[ $SERVICE_MODE == systemd ]]; then systemctl stop "$APP"; else direct_stop app; fi
+  local port
+  for port in $(existing_instance_ports); do stop_instance "$port"; done
+}
+
+# Instances beyond the wanted ones (a run with a smaller --instances or another --port): stopped for good. Caddy
+# retries a request that finds one gone on another until its configuration drops it a moment later.
+retire_extra_instances() {
+  local port wanted
+  wanted=" $(app_ports | paste -sd ' ') "
+  for port in $(existing_instance_ports); do
+    [[ $wanted == *" $port "* ]] && continue
+    if [[ $SERVICE_MODE == systemd ]]; then
+      systemctl disable --now --quiet "$(instance_unit "$port")"
+    else
+      direct_stop "app@$port"
+    fi
+    changed "stopped the app process on port $port"
+  done
+}
+
+# Installs made before --instances ran one process as morpheus-shop.service (app.pid without systemd), its port in
+# the env file: it makes way for the instances.
+retire_single_app() {
+  if [[ $SERVICE_MODE == systemd ]]; then
+    [[ -f $UNIT_DIR/$APP.service ]] || return 0
+    systemctl disable --now --quiet "$APP.service" 2>/dev/null || true
+    rm -f "$UNIT_DIR/$APP.service"
+    systemctl daemon-reload
+    changed "replaced $APP.service by $(instance_unit "$PORT") and the other instances"
+  elif [[ -e $RUN_DIR/app.pid ]]; then
+    direct_stop app
+    changed "stopped the single app process of the previous version"
+  fi
 }
 
 app_log_hint() {
   if [[ $SERVICE_MODE == systemd ]]; then
-    printf 'see the log: journalctl -u %s -n 50 --no-pager' "$APP"
+    printf "see the log: journalctl -u '%s@*' -n 50 --no-pager" "$APP"
   else
-    printf 'see the log: tail -n 50 %s/app.log' "$LOG_DIR"
+    printf 'see the logs: tail -n 50 %s/app@*.log' "$LOG_DIR"
   fi
 }
 
-wait_app_healthy() {
+wait_app_healthy() { # wait_app_healthy PORT
   local port=$1 i body=""
   for ((i = 0; i < 60; i++)); do
     if body=$(CURL_TIME=2 local_curl "http://127.0.0.1:$port$BASE_PATH_URL/healthz" 2>/dev/null); then
       [[ $body == *'"redis":"ok"'* ]] || warn "the app answers but reports Redis as not reachable: $body"
       return 0
     fi
-    if [[ $SERVICE_MODE == direct ]] && ! pid_alive app; then break; fi
+    if [[ $SERVICE_MODE == direct ]] && ! pid_alive "app@$port"; then break; fi
     sleep 0.5
   done
   if [[ $SERVICE_MODE == systemd ]]; then
-    journalctl -u "$APP" -n 30 --no-pager >&2 || true
+    journalctl -u "$(instance_unit "$port")" -n 30 --no-pager >&2 || true
   else
-    tail -n 30 "$LOG_DIR/app.log" >&2 || true
+    tail -n 30 "$LOG_DIR/app@$port.log" >&2 || true
   fi
   die "the app did not become healthy on 127.0.0.1:$port" "$(app_log_hint)"
 }
@@ -532,6 +643,12 @@ resolve_settings() {
     valid_port "$OPT_PORT" || die "--port must be 1-65535"
     PORT=$OPT_PORT
   fi
+  if [[ -n $OPT_INSTANCES ]]; then
+    valid_instances "$OPT_INSTANCES" || die "--instances must be a number from 1 to $MAX_INSTANCES"
+    INSTANCES=$((10#$OPT_INSTANCES))
+  fi
+  ((PORT + INSTANCES - 1 <= 65535)) || die "ports $PORT to $((PORT + INSTANCES - 1)) do not fit below 65536" \
+    "choose a lower --port"
   if [[ -n $OPT_DB_NAME ]]; then
     valid_db_name "$OPT_DB_NAME" || die "--db-name: lowercase letters, digits and _ (starting with a letter or _)"
     if ! ((first)) && [[ $OPT_DB_NAME != "$DB_NAME" ]]; then
@@ -605,7 +722,14 @@ resolve_settings() {
   info "address:   $PUBLIC_URL$BASE_PATH_URL/"
   [[ -n $EMAIL ]] && info "e-mail:    $EMAIL"
   [[ -n $ACME_CA ]] && info "ACME CA:   $ACME_CA"
-  info "app port:  127.0.0.1:$PORT"
+  info "app:       $INSTANCES process$( ((INSTANCES > 1)) && printf 'es') on 127.0.0.1:$(app_ports_text)"
+  size_app_memory
+  local fits=$((($(memory_total_mb) - MEMORY_RESERVE_MB) / 256))
+  if ((INSTANCES > fits)); then
+    warn "$INSTANCES app processes of at least 256 MB each are more than this server's memory holds: each may be"
+    warn "ended for want of memory under load; --instances $((fits > 1 ? fits : 1)) is what it holds"
+  fi
+  info "memory:    up to ${APP_MEMORY_MAX_MB} MB for each app process (of $(memory_total_mb) MB)"
   info "database:  $DB_NAME (local PostgreSQL)"
   info "redis:     $([[ $REDIS_MODE == local ]] && printf 'local, with a password' || printf 'given by --redis-url')"
   if ((first)) && is_tty && ((!ASSUME_YES)); then
@@ -900,7 +1024,6 @@ write_env_file() {
     [REDIS_URL]="$REDIS_URL"
     [SESSION_SECRET]="$secret"
     [HOST]=127.0.0.1
-    [PORT]="$PORT"
     [PUBLIC_URL]="$PUBLIC_URL"
     [DATA_DIR]="$DATA_DIR"
     [NODE_ENV]=production
@@ -910,7 +1033,9 @@ write_env_file() {
   if [[ -n $existed ]]; then
     while IFS= read -r line || [[ -n $line ]]; do
       key=${line%%=*}
-      if [[ $line == *=* && -n ${want[$key]+x} ]]; then
+      if [[ $line == *=* && " ${RETIRED_ENV_KEYS[*]} " == *" $key "* ]]; then
+        changed "env: $key removed (each app process has its own, from its unit)"
+      elif [[ $line == *=* && -n ${want[$key]+x} ]]; then
         lines+=("$key=${want[$key]}")
         seen+="$key "
         [[ $line == "$key=${want[$key]}" ]] || env_changed "$key"
@@ -920,7 +1045,8 @@ write_env_file() {
     done <"$ENV_FILE"
   else
     lines+=("$MANAGED_MARK. The keys it writes are rewritten on every run; add your own (e.g."
-      "# BOT_TOKEN, LOG_LEVEL, ANYPAY_ALLOWED_IPS) below and restart: systemctl restart $APP")
+      "# BOT_TOKEN, LOG_LEVEL, ANYPAY_ALLOWED_IPS) below and restart: morpheus-shop restart. PORT is each app"
+      "# process's own (its unit's instance name; setup.sh --port and --instances).")
   fi
   for key in "${MANAGED_ENV_KEYS[@]}"; do
     [[ $seen == *" $key "* ]] && continue
@@ -1077,9 +1203,9 @@ migrate_and_activate() {
 # --- Services ----------------------------------------------------------------------------------------------------
 
 UNITS_CHANGED=0
-UNITS=("$APP.service" "$APP-backup.service" "$APP-backup.timer")
+UNITS=("$APP@.service" "$APP.target" "$APP-backup.service" "$APP-backup.timer")
 install_units() {
-  step "Services" "systemctl failed: see systemctl status $APP"
+  step "Services" "systemctl failed: see systemctl status $APP.target"
   if [[ $SERVICE_MODE == direct ]]; then
     info "no systemd: the app and Caddy are started directly (logs in $LOG_DIR); they do not start at boot —"
     info "run 'morpheus-shop start' after a reboot; schedule 'morpheus-shop backup' with cron for daily backups"
@@ -1090,15 +1216,18 @@ install_units() {
   render_units "$rendered"
   for unit in "${UNITS[@]}"; do
     if write_if_changed "$UNIT_DIR/$unit" 644 root:root "$(<"$rendered/$unit")"; then
-      [[ $unit == "$APP.service" ]] && UNITS_CHANGED=1
+      [[ $unit == "$APP@.service" ]] && UNITS_CHANGED=1
       changed "wrote $UNIT_DIR/$unit$([[ $unit == *.timer ]] && printf ' (daily, keeps %s)' "$BACKUPS_KEEP")"
     fi
   done
   rm -rf "$rendered"
   systemctl daemon-reload
-  systemctl enable --quiet "$APP" "$APP-backup.timer"
+  local instances=()
+  mapfile -t instances < <(app_ports | while read -r port; do instance_unit "$port"; printf '\n'; done)
+  systemctl enable --quiet "$APP.target" "$APP-backup.timer" "${instances[@]}"
   systemctl start "$APP-backup.timer"
-  info "$APP.service enabled (MemoryMax=${APP_MEMORY_MAX_MB}M); backups daily via $APP-backup.timer"
+  info "$APP.target enabled with ${instances[*]} (MemoryMax=${APP_MEMORY_MAX_MB}M each)"
+  info "backups daily via $APP-backup.timer"
 }
 
 # The units of deploy/ (templates in the release being installed) filled for this installation, as files in DIR:
@@ -1155,20 +1284,33 @@ render_template() { # render_template TEMPLATE NAME=VALUE... → stdout
 
 start_or_restart_app() {
   step "Starting the app" "$(app_log_hint)"
-  if ! app_running; then
-    [[ -z $(port_listeners "$PORT") ]] ||
-      die "port $PORT on this server is taken by another program: $(port_listeners "$PORT")" \
-        "choose another one for the app: sudo ./setup.sh --port 3100"
-    if [[ $SERVICE_MODE == systemd ]]; then systemctl start "$APP"; else start_app_direct; fi
-    changed "started the app"
-  elif ((CODE_CHANGED || ENV_CHANGED || UNITS_CHANGED)); then
-    restart_app
-    changed "restarted the app"
-  else
+  retire_single_app
+  retire_extra_instances
+  local port running=() missing=()
+  for port in $(app_ports); do
+    if instance_running "$port"; then running+=("$port"); else missing+=("$port"); fi
+  done
+  for port in "${missing[@]}"; do
+    [[ -z $(port_listeners "$port") ]] ||
+      die "port $port on this server is taken by another program: $(port_listeners "$port")" \
+        "choose other ports for the app: sudo ./setup.sh --port 3100 (it uses $INSTANCES from there)"
+  done
+  # The new processes first: with the code changed they run it already, and they carry the load while the running
+  # ones restart one at a time.
+  if ((${#missing[@]})); then
+    [[ $SERVICE_MODE == systemd ]] && systemctl start "$APP.target"
+    for port in "${missing[@]}"; do start_instance "$port"; done
+    for port in "${missing[@]}"; do wait_app_healthy "$port"; done
+    changed "started the app on port$( ((${#missing[@]} > 1)) && printf 's') ${missing[*]}"
+  fi
+  if ((${#running[@]})) && ((CODE_CHANGED || ENV_CHANGED || UNITS_CHANGED)); then
+    restart_app "${running[@]}"
+    changed "restarted the app$( ((${#running[@]} > 1)) && printf ' (%s processes, one at a time)' "${#running[@]}")"
+  elif ((!${#missing[@]})); then
     info "already running, nothing to restart"
   fi
-  wait_app_healthy "$PORT"
-  info "healthy: http://127.0.0.1:$PORT$BASE_PATH_URL/healthz"
+  for port in $(app_ports); do wait_app_healthy "$port"; done
+  info "healthy: http://127.0.0.1:$(app_ports_text)$BASE_PATH_URL/healthz"
 }
 
 ADMIN_LOGIN="" ADMIN_PASSWORD="" EXISTING_LOGINS=""
@@ -1214,7 +1356,7 @@ render_caddyfile() { # render_caddyfile TEMPLATE → stdout
     site="https://$(site_host)"
   fi
   render_template "$1" GLOBAL="$(printf '%s\n' "${global[@]}")" SITE="$site" TLS="$tls" HSTS="$hsts" \
-    UPSTREAM="127.0.0.1:$PORT"
+    UPSTREAMS="$(app_ports | sed 's/^/127.0.0.1:/' | paste -sd ' ')" HEALTH_URI="$BASE_PATH_URL/healthz?scope=process"
 }
 
 setup_caddy() {
@@ -1377,7 +1519,8 @@ EOF
   licence API:    https://$(site_host)$BASE_PATH_URL/api/<product>/auth
   AnyPay:         notification URL https://$(site_host)$BASE_PATH_URL/payments/anypay
   Telegram bot:   paste the token from @BotFather in the panel (Основные настройки), then switch the bot on
-  logs:           $([[ $SERVICE_MODE == systemd ]] && printf 'journalctl -u %s -f' "$APP" || printf 'tail -f %s/app.log' "$LOG_DIR")
+  app processes:  $INSTANCES on 127.0.0.1:$(app_ports_text) (another number: sudo morpheus-shop --instances N)
+  logs:           $([[ $SERVICE_MODE == systemd ]] && printf "journalctl -u '%s@*' -f" "$APP" || printf 'tail -f %s/app@*.log' "$LOG_DIR")
   backups:        $BACKUP_DIR ($([[ $SERVICE_MODE == systemd ]] && printf 'daily, keeps %s' "$BACKUPS_KEEP" || printf 'run: morpheus-shop backup'))
   operations:     sudo morpheus-shop backup | restore FILE | cli ... | status | restart
 EOF
@@ -1451,9 +1594,13 @@ cmd_status() {
   QUIET=0
   printf 'address:  https://%s%s/\n' "$(site_host)" "$BASE_PATH_URL"
   printf 'code:     %s (%s)\n' "$(basename "$(readlink -f "$APP_DIR/current")")" "$(cat "$APP_DIR/current/.source-version" 2>/dev/null)"
-  printf 'app:      %s\n' "$(app_running && printf running || printf stopped)"
+  printf 'app:      %s (%s process%s on 127.0.0.1:%s)\n' "$(app_running && printf running || printf stopped)" \
+    "$INSTANCES" "$( ((INSTANCES > 1)) && printf es)" "$(app_ports_text)"
   printf 'caddy:    %s\n' "$(caddy_running && printf running || printf stopped)"
-  printf 'health:   %s\n' "$(local_curl "http://127.0.0.1:$PORT$BASE_PATH_URL/healthz" 2>&1 || true)"
+  local port
+  for port in $(app_ports); do
+    printf 'health:   %s %s\n' "$port" "$(local_curl "http://127.0.0.1:$port$BASE_PATH_URL/healthz" 2>&1 || true)"
+  done
   printf 'backups:  %s\n' "$(find "$BACKUP_DIR" -maxdepth 1 -name "$APP-*.tar" | wc -l) in $BACKUP_DIR"
 }
 
@@ -1468,8 +1615,7 @@ cmd_start_stop() {
       [[ $SERVICE_MODE == direct ]] && direct_stop caddy
       ;;
     start | restart)
-      if [[ $COMMAND == restart ]] || ! app_running; then restart_app; fi
-      wait_app_healthy "$PORT"
+      if [[ $COMMAND == restart ]]; then restart_app; else start_app; fi
       if ! caddy_running; then
         if [[ $SERVICE_MODE == systemd ]]; then systemctl start caddy; else start_caddy_direct; fi
       fi
@@ -1484,7 +1630,9 @@ cmd_caddyfile() {
   [[ -n $OPT_DOMAIN ]] && IP=""
   [[ -n $OPT_IP ]] && DOMAIN=""
   EMAIL=${OPT_EMAIL:-$EMAIL} PORT=${OPT_PORT:-$PORT} ACME_CA=${OPT_ACME_CA:-$ACME_CA}
+  INSTANCES=${OPT_INSTANCES:-$INSTANCES}
   [[ -n $DOMAIN || -n $IP ]] || die "give --domain NAME or --ip ADDRESS"
+  valid_instances "$INSTANCES" || die "--instances must be a number from 1 to $MAX_INSTANCES"
   if [[ -n $DOMAIN ]]; then valid_domain "$DOMAIN" || die "'$DOMAIN' is not a domain name"; fi
   if [[ -n $IP ]]; then valid_ipv4 "$IP" || valid_ipv6 "$IP" || die "'$IP' is not an IP address"; fi
   valid_port "$PORT" || die "--port must be 1-65535"
@@ -1502,11 +1650,16 @@ cmd_uninstall() {
     [[ $answer == yes ]] || die "cancelled" "nothing was changed"
   fi
   step "Stopping services" ""
+  local port
   if [[ $SERVICE_MODE == systemd ]]; then
-    systemctl disable --now --quiet "$APP" "$APP-backup.timer" 2>/dev/null || true
-    rm -f "$UNIT_DIR/$APP.service" "$UNIT_DIR/$APP-backup.service" "$UNIT_DIR/$APP-backup.timer"
+    for port in $(existing_instance_ports); do systemctl disable --now --quiet "$(instance_unit "$port")" || true; done
+    systemctl disable --now --quiet "$APP.target" "$APP.service" "$APP-backup.timer" 2>/dev/null || true
+    rm -f "$UNIT_DIR/$APP@.service" "$UNIT_DIR/$APP.target" "$UNIT_DIR/$APP.service" "$UNIT_DIR/$APP-backup.service" \
+      "$UNIT_DIR/$APP-backup.timer"
+    rm -rf "$UNIT_DIR/$APP.target.wants"
     systemctl daemon-reload
   else
+    stop_app
     direct_stop app
     direct_stop caddy
   fi

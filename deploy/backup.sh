@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2153 # HINT is read by setup.sh's error report; PORT and the other settings are setup.sh's
+# shellcheck disable=SC2034 # HINT is read by setup.sh's error report
 # Backup and restore of Morpheus Shop: `setup.sh backup [--output FILE] [--keep N]` and `setup.sh restore FILE`.
 #
 # Sourced by setup.sh (it defines functions only; run it through setup.sh, which checks the arguments, knows the
@@ -78,7 +78,7 @@ cmd_restore() {
   step "Safety backup of the current data" "the current data could not be saved, so nothing was restored"
   do_backup "$BACKUP_DIR/$APP-$(date -u +%Y%m%d-%H%M%S)-pre-restore.tar"
 
-  step "Stopping the app" "$(app_log_hint)"
+  step "Stopping the app (every process)" "$(app_log_hint)"
   stop_app
 
   step "Restoring the database $DB_NAME" "the dump did not restore; the safety backup above has the previous data"
@@ -101,8 +101,7 @@ cmd_restore() {
   clear_cache
 
   step "Starting the app" "$(app_log_hint)"
-  if [[ $SERVICE_MODE == systemd ]]; then systemctl start "$APP"; else start_app_direct; fi
-  wait_app_healthy "$PORT"
+  start_app
   printf '\nRestored %s. The panel logins and passwords are the ones in the backup.\n' "$RESTORE_FILE"
 }
 

@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import * as v from "valibot";
 import { adminPanel } from "./admin/index.ts";
 import { authApi } from "./api/auth.ts";
 import { createTelegramMessenger } from "./bot/messenger.ts";
@@ -27,29 +28,35 @@ export type HttpExtras = {
 export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}) {
   const payments = extras.payments ?? createPayments({ shop, messenger: productionMessenger(shop, config), config });
   const routes = new Elysia({ prefix: config.basePath })
-    .get("/healthz", async ({ set }) => {
-      // A store that does not answer within 2 s is down as far as a monitor is concerned.
-      const within = (probe: Promise<boolean>) => Promise.race([probe, Bun.sleep(2_000).then(() => false)]);
-      const [postgres, redis, bot] = await Promise.all([
-        within(
-          shop.deps.sql`select 1`.then(
-            () => true,
-            () => false,
+    .get(
+      "/healthz",
+      async ({ query, set }) => {
+        // A store that does not answer within 2 s is down as far as a monitor is concerned.
+        const within = (probe: Promise<boolean>) => Promise.race([probe, Bun.sleep(2_000).then(() => false)]);
+        const [postgres, redis, bot] = await Promise.all([
+          within(
+            shop.deps.sql`select 1`.then(
+              () => true,
+              () => false,
+            ),
           ),
-        ),
-        within(shop.deps.cache.ping()),
-        Promise.race([shop.botStatus.current(), Bun.sleep(2_000).then(() => null)]),
-      ]);
-      // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy; neither does the
-      // bot's state (an invalid token is the owner's to fix in the panel), which is reported for monitoring.
-      if (!postgres) set.status = 503;
-      return {
-        ok: postgres,
-        postgres: postgres ? "ok" : "down",
-        redis: shop.deps.cache.kind === "memory" ? "in-process" : redis ? "ok" : "down",
-        bot: bot?.state ?? "unknown",
-      };
-    })
+          within(shop.deps.cache.ping()),
+          Promise.race([shop.botStatus.current(), Bun.sleep(2_000).then(() => null)]),
+        ]);
+        // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy; neither does the
+        // bot's state (an invalid token is the owner's to fix in the panel), which is reported for monitoring.
+        // `scope=process` is Caddy's question when it balances several processes: does this one serve? A lost
+        // database is every process's loss, and each still answers the loaders it has in memory.
+        if (!postgres && query.scope !== "process") set.status = 503;
+        return {
+          ok: postgres,
+          postgres: postgres ? "ok" : "down",
+          redis: shop.deps.cache.kind === "memory" ? "in-process" : redis ? "ok" : "down",
+          bot: bot?.state ?? "unknown",
+        };
+      },
+      { query: v.object({ scope: v.optional(v.picklist(["process"])) }) },
+    )
     .use(authApi(shop, config))
     .use(anypayNotifications(payments, config))
     .use(adminPanel(shop, config));

@@ -50,7 +50,7 @@ beforeAll(() => {
   writeFileSync(join(work, "env"), "NODE_ENV=production\n");
   units = join(work, "units");
   mkdirSync(units);
-  const rendered = setupSh(`render_units "$WORK/units"`);
+  const rendered = setupSh(`INSTANCES=2 PORT=3000; render_units "$WORK/units"`);
   if (rendered.code !== 0) throw new Error(`render_units failed: ${rendered.out}`);
 });
 
@@ -69,17 +69,21 @@ describe("the systemd units setup.sh installs", () => {
     }
   });
 
-  test("pass systemd-analyze verify without a single complaint", () => {
-    for (const unit of readdirSync(units)) {
+  test("pass systemd-analyze verify without a single complaint, the app as the instances setup.sh enables", () => {
+    for (const file of readdirSync(units)) {
+      // A template is verified as one of its instances: morpheus-shop@3000.service, the app on port 3000.
+      const unit = file.replace("@.", "@3000.");
       expect({ unit, ...verify(units, unit) }).toEqual({ unit, code: 0, out: "" });
     }
   });
 
   test("the app runs hardened, writing only to its data directory, within a memory limit", () => {
-    const app = readFileSync(join(units, "morpheus-shop.service"), "utf8");
+    const app = readFileSync(join(units, "morpheus-shop@.service"), "utf8");
     const settings = new Set(app.split("\n").filter((line) => /^[A-Z]\w+=/.test(line)));
     for (const line of [
       "User=morpheus",
+      "Environment=PORT=%i",
+      "WantedBy=morpheus-shop.target",
       "NoNewPrivileges=yes",
       "ProtectSystem=strict",
       `ReadWritePaths=${work}/data`,
@@ -115,7 +119,7 @@ describe("the systemd units setup.sh installs", () => {
       "security",
       "--offline=true",
       "--no-pager",
-      join(units, "morpheus-shop.service"),
+      join(units, "morpheus-shop@.service"),
     ]);
     const score = /Overall exposure level for \S+: ([\d.]+) (\S+)/.exec(security.out);
     expect(score, security.out).not.toBeNull();
@@ -126,11 +130,11 @@ describe("the systemd units setup.sh installs", () => {
   test("a broken unit does not pass: the check can fail", () => {
     const broken = join(work, "broken");
     mkdirSync(broken);
-    const app = readFileSync(join(units, "morpheus-shop.service"), "utf8");
-    writeFileSync(join(broken, "morpheus-shop.service"), app.replace(/^MemoryMax=.*$/m, "MemoryMax=lots"));
-    expect(verify(broken, "morpheus-shop.service").out).toContain("Invalid memory limit 'lots'");
-    writeFileSync(join(broken, "morpheus-shop.service"), app.replace("NoNewPrivileges=yes", "NoNewPrivilege=yes"));
-    expect(verify(broken, "morpheus-shop.service").out).toContain("Unknown key 'NoNewPrivilege'");
+    const app = readFileSync(join(units, "morpheus-shop@.service"), "utf8");
+    writeFileSync(join(broken, "morpheus-shop@.service"), app.replace(/^MemoryMax=.*$/m, "MemoryMax=lots"));
+    expect(verify(broken, "morpheus-shop@3000.service").out).toContain("Invalid memory limit 'lots'");
+    writeFileSync(join(broken, "morpheus-shop@.service"), app.replace("NoNewPrivileges=yes", "NoNewPrivilege=yes"));
+    expect(verify(broken, "morpheus-shop@3000.service").out).toContain("Unknown key 'NoNewPrivilege'");
   });
 
   test("a template field setup.sh does not fill stops the rendering with its name", () => {

@@ -16,7 +16,7 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-test("Postgres away mid-run: cached keys still answer, others get 503 JSON, healthz 503; all well once it is back", async () => {
+test("Postgres away mid-run: cached keys still answer, others get 503 JSON, healthz 503 (200 to the balancer's scope=process); all well once it is back", async () => {
   const t = await createTestShop();
   cleanups.push(t.close);
   await ensureProduct(t, "P");
@@ -50,6 +50,15 @@ test("Postgres away mid-run: cached keys still answer, others get 503 JSON, heal
   expect(await call("/healthz")).toEqual({
     status: 503,
     body: { ok: false, postgres: "down", redis: "ok", bot: "off" },
+  });
+  // Caddy's question when it balances several processes: this one still serves (the cached key above).
+  expect(await call("/healthz?scope=process")).toEqual({
+    status: 200,
+    body: { ok: false, postgres: "down", redis: "ok", bot: "off" },
+  });
+  expect(await call("/healthz?scope=everything")).toEqual({
+    status: 400,
+    body: { success: false, message: "Malformed request" },
   });
 
   proxy.start();

@@ -15,6 +15,8 @@ let tallySince = Date.now();
 
 /** `/Morpheus%20Private/api/<product>/auth` and its trailing-slash form: the loaders' calls. */
 const AUTH_PATH = /\/api\/[^/]*\/auth\/?$/;
+/** Caddy's health check of each app process (the Caddyfile's health_uri). */
+const BALANCER_PROBE = /\/healthz\?scope=process$/;
 
 /**
  * Writes the auth API's tally: one `requests` line per method, path and status with how many calls were answered
@@ -83,5 +85,7 @@ export const requestLog = new Elysia({ name: "request-log" })
       count(request.method, path, status, ms);
       return;
     }
+    // Caddy asks every process every 2 s whether it serves: a line for each "yes" would bury the others.
+    if (status === 200 && BALANCER_PROBE.test(request.url)) return;
     log.info("request", { method: request.method, path, status, ms: t0 === undefined ? undefined : ms });
   });

@@ -58,15 +58,19 @@ psql_db() { (cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -d
 setup() { "$ROOT/setup.sh" "$@" </dev/null; }
 
 port_free() { [[ -z $(ss -Hltn "sport = :$1") ]]; }
-free_port() { # free_port FROM TO
-  local p
-  for ((p = $1; p <= $2; p++)); do port_free "$p" && printf '%s' "$p" && return 0; done
-  fail "no free port between $1 and $2"
+free_port() { # free_port FROM TO [COUNT] → the first of COUNT (default 1) consecutive free ports
+  local p i count=${3:-1}
+  for ((p = $1; p + count - 1 <= $2; p++)); do
+    for ((i = 0; i < count; i++)); do port_free "$((p + i))" || continue 2; done
+    printf '%s' "$p"
+    return 0
+  done
+  fail "no $count free port(s) in a row between $1 and $2"
 }
 
 show_logs() {
   local f
-  for f in /var/log/morpheus-shop/app.log /var/log/morpheus-shop/caddy.log "$WORK/pebble.log"; do
+  for f in /var/log/morpheus-shop/app@*.log /var/log/morpheus-shop/caddy.log "$WORK/pebble.log"; do
     [[ -f $f ]] || continue
     printf '\n===== last lines of %s\n' "$f" >&2
     tail -n 40 "$f" >&2
@@ -174,9 +178,11 @@ redis_shop() { REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -p "$RE
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --requirepass "$REDIS_PASSWORD" --save '' --appendonly no \
   --daemonize no >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
-APP_PORT=$(free_port 3917 3960)
+# Three in a row: the install runs two app processes, and a later run scales to three.
+APP_PORT=$(free_port 3917 3960 3)
+APP_PORT2=$((APP_PORT + 1))
 printf '127.0.0.1 %s %s\n' "$HOST" "$HOSTS_MARK" >>/etc/hosts
-ok "redis on 127.0.0.1:$REDIS_PORT (password), app port $APP_PORT, $HOST → 127.0.0.1"
+ok "redis on 127.0.0.1:$REDIS_PORT (password), app ports $APP_PORT and $APP_PORT2, $HOST → 127.0.0.1"
 
 # ---------------------------------------------------------------------------------------------------------------
 say "setup.sh's Redis step, on a sandboxed redis-server (the machine's Redis is not touched)"
@@ -221,10 +227,10 @@ ok "and changes nothing"
 REDISCLI_AUTH=$SANDBOX_PASSWORD redis-cli --no-auth-warning -p "$SANDBOX_PORT" shutdown nosave >/dev/null 2>&1 || true
 
 # ---------------------------------------------------------------------------------------------------------------
-say "first run: setup.sh --domain $HOST"
+say "first run: setup.sh --domain $HOST --instances 2"
 INSTALLED=1
 set +e
-setup --domain "$HOST" --email ops@shop.test --yes --no-systemd --source "$ROOT" --port "$APP_PORT" \
+setup --domain "$HOST" --email ops@shop.test --yes --no-systemd --source "$ROOT" --port "$APP_PORT" --instances 2 \
   --db-name "$DB" --redis-url "redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0" \
   --acme-ca https://127.0.0.1:14000/dir --acme-ca-root "$WORK/pebble-cert.pem" >"$WORK/run1.log" 2>&1
 status=$?
@@ -247,6 +253,27 @@ expect_contains "$issuer" "Pebble" "the certificate served for $HOST is issued b
 health=$(curl_shop "https://$HOST$BASE/healthz")
 expect_contains "$health" '"ok":true' "https://$HOST$BASE/healthz verifies against pebble's root and is healthy"
 expect_contains "$health" '"redis":"ok"' "the app reaches its Redis"
+
+say "two app processes behind Caddy"
+expect_contains "$(cat "$WORK/run1.log")" "started the app on ports $APP_PORT $APP_PORT2" "setup.sh started two app processes"
+for port in "$APP_PORT" "$APP_PORT2"; do
+  pid=$(cat "/run/morpheus-shop/app@$port.pid")
+  kill -0 "$pid" || fail "the app process on port $port (pid $pid) is not running"
+  expect_contains "$(curl --noproxy '*' -sS --max-time 10 "http://127.0.0.1:$port$BASE/healthz")" '"ok":true' \
+    "the process on 127.0.0.1:$port is healthy"
+done
+expect_contains "$(cat /etc/caddy/Caddyfile)" "reverse_proxy 127.0.0.1:$APP_PORT 127.0.0.1:$APP_PORT2 {" \
+  "Caddy balances across both"
+grep -q '^PORT=' /etc/morpheus-shop/env && fail "the env file still has a PORT line: $(grep '^PORT=' /etc/morpheus-shop/env)"
+ok "the env file has no PORT: each process gets its own"
+# Requests to a path of their own: each process logs the ones it answers.
+marker="e2e-balance-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+for ((i = 0; i < 24; i++)); do curl_shop -o /dev/null "https://$HOST$BASE/$marker"; done
+served=()
+for port in "$APP_PORT" "$APP_PORT2"; do served+=("$(grep -c "\"path\":\"$BASE/$marker\"" "/var/log/morpheus-shop/app@$port.log" || true)"); done
+((served[0] > 0 && served[1] > 0 && served[0] + served[1] == 24)) ||
+  fail "24 requests through Caddy were not shared by both processes: ${served[*]}"
+ok "24 requests through Caddy were shared by both processes (${served[0]} and ${served[1]})"
 
 say "redirects and what is served outside the panel"
 expect_eq "$(curl_shop -o /dev/null -w '%{http_code} %{redirect_url}' "https://$HOST/Morpheus%20Private")" \
@@ -525,21 +552,39 @@ expect_eq "$(psql_db -c "select expires_at from keys where key = '$KEY'")" "$EXP
 say "status and restart"
 status_out=$("$ROOT/setup.sh" status 2>&1)
 printf '%s\n' "$status_out"
-expect_contains "$status_out" "app:      running" "status: the app is running"
+expect_contains "$status_out" "app:      running (2 processes on 127.0.0.1:$APP_PORT-$APP_PORT2)" "status: both app processes run"
 expect_contains "$status_out" "caddy:    running" "status: Caddy is running"
-expect_contains "$status_out" '"ok":true' "status: healthy"
-app_pid=$(cat /run/morpheus-shop/app.pid)
+expect_eq "$(grep -c "^health:   [0-9]* {\"ok\":true" <<<"$status_out")" 2 "status: each process is healthy"
+pids_before=$(cat /run/morpheus-shop/app@*.pid | sort | paste -sd ' ')
+# While the processes restart one after the other, loaders keep calling through Caddy: none may see an error.
+calls=$WORK/calls-during-restart
+(
+  while [[ ! -e $WORK/restart.done ]]; do
+    curl_shop -o /dev/null -w '%{http_code}\n' -X POST -d "key=$KEY" -d 'uuid=PC-1' \
+      "https://$HOST$BASE/api/Sc%2012345/auth" || printf 'curl-failed\n'
+    curl_shop -o /dev/null -w '%{http_code}\n' "https://$HOST$BASE/healthz" || printf 'curl-failed\n'
+  done
+) >"$calls" 2>&1 &
+caller=$!
 "$ROOT/setup.sh" restart >"$WORK/restart.log" 2>&1 || {
   cat "$WORK/restart.log"
   fail "setup.sh restart failed"
 }
-[[ $(cat /run/morpheus-shop/app.pid) != "$app_pid" ]] || fail "restart did not start a new app process"
-kill -0 "$app_pid" 2>/dev/null && fail "the old app process is still running after restart"
-app_log=$(cat /var/log/morpheus-shop/app.log)
-[[ $(grep -c '"msg":"shutting down"' <<<"$app_log") -ge 2 &&
-  $(grep -c '"msg":"shutting down"' <<<"$app_log") == $(grep -c '"msg":"stopped"' <<<"$app_log") &&
-  $app_log != *'exited with code'* ]] || fail "the app was not stopped gracefully every time: $(grep -E 'shutting|stopped|exited' <<<"$app_log")"
-ok "every restart so far stopped the app gracefully (one SIGTERM, requests finished, exit 0)"
+touch "$WORK/restart.done"
+wait "$caller"
+for pid in $pids_before; do kill -0 "$pid" 2>/dev/null && fail "an old app process ($pid) still runs after restart"; done
+[[ $(cat /run/morpheus-shop/app@*.pid | sort | paste -sd ' ') != "$pids_before" ]] || fail "restart started no new processes"
+ok "restart replaced both app processes"
+expect_eq "$(sort "$calls" | uniq -c | awk '{print $2}' | paste -sd ' ')" 200 \
+  "the $(wc -l <"$calls") auth and health calls made through Caddy during the restart all got 200"
+for log in /var/log/morpheus-shop/app@*.log; do
+  app_log=$(cat "$log")
+  [[ $(grep -c '"msg":"shutting down"' <<<"$app_log") -ge 2 &&
+    $(grep -c '"msg":"shutting down"' <<<"$app_log") == $(grep -c '"msg":"stopped"' <<<"$app_log") &&
+    $app_log != *'exited with code'* ]] ||
+    fail "$log: not stopped gracefully every time: $(grep -E 'shutting|stopped|exited' <<<"$app_log")"
+done
+ok "every restart so far stopped each process gracefully (one SIGTERM, requests finished, exit 0)"
 expect_contains "$(curl_shop "https://$HOST$BASE/healthz")" '"ok":true' "after restart the shop answers again"
 
 say "third run: morpheus-shop --reset-admin (the installed copy of setup.sh)"
@@ -695,3 +740,38 @@ health=$(curl --noproxy '*' -sS --max-time 10 --cacert "$LOCAL_ROOT" "https://12
 expect_contains "$health" '"ok":true' "the upgraded shop answers through Caddy"
 verify_password "$LOGIN" "$NEW_PASSWORD" || fail "the upgrade changed the panel password"
 ok "the panel password survives the upgrade"
+
+# ---------------------------------------------------------------------------------------------------------------
+say "sixth run: --instances 1 (scaling down)"
+setup --instances 1 >"$WORK/run6.log" 2>&1 || {
+  cat "$WORK/run6.log"
+  fail "setup.sh --instances 1 failed"
+}
+cat "$WORK/run6.log"
+expect_contains "$(cat "$WORK/run6.log")" "stopped the app process on port $APP_PORT2" "the second process is stopped"
+if [[ -e /run/morpheus-shop/app@$APP_PORT2.pid ]] || ! port_free "$APP_PORT2"; then fail "port $APP_PORT2 is still served"; fi
+ok "nothing listens on $APP_PORT2 any more"
+expect_contains "$(cat /etc/caddy/Caddyfile)" "reverse_proxy 127.0.0.1:$APP_PORT {" "Caddy balances over the one left"
+grep -q '^INSTANCES=1$' /etc/morpheus-shop/setup.conf || fail "setup.conf does not keep INSTANCES=1"
+ok "the next run keeps one process (setup.conf)"
+health=$(curl --noproxy '*' -sS --max-time 10 --cacert "$LOCAL_ROOT" "https://127.0.0.1$BASE/healthz")
+expect_contains "$health" '"ok":true' "the shop answers through Caddy with one process"
+
+say "seventh run: --instances 3 (scaling up)"
+setup --instances 3 >"$WORK/run7.log" 2>&1 || {
+  cat "$WORK/run7.log"
+  fail "setup.sh --instances 3 failed"
+}
+cat "$WORK/run7.log"
+expect_contains "$(cat "$WORK/run7.log")" "started the app on ports $APP_PORT2 $((APP_PORT + 2))" \
+  "two processes are added beside the running one"
+[[ $(cat "$WORK/run7.log") != *"restarted the app"* ]] || fail "scaling up restarted the running process"
+ok "the running process is left alone"
+expect_contains "$(cat /etc/caddy/Caddyfile)" \
+  "reverse_proxy 127.0.0.1:$APP_PORT 127.0.0.1:$APP_PORT2 127.0.0.1:$((APP_PORT + 2)) {" "Caddy balances over all three"
+for ((i = 0; i < 12; i++)); do
+  code=$(curl --noproxy '*' -sS --max-time 10 --cacert "$LOCAL_ROOT" -o /dev/null -w '%{http_code}' \
+    "https://127.0.0.1$BASE/healthz")
+  [[ $code == 200 ]] || fail "a call through Caddy after scaling up got $code"
+done
+ok "calls through Caddy keep answering 200"
