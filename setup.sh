@@ -897,7 +897,7 @@ create_user_and_dirs() {
 }
 
 setup_postgres() {
-  step "PostgreSQL: database and role" "is PostgreSQL running? (pg_lsclusters; systemctl status postgresql)"
+  step "PostgreSQL: database, role, memory" "is PostgreSQL running? (pg_lsclusters; systemctl status postgresql)"
   if [[ $SERVICE_MODE == systemd ]]; then
     systemctl enable --now postgresql >/dev/null 2>&1 || systemctl start postgresql
   fi
@@ -937,6 +937,53 @@ setup_postgres() {
   else
     info "database $DB_NAME exists (its data is kept)"
   fi
+  tune_postgres
+}
+
+# PostgreSQL sized for a server it shares with the app, Redis and Caddy: a file in the cluster's conf.d (Debian's
+# postgresql.conf includes that directory), applied by a reload, or a restart when a setting takes effect only then.
+# shared_buffers is an eighth of the RAM, 32 MB to 1 GB (a 1 GB VPS keeps PostgreSQL's 128 MB; it is what PostgreSQL
+# holds once the shop's rows have been read); max_connections leaves room for every app process's pool of 10, the
+# CLI and backups; effective_cache_size tells the planner what the OS caches. An operator's own settings in a later
+# conf.d file or in postgresql.auto.conf (ALTER SYSTEM) win over these.
+tune_postgres() {
+  local config_file conf_dir file content ram shared version cluster pending
+  config_file=$(psql_admin -c 'show config_file')
+  conf_dir=$(dirname "$config_file")/conf.d
+  file=$conf_dir/50-morpheus-shop.conf
+  if [[ ! -d $conf_dir ]] || ! grep -Eq "^[[:space:]]*include_dir[[:space:]]*=[[:space:]]*'conf\.d'" "$config_file"; then
+    info "$config_file does not include conf.d: PostgreSQL's memory settings are left as they are"
+    return 0
+  fi
+  ram=$(memory_total_mb)
+  shared=$((ram / 8))
+  shared=$((shared < 32 ? 32 : shared > 1024 ? 1024 : shared))
+  content="$MANAGED_MARK: PostgreSQL sized for this server (${ram} MB of RAM); rewritten on every run.
+# Your own settings belong in a file that sorts after this one (e.g. conf.d/90-local.conf).
+shared_buffers = ${shared}MB
+effective_cache_size = $((ram / 2))MB
+max_connections = $((INSTANCES * 10 + 20 > 100 ? INSTANCES * 10 + 20 : 100))"
+  write_if_changed "$file" 644 postgres:postgres "$content" || return 0
+  changed "wrote $file (shared_buffers ${shared}MB)"
+  psql_admin -c 'select pg_reload_conf()' >/dev/null
+  sleep 1
+  pending=$(psql_admin -c "select string_agg(name, ', ') from pg_settings where pending_restart")
+  [[ -n $pending ]] || return 0
+  # /etc/postgresql/VERSION/CLUSTER/postgresql.conf names the cluster to restart.
+  version=$(basename "$(dirname "$(dirname "$config_file")")")
+  cluster=$(basename "$(dirname "$config_file")")
+  if [[ $SERVICE_MODE == systemd ]]; then
+    systemctl restart "postgresql@$version-$cluster"
+  else
+    pg_ctlcluster "$version" "$cluster" restart
+  fi
+  local i
+  for ((i = 0; i < 30; i++)); do
+    psql_admin -c 'select 1' >/dev/null 2>&1 && break
+    sleep 1
+  done
+  psql_admin -c 'select 1' >/dev/null || die "PostgreSQL did not come back after its restart for $pending"
+  changed "restarted PostgreSQL $version/$cluster for $pending"
 }
 
 db_password_from_env() {
@@ -954,7 +1001,7 @@ setup_redis() {
     info "using the Redis given by --redis-url (not configured by setup.sh)"
     return 0
   fi
-  step "Redis: password, loopback only" "check $REDIS_CONF and: systemctl status redis-server"
+  step "Redis: password, loopback only, a memory cap" "check $REDIS_CONF and: systemctl status redis-server"
   local conf=$REDIS_CONF password restart=0 port
   [[ -f $conf ]] || die "$conf is missing" "reinstall the package: apt-get install --reinstall redis-server"
   port=$(awk '$1 == "port" {p = $2} END {print p ? p : 6379}' "$conf")
@@ -977,6 +1024,15 @@ setup_redis() {
   if ! grep -Eq '^[[:space:]]*protected-mode[[:space:]]+yes' "$conf"; then
     sed -i -E 's/^([[:space:]]*protected-mode[[:space:]].*)$/# \1/' "$conf"
     printf 'protected-mode yes\n' >>"$conf"
+    restart=1
+  fi
+  # Redis holds what can be lost: rate-limit windows, cached answers, leases, revoked panel sessions. A cap keeps a
+  # flood of addresses (each one a rate-limit key) from eating the server's memory; when it is reached, the keys
+  # nearest to their expiry go first (a minute's rate-limit window before a revoked session). An operator's own
+  # maxmemory line is left alone.
+  if ! grep -Eq '^[[:space:]]*maxmemory[[:space:]]' "$conf"; then
+    printf 'maxmemory %smb\nmaxmemory-policy volatile-ttl\n' "$(redis_memory_mb)" >>"$conf"
+    changed "Redis memory capped at $(redis_memory_mb) MB (maxmemory-policy volatile-ttl)"
     restart=1
   fi
   REDIS_URL="redis://:$password@127.0.0.1:$port/0"
@@ -1003,6 +1059,12 @@ setup_redis() {
   done
   redis_ping "$port" "$password" || die "Redis does not answer on port $port with the password from $conf"
   info "Redis $(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p') on 127.0.0.1:$port with a password"
+}
+
+# A sixteenth of the RAM, 32 to 256 MB: the shop's keys take a few MB even under a flood of auth calls.
+redis_memory_mb() {
+  local mb=$(($(memory_total_mb) / 16))
+  printf '%s' "$((mb < 32 ? 32 : mb > 256 ? 256 : mb))"
 }
 
 redis_cli() { # redis_cli PORT PASSWORD ARGS... (the password travels in the environment, not on the command line)
@@ -1675,6 +1737,15 @@ cmd_uninstall() {
   if [[ $SERVICE_MODE == systemd ]] && systemctl is-active --quiet caddy; then
     if [[ -f $CADDYFILE ]]; then systemctl reload caddy || true; else systemctl stop caddy || true; fi
   fi
+  step "PostgreSQL settings" ""
+  local pg_conf
+  pg_conf=$(psql_admin -c 'show config_file' 2>/dev/null || true)
+  pg_conf=$(dirname "${pg_conf:-/nonexistent/postgresql.conf}")/conf.d/50-morpheus-shop.conf
+  if [[ -f $pg_conf ]] && grep -qF "$MANAGED_MARK" "$pg_conf"; then
+    rm -f "$pg_conf"
+    psql_admin -c 'select pg_reload_conf()' >/dev/null || true
+    info "removed $pg_conf (shared_buffers is PostgreSQL's own again from its next restart)"
+  fi
   step "Removing the code" ""
   rm -rf "$APP_DIR" "$COMMAND_LINK" "$RUN_DIR"
   if ((PURGE)); then
@@ -1684,7 +1755,7 @@ cmd_uninstall() {
     rm -rf "$DATA_DIR" "$CACHE_DIR" "$CONF_DIR" "$BACKUP_DIR" "$LOG_DIR"
     if id -u "$SERVICE_USER" >/dev/null 2>&1; then userdel "$SERVICE_USER"; fi
     info "removed database and role $DB_NAME, $DATA_DIR, $CONF_DIR, $BACKUP_DIR and user $SERVICE_USER"
-    info "left installed: packages (PostgreSQL, Redis and its password, Caddy, Bun)"
+    info "left installed: packages (PostgreSQL, Redis with its password and memory cap, Caddy, Bun)"
   else
     info "kept: database $DB_NAME, $DATA_DIR, $CONF_DIR, $BACKUP_DIR (setup.sh reinstalls onto them)"
   fi

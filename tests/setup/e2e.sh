@@ -13,13 +13,16 @@
 # the auth API answers through Caddy and the client IP cannot be spoofed; AnyPay's notification URL sees the client
 # address Caddy puts in X-Forwarded-For; a 50 MB build goes up through the panel, 58 MiB is refused with 413; a second
 # run keeps data and password and changes nothing; graceful restarts; --reset-admin; backup → a dump that restores
-# into an empty database with the same rows; restore puts the data back; --ip; a failed and a good upgrade.
+# into an empty database with the same rows; restore puts the data back; --ip; a failed and a good upgrade; two app
+# processes balanced by Caddy (--instances 2), a rolling restart that loses no call, scaling to 1 and to 3; the
+# PostgreSQL and Redis memory settings; the resident memory of the whole stack, idle and under 60 s of auth calls.
 #
 # It leaves the machine as it found it: `setup.sh uninstall --purge` removes the install, and the test stops pebble
-# and its own Redis, restores /etc/hosts and Caddy's files. The machine's PostgreSQL (5432) gets a separate
-# database and role (morpheus_e2e) that are dropped; the machine's Redis (6379) is not touched: the shop uses a
-# throwaway redis-server with a password on a free port, passed with --redis-url.
-# Needs free ports 80, 443, 2019 (Caddy's admin API), 14000 and 15000; it fails at once if any is taken.
+# and its own Redis, restores /etc/hosts and Caddy's files. PostgreSQL is a cluster of the test's own (PGPORT; setup.sh
+# tunes and restarts it), dropped at the end: the machine's cluster (5432) is not touched, and neither is its Redis
+# (6379): the shop uses a throwaway redis-server with a password on a free port, passed with --redis-url.
+# Needs free ports 80, 443, 2019 (Caddy's admin API), 14000 and 15000; it fails at once if any is taken. With
+# E2E_LOAD_SECONDS=0 the load for the memory figures is skipped (they are then only the idle ones).
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +32,8 @@ readonly CADDY_USER_HOME=/var/lib/caddy CADDY_DATA=/var/lib/caddy/.local/share/c
 readonly HOSTS_MARK="# morpheus-shop e2e test"
 WORK=""
 PEBBLE_PID="" REDIS_PID=""
+PG_VERSION="" PG_CLUSTER=morpheus_e2e PG_CREATED=0
+LOAD_SECONDS=${E2E_LOAD_SECONDS:-60}
 INSTALLED=0
 CADDY_DATA_EXISTED=0 CADDY_ENTRIES_BEFORE=""
 CADDYFILE_SUM=""
@@ -90,7 +95,7 @@ cleanup() {
         status=1
       }
   fi
-  PSQL_DB=postgres psql_db -c "drop database if exists ${DB}_restored with (force)" >/dev/null 2>&1
+  ((PG_CREATED)) && pg_dropcluster --stop "$PG_VERSION" "$PG_CLUSTER" >/dev/null 2>&1
   [[ -n $PEBBLE_PID ]] && kill "$PEBBLE_PID" 2>/dev/null
   [[ -n $REDIS_PID ]] && kill "$REDIS_PID" 2>/dev/null
   [[ -s $WORK/redis-sandbox/redis.pid ]] && kill "$(cat "$WORK/redis-sandbox/redis.pid")" 2>/dev/null
@@ -117,8 +122,8 @@ cleanup() {
     printf 'cleanup: user morpheus still exists\n' >&2
     status=1
   }
-  [[ -n $(PSQL_DB=postgres psql_db -c "select 1 from pg_roles where rolname = '$DB'") ]] && {
-    printf 'cleanup: role %s still exists\n' "$DB" >&2
+  [[ -n $PG_VERSION && -e /etc/postgresql/$PG_VERSION/$PG_CLUSTER ]] && {
+    printf 'cleanup: the PostgreSQL cluster %s/%s still exists\n' "$PG_VERSION" "$PG_CLUSTER" >&2
     status=1
   }
   [[ -n $WORK ]] && rm -rf "$WORK"
@@ -134,15 +139,17 @@ cleanup() {
 say "preconditions"
 ((EUID == 0)) || fail "run as root (it installs the shop on this machine)"
 [[ -f /etc/debian_version ]] || fail "needs Debian or Ubuntu"
-for tool in caddy pebble redis-server psql pg_restore openssl curl bun; do
-  command -v "$tool" >/dev/null || fail "$tool is not installed (apt-get install -y caddy pebble redis-server postgresql)"
+for tool in caddy pebble redis-server psql pg_restore pg_createcluster openssl curl bun wrk; do
+  command -v "$tool" >/dev/null ||
+    fail "$tool is not installed (apt-get install -y caddy pebble redis-server postgresql wrk)"
 done
+PG_VERSION=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
+[[ ! -e /etc/postgresql/$PG_VERSION/$PG_CLUSTER ]] ||
+  fail "the PostgreSQL cluster $PG_VERSION/$PG_CLUSTER exists (interrupted run?): pg_dropcluster --stop $PG_VERSION $PG_CLUSTER"
 [[ ! -e /etc/morpheus-shop ]] || fail "Morpheus Shop is installed on this machine (/etc/morpheus-shop); not touching it"
 for port in 80 443 2019 14000 15000; do
   port_free "$port" || fail "port $port is taken: $(ss -Hltnp "sport = :$port")"
 done
-[[ -z $(PSQL_DB=postgres psql_db -c "select 1 from pg_roles where rolname = '$DB'") ]] ||
-  fail "PostgreSQL role $DB exists (a previous run was interrupted?): drop database $DB; drop role $DB"
 grep -qF "$HOSTS_MARK" /etc/hosts && fail "/etc/hosts still has the test's line (interrupted run?): remove it"
 ok "root, tools present, ports 80/443/2019/14000/15000 free, no existing install"
 
@@ -184,6 +191,16 @@ APP_PORT2=$((APP_PORT + 1))
 printf '127.0.0.1 %s %s\n' "$HOST" "$HOSTS_MARK" >>/etc/hosts
 ok "redis on 127.0.0.1:$REDIS_PORT (password), app ports $APP_PORT and $APP_PORT2, $HOST → 127.0.0.1"
 
+PG_PORT=$(free_port 5480 5520)
+pg_createcluster "$PG_VERSION" "$PG_CLUSTER" --port "$PG_PORT" --start >"$WORK/pg-cluster.log" 2>&1 || {
+  cat "$WORK/pg-cluster.log"
+  fail "pg_createcluster failed"
+}
+PG_CREATED=1
+# Every psql, pg_dump and pg_restore below and in setup.sh reaches this cluster.
+export PGPORT=$PG_PORT
+ok "a PostgreSQL $PG_VERSION cluster of the test's own on port $PG_PORT"
+
 # ---------------------------------------------------------------------------------------------------------------
 say "setup.sh's Redis step, on a sandboxed redis-server (the machine's Redis is not touched)"
 # The installs below use --redis-url, so this is where the default path (configure the local Redis) is proven:
@@ -217,6 +234,11 @@ expect_eq "$(REDISCLI_AUTH=$SANDBOX_PASSWORD redis-cli --no-auth-warning -p "$SA
   "and answers with the password from REDIS_URL"
 expect_eq "$(ss -Hltn "sport = :$SANDBOX_PORT" | awk '{print $4}' | sort | paste -sd ' ')" \
   "127.0.0.1:$SANDBOX_PORT [::1]:$SANDBOX_PORT" "Redis listens on loopback only"
+redis_mb=$(($(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo) / 1024 / 16))
+redis_mb=$((redis_mb < 32 ? 32 : redis_mb > 256 ? 256 : redis_mb))
+sandbox_config() { REDISCLI_AUTH=$SANDBOX_PASSWORD redis-cli --no-auth-warning -p "$SANDBOX_PORT" config get "$1" | tail -n 1; }
+expect_eq "$(sandbox_config maxmemory) $(sandbox_config maxmemory-policy)" "$((redis_mb * 1024 * 1024)) volatile-ttl" \
+  "Redis is capped at a sixteenth of the RAM (${redis_mb} MB), keys nearest their expiry evicted first"
 redis_step >"$WORK/redis-step2.log" 2>&1 || {
   cat "$WORK/redis-step2.log"
   fail "setup_redis failed the second time"
@@ -253,6 +275,16 @@ expect_contains "$issuer" "Pebble" "the certificate served for $HOST is issued b
 health=$(curl_shop "https://$HOST$BASE/healthz")
 expect_contains "$health" '"ok":true' "https://$HOST$BASE/healthz verifies against pebble's root and is healthy"
 expect_contains "$health" '"redis":"ok"' "the app reaches its Redis"
+
+say "PostgreSQL sized for the machine"
+pg_mb=$(($(awk '$1 == "MemTotal:" {print $2}' /proc/meminfo) / 1024 / 8))
+pg_mb=$((pg_mb < 32 ? 32 : pg_mb > 1024 ? 1024 : pg_mb))
+expect_eq "$(PSQL_DB=postgres psql_db -c "select setting::bigint * 8 / 1024 from pg_settings where name = 'shared_buffers'")" \
+  "$pg_mb" "shared_buffers is an eighth of the RAM, 32 MB to 1 GB (${pg_mb} MB)"
+expect_contains "$(cat "$WORK/run1.log")" "restarted PostgreSQL $PG_VERSION/$PG_CLUSTER for shared_buffers" \
+  "setup.sh restarted PostgreSQL for it, and says so"
+[[ -f /etc/postgresql/$PG_VERSION/$PG_CLUSTER/conf.d/50-morpheus-shop.conf ]] || fail "no conf.d/50-morpheus-shop.conf"
+ok "the settings are in conf.d/50-morpheus-shop.conf"
 
 say "two app processes behind Caddy"
 expect_contains "$(cat "$WORK/run1.log")" "started the app on ports $APP_PORT $APP_PORT2" "setup.sh started two app processes"
@@ -756,6 +788,110 @@ grep -q '^INSTANCES=1$' /etc/morpheus-shop/setup.conf || fail "setup.conf does n
 ok "the next run keeps one process (setup.conf)"
 health=$(curl --noproxy '*' -sS --max-time 10 --cacert "$LOCAL_ROOT" "https://127.0.0.1$BASE/healthz")
 expect_contains "$health" '"ok":true' "the shop answers through Caddy with one process"
+
+# ---------------------------------------------------------------------------------------------------------------
+say "memory of the whole stack with one app process: idle, then under ${LOAD_SECONDS} s of auth calls"
+# PSS (proportional set size): a page shared by n processes counts 1/n in each, so PostgreSQL's shared buffers
+# count once and not once per backend, as a sum of RSS would. The stack: the app (bun run start and the app under
+# it), this test's PostgreSQL cluster, the shop's Redis, Caddy. The shop is on https://127.0.0.1 since the fourth run.
+curl_ip() { curl --noproxy '*' -sS --max-time 20 --cacert "$LOCAL_ROOT" "$@"; }
+pss_kb() { awk '$1 == "Pss:" {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || printf 0; }
+rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status" 2>/dev/null || printf 0; }
+descendants() { # the process and all under it
+  local child
+  printf '%s\n' "$1"
+  for child in $(ps -o pid= --ppid "$1"); do descendants "$child"; done
+}
+stack_pids() { # "part pid" lines
+  local f pid
+  for f in /run/morpheus-shop/app@*.pid; do
+    for pid in $(descendants "$(cat "$f")"); do printf 'app %s\n' "$pid"; done
+  done
+  for pid in $(descendants "$(head -n 1 "/var/lib/postgresql/$PG_VERSION/$PG_CLUSTER/postmaster.pid")"); do
+    printf 'postgres %s\n' "$pid"
+  done
+  printf 'redis %s\n' "$REDIS_PID"
+  printf 'caddy %s\n' "$(cat /run/morpheus-shop/caddy.pid)"
+}
+stack_memory() { # → "total app postgres redis caddy rss_total" in MB
+  local part pid kb
+  declare -A pss=([app]=0 [postgres]=0 [redis]=0 [caddy]=0)
+  local rss=0
+  while read -r part pid; do
+    kb=$(pss_kb "$pid")
+    pss[$part]=$((pss[$part] + ${kb:-0}))
+    kb=$(rss_kb "$pid")
+    rss=$((rss + ${kb:-0}))
+  done < <(stack_pids)
+  printf '%s %s %s %s %s %s\n' "$(((pss[app] + pss[postgres] + pss[redis] + pss[caddy]) / 1024))" \
+    "$((pss[app] / 1024))" "$((pss[postgres] / 1024))" "$((pss[redis] / 1024))" "$((pss[caddy] / 1024))" \
+    "$((rss / 1024))"
+}
+memory_line() { # memory_line "total app postgres redis caddy rss"
+  local f
+  read -r -a f <<<"$1"
+  printf '%s MB = app %s + PostgreSQL %s + Redis %s + Caddy %s (sum of RSS: %s MB)' \
+    "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}"
+}
+# The load comes from one address, which the default limits (600 calls a minute) would answer with 429 after a
+# second: lines an operator may add to the env file lift them.
+printf '%s\n' "AUTH_LIMIT_PER_IP=1000000000" "AUTH_LIMIT_PER_KEY=1000000000" >>/etc/morpheus-shop/env
+"$ROOT/setup.sh" restart >"$WORK/restart-memory.log" 2>&1 || {
+  cat "$WORK/restart-memory.log"
+  fail "setup.sh restart for the memory figures failed"
+}
+# Idle as a shop that has served a little: a few auth calls, the panel's login page, then quiet.
+for ((i = 0; i < 5; i++)); do
+  curl_ip -o /dev/null -X POST -d "key=$KEY" -d 'uuid=PC-1' "https://127.0.0.1$BASE/api/Sc%2012345/auth"
+  curl_ip -o /dev/null "https://127.0.0.1$BASE/"
+done
+sleep 5
+idle=$(stack_memory)
+printf '# idle: %s\n' "$(memory_line "$idle")"
+read -r idle_total _ <<<"$idle"
+((idle_total <= 400)) || fail "the stack takes $idle_total MB idle, over the 400 MB target: $(memory_line "$idle")"
+ok "the whole stack takes $idle_total MB idle with one app process (target ≤ 400 MB)"
+if ((LOAD_SECONDS > 0)); then
+  # Loaders: half of the calls the activated key from its own PC (answered from memory), half keys that do not
+  # exist (a database lookup each); every answer must be 200 or 403 Key mismatch.
+  cat >"$WORK/auth-load.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) unexpected = 0; n = 0 end
+function request()
+  n = n + 1
+  if n % 2 == 0 then return wrk.format(nil, nil, nil, '{"key":"$KEY","uuid":"PC-1"}') end
+  return wrk.format(nil, nil, nil, string.format('{"key":"E2E-LOAD-%d-%d","uuid":"PC-1"}', math.random(1e9), n))
+end
+function response(status, headers, body) if status ~= 200 and status ~= 403 then unexpected = unexpected + 1 end end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("unexpected") end
+  io.write(string.format("UNEXPECTED %d\\n", total))
+end
+LUA
+  peak=$idle
+  wrk -t2 -c64 -d"${LOAD_SECONDS}s" --timeout 5s -s "$WORK/auth-load.lua" "https://127.0.0.1$BASE/api/Sc%2012345/auth" \
+    >"$WORK/wrk.log" 2>&1 &
+  load_pid=$!
+  while kill -0 "$load_pid" 2>/dev/null; do
+    now=$(stack_memory)
+    ((${now%% *} > ${peak%% *})) && peak=$now
+    sleep 2
+  done
+  wait "$load_pid" || {
+    cat "$WORK/wrk.log"
+    fail "wrk failed"
+  }
+  rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$WORK/wrk.log")
+  grep -q '^UNEXPECTED 0$' "$WORK/wrk.log" || fail "calls under load got other answers than 200 and 403: $(cat "$WORK/wrk.log")"
+  printf '# under load (peak of samples every 2 s, %s calls/s through Caddy): %s\n' "${rate%.*}" "$(memory_line "$peak")"
+  read -r peak_total _ <<<"$peak"
+  ((peak_total <= 600)) || fail "the stack took $peak_total MB under load, over the 600 MB target: $(memory_line "$peak")"
+  ok "the whole stack peaked at $peak_total MB under ${LOAD_SECONDS} s of auth calls (${rate%.*}/s; target ≤ 600 MB)"
+fi
 
 say "seventh run: --instances 3 (scaling up)"
 setup --instances 3 >"$WORK/run7.log" 2>&1 || {
