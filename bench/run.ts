@@ -15,6 +15,7 @@ import { runAllocationBench } from "./allocation.ts";
 import { runAuthBench } from "./auth.ts";
 import { runBroadcastBench } from "./broadcast.ts";
 import { runCatalogueBench } from "./catalogue.ts";
+import { runInstancesBench } from "./instances.ts";
 import { ADMIN_URL, type BenchResult, type Check, load, REDIS_URL, ROOT, TMP } from "./lib.ts";
 import { FIXES, MISSED } from "./notes.ts";
 import { runPanelBench } from "./panel-lists.ts";
@@ -25,6 +26,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   catalogue: runCatalogueBench,
   panel: runPanelBench,
   broadcast: runBroadcastBench,
+  instances: runInstancesBench,
 };
 /** The whole run stops after this long, whatever happens (each benchmark also has its own deadline). */
 const RUN_DEADLINE_MS = 14 * 60_000;
