@@ -1,4 +1,5 @@
 import { createHash, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import { renameSync } from "node:fs";
 import { join } from "node:path";
 import { cleanEnv, type Finished, runToEnd } from "./process.ts";
 
@@ -27,6 +28,29 @@ export function buildCKit(): Promise<void> {
   return cBuild;
 }
 
+let sanitizedBuild: Promise<string> | undefined;
+/**
+ * The C kit once more with AddressSanitizer and UBSan (clients/c/.loader_auth_sanitized, git-ignored): whatever a
+ * header or a body holds, a read or write out of bounds or an overflow ends the process with 99 or a signal, never
+ * a quiet 2 or 1. Built once per test process, under a temporary name then renamed, so a parallel run never
+ * executes a half-written file.
+ */
+function buildSanitizedCKit(): Promise<string> {
+  sanitizedBuild ??= (async () => {
+    const binary = join(ROOT, "clients/c/.loader_auth_sanitized");
+    const building = `${binary}.${process.pid}`;
+    const flags = ["-std=c11", "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
+    const source = join(ROOT, "clients/c/loader_auth.c");
+    const r = await runToEnd(["cc", ...flags, source, "-o", building, "-lcurl", "-lsodium", "-lcjson"], cleanEnv({}));
+    if (r.code !== 0) throw new Error(`building the C kit with sanitizers failed:\n${r.err}`);
+    renameSync(building, binary);
+    return binary;
+  })();
+  return sanitizedBuild;
+}
+// Leak checks need ptrace, which some CI containers refuse: off, so that only memory errors decide.
+const SANITIZER_ENV = { ASAN_OPTIONS: "exitcode=99:detect_leaks=0", UBSAN_OPTIONS: "print_stacktrace=1" };
+
 /**
  * Debian's python3-nacl and python3-cryptography belong to /usr/bin/python3 (STACK-NOTES). The Python kit uses
  * PyNaCl when it is there and cryptography otherwise: both paths run, the second with PyNaCl hidden from it.
@@ -47,6 +71,10 @@ export const KITS: Kit[] = [
       await buildCKit();
       return runToEnd([join(ROOT, "clients/c/loader_auth"), ...args], env());
     },
+  },
+  {
+    name: "C (ASan+UBSan)",
+    run: async (args) => runToEnd([await buildSanitizedCKit(), ...args], cleanEnv(SANITIZER_ENV)),
   },
   { name: "Python (PyNaCl)", run: (args) => runToEnd(["/usr/bin/python3", PYTHON_KIT, ...args], env()) },
   { name: "Python (cryptography)", run: (args) => runToEnd(withoutPyNaCl(args), env()) },
