@@ -1026,10 +1026,10 @@ setup_redis() {
     printf 'protected-mode yes\n' >>"$conf"
     restart=1
   fi
-  # Redis holds what can be lost: rate-limit windows, cached answers, leases, revoked panel sessions. A cap keeps a
-  # flood of addresses (each one a rate-limit key) from eating the server's memory; when it is reached, the keys
-  # nearest to their expiry go first (a minute's rate-limit window before a revoked session). An operator's own
-  # maxmemory line is left alone.
+  # Redis holds only what can be lost or rebuilt: rate-limit windows, cached answers, short leases, the bot's drafts.
+  # A cap keeps a flood of addresses (each one a rate-limit key) from eating the server's memory; when it is reached,
+  # the keys nearest to their expiry go first (a minute's rate-limit window before a cached catalogue). An operator's
+  # own maxmemory line is left alone.
   if ! grep -Eq '^[[:space:]]*maxmemory[[:space:]]' "$conf"; then
     printf 'maxmemory %smb\nmaxmemory-policy volatile-ttl\n' "$(redis_memory_mb)" >>"$conf"
     changed "Redis memory capped at $(redis_memory_mb) MB (maxmemory-policy volatile-ttl)"

@@ -558,6 +558,9 @@ expect_eq "$(upload "$WORK/loader.zip")" "422 " "one byte over 50 MiB still reac
 expect_contains "$(cat "$WORK/upload.html")" "Файл больше 50 МБ" "and says why"
 head -c $((8 * 1024 * 1024)) /dev/urandom >>"$WORK/loader.zip"
 expect_eq "$(upload "$WORK/loader.zip")" "413 " "a 58 MiB upload is refused by Caddy with 413"
+head -c $((2 * 1024 * 1024)) /dev/zero >"$WORK/big-call"
+expect_eq "$(curl_shop -o /dev/null -w '%{http_code}' --data-binary "@$WORK/big-call" -H 'content-type: application/json' \
+  "https://$HOST$BASE/api/Sc%2012345/auth")" 413 "a 2 MiB auth call is refused by Caddy with 413 (calls are kept whole up to 1 MiB)"
 rm -f "$WORK/loader.zip"
 
 # ---------------------------------------------------------------------------------------------------------------
