@@ -1,6 +1,6 @@
 import type { BotAdmin } from "../src/shop/admins.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
-import { day } from "./format.ts";
+import { day, personName } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
 
@@ -73,9 +73,21 @@ export function AdminsSection(props: AdminsProps) {
                 {props.admins.map((a) => (
                   <tr>
                     <td data-label="Telegram ID">
-                      <a href={href(view, `/users/${a.telegramId}`)} safe>
-                        {String(a.telegramId)}
-                      </a>
+                      {a.user ? (
+                        <>
+                          <a href={href(view, `/users/${a.telegramId}`)} safe>
+                            {String(a.telegramId)}
+                          </a>
+                          <span class="sub" safe>
+                            {personName(a.user)}
+                          </span>
+                        </>
+                      ) : (
+                        <>
+                          <span safe>{String(a.telegramId)}</span>
+                          <span class="sub">ещё не писал боту</span>
+                        </>
+                      )}
                     </td>
                     <td data-label="Заметка" safe>
                       {a.note || "—"}

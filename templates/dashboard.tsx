@@ -40,9 +40,15 @@ export function RevenueChart({ revenue }: { revenue: RevenueDay[] }) {
     <figure class="chart">
       <div class="chart-plot">
         <div class="chart-y" aria-hidden="true">
-          <span safe>{count(scaleMax)}</span>
-          <span safe>{count(Math.round(scaleMax / 2))}</span>
-          <span>0</span>
+          {scaleMax > 0 ? (
+            <>
+              <span safe>{count(scaleMax)}</span>
+              <span safe>{count(Math.round(scaleMax / 2))}</span>
+              <span>0</span>
+            </>
+          ) : (
+            ""
+          )}
         </div>
         <svg
           viewBox={`0 0 ${width} ${height}`}
@@ -85,7 +91,13 @@ export function RevenueChart({ revenue }: { revenue: RevenueDay[] }) {
           )}
         </div>
       </div>
-      <figcaption safe>{`Выручка по дням (МСК), всего ${rub(total)}`}</figcaption>
+      <figcaption>
+        {escapeHtml(
+          total > 0
+            ? `Выручка по дням (МСК), всего ${rub(total)}`
+            : "За 30 дней продаж не было: выручка по дням появится здесь.",
+        )}
+      </figcaption>
     </figure>
   );
 }
@@ -122,7 +134,7 @@ export function StockTable({ view, stock }: { view: View; stock: StockLine[] }) 
   }
   return (
     <div class="table-wrap">
-      <table class="table stock">
+      <table class="table cards stock">
         <thead>
           <tr>
             <th>Продукт</th>

@@ -83,8 +83,10 @@ export function SoldKeyRow(props: {
       <td data-label="Истекает">
         {k.expiresAt ? when(k.expiresAt) : "—"} {keyStateBadge(k)}
       </td>
-      <td data-label="Заметка" class="note" safe>
-        {k.note || "—"}
+      <td data-label="Заметка" class="note">
+        <div class="note-text" safe>
+          {k.note || "—"}
+        </div>
       </td>
       <td class="row-actions">
         <details class="menu">
@@ -347,7 +349,8 @@ export function KeysSection(props: {
             value={query.q}
             maxlength="128"
             autocomplete="off"
-            placeholder={query.list === "sold" ? "Начало ключа, HWID, ID покупателя или № заказа" : "Начало ключа"}
+            placeholder={query.list === "sold" ? "Ключ, HWID, покупатель, № заказа" : "Начало ключа"}
+            title={query.list === "sold" ? "Начало ключа, HWID, Telegram ID покупателя или номер заказа" : undefined}
           />
         </label>
         <noscript>

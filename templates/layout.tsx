@@ -22,6 +22,8 @@ function Head(props: { view: View; title: string }) {
       <meta name="referrer" content="same-origin" />
       <title safe>{`${props.title} — Morpheus Shop`}</title>
       <link rel="stylesheet" href={props.view.assets["panel.css"]} />
+      {/* Without it every page asks the site root for /favicon.ico, which is not the panel's (a 404). */}
+      <link rel="icon" type="image/svg+xml" href={props.view.assets["favicon.svg"]} />
       <script src={props.view.assets["htmx.min.js"]} defer />
       <script src={props.view.assets["panel.js"]} defer />
     </head>

@@ -183,7 +183,8 @@ export function OrdersPage(props: {
             value={query.q}
             inputmode="numeric"
             maxlength="16"
-            placeholder="Номер заказа или Telegram ID покупателя"
+            placeholder="№ заказа или Telegram ID"
+            title="Номер заказа или Telegram ID покупателя"
             autocomplete="off"
           />
         </label>

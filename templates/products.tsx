@@ -277,8 +277,7 @@ export function PricesForm(
                     id={`f-${name}`}
                     name={name}
                     inputmode="numeric"
-                    pattern="[0-9]*"
-                    maxlength="8"
+                    maxlength="12"
                     value={value}
                     placeholder="не продаётся"
                   />
@@ -300,7 +299,10 @@ export function PricesForm(
             );
           })}
         </div>
-        <p class="hint">Пустая цена — срок не продаётся. Бот показывает срок, только если есть и цена, и ключи.</p>
+        <p class="hint">
+          Целые рубли, можно с пробелами: «1 490». Пустая цена — срок не продаётся. Бот показывает срок, только если
+          есть и цена, и ключи.
+        </p>
         <button type="submit" class="primary">
           Сохранить цены
         </button>
@@ -550,23 +552,40 @@ function DaysSelect(props: { id: string; selected?: string | undefined }) {
   );
 }
 
-export function ArchiveToggle(props: ProductProps & { error?: string }) {
+/** Whether the bot offers the product, and if not, why: what the badge next to its name says. */
+export function saleState(product: Product, stock: StockLine | undefined) {
+  if (product.archivedAt) return { tone: "muted", text: `в архиве с ${when(product.archivedAt)}` } as const;
+  const durations = stock?.durations ?? [];
+  if (durations.some((d) => d.rub !== null && d.available > 0)) return { tone: "ok", text: "в продаже" } as const;
+  if (!durations.some((d) => d.rub !== null)) return { tone: "warn", text: "не продаётся: нет цен" } as const;
+  return { tone: "warn", text: "не продаётся: нет ключей по ценам" } as const;
+}
+
+/**
+ * The product's state in the bot and the archive button. It re-reads itself when prices or keys change on the
+ * page, so «в продаже» is never shown for a product the bot does not offer.
+ */
+export function ArchiveToggle(props: ProductProps & { stock: StockLine | undefined; error?: string }) {
   const { view, product } = props;
   const url = href(view, `/products/${product.id}/archive`);
   const archived = product.archivedAt !== null;
+  const state = saleState(product, props.stock);
   return (
     <form
       id="archive"
       {...postTo(url, "this")}
       hx-confirm={archived ? undefined : "Убрать продукт из бота? Проданные ключи продолжат работать через API."}
     >
+      <span
+        hx-get={url}
+        hx-trigger="keys-changed from:body, prices-changed from:body"
+        hx-target="#archive"
+        hx-swap="outerHTML"
+      >
+        <Badge tone={state.tone}>{escapeHtml(state.text)}</Badge>
+      </span>{" "}
       <CsrfField view={view} />
       <input type="hidden" name="archived" value={archived ? "off" : "on"} />
-      {archived ? (
-        <Badge tone="muted">{escapeHtml(`в архиве с ${when(product.archivedAt)}`)}</Badge>
-      ) : (
-        <Badge tone="ok">в продаже</Badge>
-      )}{" "}
       <button type="submit" class={archived ? "small" : "small secondary"}>
         {archived ? "Вернуть в бот" : "В архив"}
       </button>
@@ -624,7 +643,7 @@ export function ProductPage(props: ProductPageProps) {
       </p>
       <div class="title-row">
         <h1 safe>{product.name}</h1>
-        {section("archive", <ArchiveToggle view={view} product={product} />)}
+        {section("archive", <ArchiveToggle view={view} product={product} stock={props.stock} />)}
       </div>
       <ApiSection view={view} product={product} />
       <div class="grid-2">

@@ -99,6 +99,24 @@ describe("a product's page", () => {
     id = (await t.shop.products.create({ name: "Page" })).id;
   });
 
+  test("the badge says «в продаже» only when the bot offers a duration, and follows prices and keys on the page", async () => {
+    const fresh = await t.shop.products.create({ name: "Badge" });
+    const badge = async () =>
+      /<form id="archive"[\s\S]*?<span class="badge badge-(\w+)">([^<]+)<\/span>/.exec(
+        (await c.page(`/products/${fresh.id}`)).html,
+      );
+    expect((await badge())?.slice(1)).toEqual(["warn", "не продаётся: нет цен"]);
+    const priced = await c.post(`/products/${fresh.id}/prices`, { price_7: "1 490" }, { htmx: true });
+    expect(priced.status).toBe(200);
+    // The badge re-reads itself on this event.
+    expect(priced.headers.get("hx-trigger")).toBe("prices-changed");
+    expect((await t.shop.products.prices(fresh.id))[7]).toBe(1490);
+    expect((await badge())?.slice(1)).toEqual(["warn", "не продаётся: нет ключей по ценам"]);
+    await t.shop.keys.generate(fresh.id, 7, 1);
+    const toggle = await c.get(`/products/${fresh.id}/archive`, { htmx: "partial" });
+    expect(await toggle.text()).toContain('<span class="badge badge-ok">в продаже</span>');
+  });
+
   test("description edit, archive and back", async () => {
     const res = await c.post(`/products/${id}/description`, { description: "Новое описание" }, { htmx: true });
     expect(await res.text()).toContain("Описание сохранено.");

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { RevenueChart } from "../templates/dashboard.tsx";
 import { PanelClient } from "./helpers/panel-client.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
@@ -119,6 +120,27 @@ describe("Администраторы", () => {
   });
 });
 
+describe("Администраторы: what the list promises", () => {
+  test("adding an admin again keeps their note and says so; only admins who wrote to the bot link to a page", async () => {
+    await t.shop.users.touch({ id: 777000222, firstName: "Олег", username: "oleg" });
+    await c.post("/admins", { telegramId: "777000222", note: "владелец" }, { htmx: true });
+    await c.post("/admins", { telegramId: "777000333", note: "помощник" }, { htmx: true });
+    const again = await c.post("/admins", { telegramId: "777000222", note: "" }, { htmx: true });
+    expect(again.status).toBe(409);
+    expect(await again.text()).toContain("777000222 уже администратор — ничего не изменено");
+    const admins = await t.shop.admins.list();
+    expect(admins.find((a) => a.telegramId === 777000222)?.note).toBe("владелец");
+
+    const page = (await c.page("/admins")).html;
+    expect(page).toContain('<a href="/Morpheus%20Private/users/777000222">777000222</a>');
+    expect(page).toContain("Олег (@oleg)");
+    // Never wrote to the bot: no link to a page that would be a 404.
+    expect(page).not.toContain("/users/777000333");
+    expect(page).toContain("ещё не писал боту");
+    expect((await c.page("/users/777000222")).status).toBe(200);
+  });
+});
+
 describe("Пользователи", () => {
   beforeAll(async () => {
     await t.shop.users.touch({ id: 5001, firstName: XSS, username: "evil_user" });
@@ -230,5 +252,32 @@ describe("Заказы and Главная", () => {
     expect(html).not.toMatch(/LowStock<\/span> 30 дней/);
     await t.sql`delete from keys where product_id = ${product.id} and days = 1`;
     expect((await c.page("/")).html).toMatch(/LowStock<\/span> 1 день<\/a><span class="badge badge-bad">нет ключей/);
+  });
+});
+
+describe("small things every page gets right", () => {
+  test("an empty revenue chart has no 0/0/0 axis and says there were no sales", async () => {
+    const days = Array.from({ length: 30 }, (_, i) => ({
+      day: `2026-11-${String(i + 1).padStart(2, "0")}`,
+      rub: 0,
+      orders: 0,
+    }));
+    const html = String(await RevenueChart({ revenue: days }));
+    expect(html).toContain('<div class="chart-y" aria-hidden="true"></div>');
+    expect(html).toContain("За 30 дней продаж не было");
+    const sold = String(await RevenueChart({ revenue: days.map((d, i) => (i === 3 ? { ...d, rub: 700 } : d)) }));
+    expect(sold).toContain("<span>1 000</span>".replace(" ", "\u00a0"));
+  });
+
+  test("every page names its icon, so the browser does not ask the site root for /favicon.ico (a 404)", async () => {
+    for (const path of ["/", "/settings", "/products"]) {
+      const html = (await c.page(path)).html;
+      const icon = /<link rel="icon" type="image\/svg\+xml" href="([^"]+)"\/>/.exec(html)?.[1];
+      expect(icon).toStartWith("/Morpheus%20Private/static/favicon.svg?v=");
+      const res = await t.app.handle(new Request(`http://localhost${icon}`));
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("image/svg+xml");
+    }
+    expect((await new PanelClient(t).page("/")).html).toContain('<link rel="icon"');
   });
 });

@@ -30,13 +30,18 @@ export function adminsRoutes(routes: PanelRoutes, panel: PanelContext) {
       if (note.length > 200) {
         return answer(request, p.view, { values, errors: { note: "Заметка длиннее 200 символов" } }, 422);
       }
+      let added: boolean;
       try {
-        await shop.admins.add(telegramId, note);
+        added = await shop.admins.add(telegramId, note);
       } catch (error) {
         if (error instanceof ShopError && error.code === "invalid") {
           return answer(request, p.view, { values, errors: { [error.field ?? "_"]: error.message } }, 422);
         }
         throw error;
+      }
+      if (!added) {
+        const existing = `${telegramId} уже администратор — ничего не изменено. Чтобы сменить заметку, уберите его и добавьте снова.`;
+        return answer(request, p.view, { values, errors: { telegramId: existing } }, 409);
       }
       return answer(request, p.view, { saved: `${telegramId} теперь администратор бота.` });
     })

@@ -96,7 +96,8 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
           panel.dashboard.stock(product.id),
         ]);
         const form = PricesForm({ view: p.view, product, prices, stock, values, ...extra });
-        if (isHtmx(request)) return render(form, status);
+        // The badge next to the product's name says whether the bot offers it: it re-reads on this event.
+        if (isHtmx(request)) return render(form, status, extra.saved ? { "hx-trigger": "prices-changed" } : {});
         if (status < 400) return redirect(request, productUrl(product.id));
         return productPage(panel, p.view, product, { override: { id: "prices", html: await form }, status });
       };
@@ -129,23 +130,28 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       }
       return answer(200, { saved: true });
     })
+    .get("/products/:id/archive", async ({ request, params, panel: p }) => {
+      // The badge and button re-read themselves after prices or keys changed on the page.
+      const product = await requireProduct(panel, params.id);
+      if (!isPartial(request)) return productPage(panel, p.view, product);
+      const [stock] = await panel.dashboard.stock(product.id);
+      return render(ArchiveToggle({ view: p.view, product, stock }));
+    })
     .post("/products/:id/archive", async ({ request, params, body, panel: p }) => {
       const product = await requireProduct(panel, params.id);
       const archived = field(body, "archived");
       if (archived !== "on" && archived !== "off") {
         // Only a hand-made request gets here; it still deserves words, not a bare 422.
-        const toggle = ArchiveToggle({
-          view: p.view,
-          product,
-          error: "Не понятно, что сделать: обновите страницу и нажмите кнопку ещё раз.",
-        });
+        const [stock] = await panel.dashboard.stock(product.id);
+        const error = "Не понятно, что сделать: обновите страницу и нажмите кнопку ещё раз.";
+        const toggle = ArchiveToggle({ view: p.view, product, stock, error });
         if (isHtmx(request)) return render(toggle, 422);
         return productPage(panel, p.view, product, { override: { id: "archive", html: await toggle }, status: 422 });
       }
       await shop.products.setArchived(product.id, archived === "on");
       if (!isHtmx(request)) return redirect(request, productUrl(product.id));
-      const fresh = (await shop.products.byId(product.id)) ?? product;
-      return render(ArchiveToggle({ view: p.view, product: fresh }));
+      const [fresh, [stock]] = await Promise.all([shop.products.byId(product.id), panel.dashboard.stock(product.id)]);
+      return render(ArchiveToggle({ view: p.view, product: fresh ?? product, stock }));
     })
     .post("/products/:id/build", async ({ request, params, body, panel: p }) => {
       const product = await requireProduct(panel, params.id);

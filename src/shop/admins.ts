@@ -2,7 +2,13 @@ import { plainLine } from "../lib/text.ts";
 import { CHANNELS, type ShopDeps } from "./deps.ts";
 import { invalid, notFound } from "./errors.ts";
 
-export type BotAdmin = { telegramId: number; note: string; createdAt: Date };
+export type BotAdmin = {
+  telegramId: number;
+  note: string;
+  createdAt: Date;
+  /** The admin as a bot user, when they have written to the bot (the panel has a page for them then). */
+  user: { firstName: string | null; lastName: string | null; username: string | null } | null;
+};
 
 /** Telegram user ids are positive integers below 2^52 (Telegram's own promise), so a JS number holds them. */
 export function parseTelegramId(text: string): number | null {
@@ -20,9 +26,27 @@ export function createAdmins(deps: ShopDeps) {
   let reloading: Promise<unknown> = Promise.resolve();
 
   async function list(): Promise<BotAdmin[]> {
-    const rows = await sql<{ telegram_id: string; note: string; created_at: Date }[]>`
-      select * from bot_admins order by created_at`;
-    return rows.map((r) => ({ telegramId: Number(r.telegram_id), note: r.note, createdAt: r.created_at }));
+    const rows = await sql<
+      {
+        telegram_id: string;
+        note: string;
+        created_at: Date;
+        known: boolean;
+        first_name: string | null;
+        last_name: string | null;
+        username: string | null;
+      }[]
+    >`
+      select a.telegram_id, a.note, a.created_at, u.telegram_id is not null as known,
+             u.first_name, u.last_name, u.username
+      from bot_admins a left join bot_users u on u.telegram_id = a.telegram_id
+      order by a.created_at`;
+    return rows.map((r) => ({
+      telegramId: Number(r.telegram_id),
+      note: r.note,
+      createdAt: r.created_at,
+      user: r.known ? { firstName: r.first_name, lastName: r.last_name, username: r.username } : null,
+    }));
   }
 
   function reload(): Promise<Set<number>> {
@@ -39,14 +63,21 @@ export function createAdmins(deps: ShopDeps) {
     return (ids ?? (await reload())).has(telegramId);
   }
 
-  async function add(telegramId: number, note = ""): Promise<void> {
+  /**
+   * Makes a Telegram user a bot admin. An existing admin stays as they are (their note too): false tells the
+   * caller nothing was added.
+   */
+  async function add(telegramId: number, note = ""): Promise<boolean> {
     if (!Number.isSafeInteger(telegramId) || telegramId <= 0)
       throw invalid("Telegram ID — положительное число", "telegramId");
     if (note.length > 200) throw invalid("Заметка длиннее 200 символов", "note");
-    await sql`
+    const added = await sql`
       insert into bot_admins (telegram_id, note) values (${telegramId}, ${plainLine(note)})
-      on conflict (telegram_id) do update set note = excluded.note`;
+      on conflict (telegram_id) do nothing
+      returning telegram_id`;
+    if (added.length === 0) return false;
     await changed();
+    return true;
   }
 
   async function remove(telegramId: number): Promise<void> {
