@@ -176,6 +176,71 @@ describe("a product's page", () => {
     expect(new Uint8Array(await Bun.file(stored.path).arrayBuffer())).toEqual(bytes);
   });
 
+  test("build upload as a plain form: the CSRF field in the body is checked before any byte is stored", async () => {
+    const bytes = zipBytes();
+    const before = (await t.shop.products.byId(id))!.build;
+    // Without the field (and without the htmx header): refused, nothing stored.
+    const forged = await c.post(
+      `/products/${id}/build`,
+      { build: new File([bytes], "forged.zip") },
+      { csrf: false, multipart: true },
+    );
+    expect(forged.status).toBe(403);
+    expect((await t.shop.products.byId(id))!.build).toEqual(before);
+    // With it, as a browser without JavaScript sends the form: back to the product page.
+    const plain = await c.post(`/products/${id}/build`, { build: new File([bytes], "plain.zip") }, { multipart: true });
+    expect(plain.status).toBe(303);
+    expect((await t.shop.products.byId(id))!.build!.name).toBe("plain.zip");
+    // A form with no file says so.
+    const empty = await c.post(`/products/${id}/build`, { note: "no file" }, { htmx: true, multipart: true });
+    expect(empty.status).toBe(422);
+    expect(await empty.text()).toContain("Выберите zip-файл");
+  });
+
+  test("a build over 50 MB sent without a length is refused as it streams, and nothing is kept", async () => {
+    const before = (await t.shop.products.byId(id))!.build;
+    const boundary = "----morpheus-test";
+    const encoder = new TextEncoder();
+    const head = encoder.encode(
+      `--${boundary}\r\nContent-Disposition: form-data; name="build"; filename="huge.zip"\r\nContent-Type: application/zip\r\n\r\n`,
+    );
+    const chunk = new Uint8Array(1024 * 1024);
+    chunk.set([0x50, 0x4b, 0x03, 0x04]);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(head);
+      },
+      pull(controller) {
+        // 60 MB of "zip", then the closing boundary (never reached: the upload is refused first).
+        if (sent >= 60) {
+          controller.enqueue(encoder.encode(`\r\n--${boundary}--\r\n`));
+          controller.close();
+          return;
+        }
+        sent++;
+        controller.enqueue(chunk);
+      },
+    });
+    const res = await t.request(`/products/${id}/build`, {
+      method: "POST",
+      body,
+      headers: {
+        "content-type": `multipart/form-data; boundary=${boundary}`,
+        cookie: [...c.cookies].map(([k, v]) => `${k}=${v}`).join("; "),
+        "x-csrf-token": c.csrf,
+        "hx-request": "true",
+        "hx-request-type": "partial",
+      },
+    });
+    expect(res.status).toBe(422);
+    expect(await res.text()).toContain("Файл больше 50 МБ");
+    expect(sent).toBeLessThan(60);
+    expect((await t.shop.products.byId(id))!.build).toEqual(before);
+    const leftovers = [...new Bun.Glob("builds/*.part").scanSync({ cwd: t.config.dataDir })];
+    expect(leftovers).toEqual([]);
+  });
+
   test("generating 10 000 keys answers with the keys and tells the page to refresh the lists", async () => {
     const started = performance.now();
     const res = await c.post(`/products/${id}/keys/generate`, { days: "30", count: "10000" }, { htmx: true });

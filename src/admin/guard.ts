@@ -91,7 +91,7 @@ function panelGuard(panel: PanelContext, streamed: (request: Request) => boolean
         method: request.method,
         path: new URL(request.url).pathname,
       });
-      throw new Refusal(403, "Запрос отклонён: нет действительного CSRF-токена. Обновите страницу и повторите.");
+      throw csrfRefusal();
     }
     if (needsRenewal(session.claims)) {
       await startSession(panel, panelJwt as PanelJwt, sessionCookie, session.account, session.claims);
@@ -99,6 +99,10 @@ function panelGuard(panel: PanelContext, streamed: (request: Request) => boolean
     const result: PanelRequest = { account: session.account, claims: session.claims, view };
     return { panel: result, csrfChecked: !deferred };
   });
+}
+
+export function csrfRefusal(): Refusal {
+  return new Refusal(403, "Запрос отклонён: нет действительного CSRF-токена. Обновите страницу и повторите.");
 }
 
 /**

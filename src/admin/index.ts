@@ -1,5 +1,6 @@
 import { Elysia } from "elysia";
 import type { Config } from "../config.ts";
+import { pathOf } from "../http/path.ts";
 import type { Shop } from "../shop/index.ts";
 import { adminsRoutes } from "./admins.ts";
 import { accountRoutes, loginRoutes } from "./auth.ts";
@@ -23,7 +24,10 @@ import { usersRoutes } from "./users.ts";
  */
 export function adminPanel(shop: Shop, config: Config) {
   const panel = panelContext(shop, config);
-  const routes = loggedInRoutes(panel);
+  // Build uploads are read as a stream (products.ts): their handler checks the CSRF field that comes in it.
+  const routes = loggedInRoutes(panel, {
+    streamed: (request) => request.method === "POST" && /\/products\/[^/]+\/build$/.test(pathOf(request.url)),
+  });
   for (const tab of [
     settingsRoutes,
     broadcastsRoutes,

@@ -9,14 +9,16 @@ import {
   ProductsPage,
 } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
+import { readUpload } from "../http/upload.ts";
 import { DURATIONS } from "../lib/durations.ts";
-import { MAX_BUILD_BYTES } from "../shop/builds.ts";
+import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
 import { productNameProblem } from "../shop/products.ts";
 import type { PanelContext } from "./context.ts";
-import type { PanelRoutes } from "./guard.ts";
+import { csrfRefusal, type PanelRoutes } from "./guard.ts";
 import { productPage, requireProduct } from "./product-page.ts";
-import { field, file, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
+import { field, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
+import { CSRF_FIELD, csrfValid } from "./session.ts";
 
 /**
  * Продукты (+API): the catalogue, creating a product (with name checks while typing), and a product's page:
@@ -153,28 +155,39 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       const [fresh, [stock]] = await Promise.all([shop.products.byId(product.id), panel.dashboard.stock(product.id)]);
       return render(ArchiveToggle({ view: p.view, product: fresh ?? product, stock }));
     })
-    .post("/products/:id/build", async ({ request, params, body, panel: p }) => {
-      const product = await requireProduct(panel, params.id);
-      const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
-        const fresh = (await shop.products.byId(product.id)) ?? product;
-        const section = BuildSection({ view: p.view, product: fresh, ...extra });
-        if (isHtmx(request)) return render(section, status);
-        if (status < 400) return redirect(request, productUrl(product.id));
-        return productPage(panel, p.view, product, { override: { id: "build", html: await section }, status });
-      };
-      const upload = file(body, "build");
-      if (!upload) return answer(422, { errors: { build: "Выберите zip-файл" } });
-      if (upload.size > MAX_BUILD_BYTES) {
-        return answer(422, { errors: { build: "Файл больше 50 МБ: Telegram не отправит его покупателю" } });
-      }
-      try {
-        await shop.builds.store(product.id, new Uint8Array(await upload.arrayBuffer()), upload.name);
-      } catch (error) {
-        if (error instanceof ShopError && error.code === "invalid") {
-          return answer(422, { errors: { build: error.message } });
+    .post(
+      "/products/:id/build",
+      async ({ request, params, panel: p, csrfChecked }) => {
+        // Read as a stream (readUpload, shop.builds.store); parse "none" keeps Elysia from buffering the body.
+        const product = await requireProduct(panel, params.id);
+        const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
+          const fresh = (await shop.products.byId(product.id)) ?? product;
+          const section = BuildSection({ view: p.view, product: fresh, ...extra });
+          if (isHtmx(request)) return render(section, status);
+          if (status < 400) return redirect(request, productUrl(product.id));
+          return productPage(panel, p.view, product, { override: { id: "build", html: await section }, status });
+        };
+        let upload: Awaited<ReturnType<typeof readUpload<unknown>>>;
+        try {
+          upload = await readUpload(request, {
+            file: "build",
+            onFile: (fields, chunks, filename) => {
+              // A plain form's token comes in the body, before the file: no byte is stored without it.
+              if (!csrfChecked && !csrfValid(panel, p.claims.sid, fields[CSRF_FIELD])) throw csrfRefusal();
+              return shop.builds.store(product.id, chunks, filename);
+            },
+          });
+        } catch (error) {
+          if (error instanceof ShopError && error.code === "invalid") {
+            return answer(422, { errors: { build: error.message } });
+          }
+          throw error;
         }
-        throw error;
-      }
-      return answer(200, { saved: true });
-    });
+        if (!csrfChecked && !csrfValid(panel, p.claims.sid, upload.fields[CSRF_FIELD])) throw csrfRefusal();
+        if (upload.result === null) return answer(422, { errors: { build: "Выберите zip-файл" } });
+        log.info("build uploaded from the panel", { productId: product.id, login: p.account.login });
+        return answer(200, { saved: true });
+      },
+      { parse: "none" },
+    );
 }

@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { isDatabaseUnavailable } from "../db/client.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
+import { MalformedBody } from "./body.ts";
 
 /** The HTTP status of each kind of domain refusal: the one map every adapter answers with. */
 export const SHOP_ERROR_STATUS: Record<ShopError["code"], number> = {
@@ -53,7 +54,8 @@ function problemOf(code: unknown, error: unknown): ErrorProblem | null {
     return { status: SHOP_ERROR_STATUS[error.code], kind: "refused", message: error.message };
   if (error instanceof Refusal) return { status: error.status, kind: "refused", message: error.message };
   if (code === "NOT_FOUND") return { status: 404, kind: "not_found" };
-  if (code === "PARSE" || code === "VALIDATION") return { status: 400, kind: "malformed" };
+  if (code === "PARSE" || code === "VALIDATION" || error instanceof MalformedBody)
+    return { status: 400, kind: "malformed" };
   // Not a bug: PostgreSQL cannot be reached right now. A client that retries (AnyPay, a loader, the owner) will
   // get through once it is back, so say so with 503 rather than an internal error.
   if (isDatabaseUnavailable(error)) return { status: 503, kind: "unavailable" };

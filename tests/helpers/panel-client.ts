@@ -63,8 +63,9 @@ export class PanelClient {
     let body: BodyInit;
     if (options.multipart || Object.values(fields).some((v) => v instanceof Blob)) {
       const form = new FormData();
-      for (const [k, v] of Object.entries(fields)) form.append(k, v);
+      // First, as the panel's forms have it (a browser sends fields in the order of the page).
       if (token && !options.htmx) form.append("_csrf", token);
+      for (const [k, v] of Object.entries(fields)) form.append(k, v);
       body = form;
     } else {
       const form = new URLSearchParams();
