@@ -17,7 +17,7 @@ const MESSAGES: Record<Exclude<ErrorProblem["kind"], "refused">, string> = {
 };
 
 /** Where an htmx request's error is shown: a bar at the top of every panel page, so the form the owner filled stays. */
-export const ALERT_TARGET = "#panel-alert";
+const ALERT_TARGET = "#panel-alert";
 
 /**
  * Which URLs are the panel's: everything under BASE_PATH except what answers machines there — the licence API
