@@ -11,6 +11,7 @@ import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "
 import { count, days, plural, rub, size, when } from "./format.ts";
 import { type KeyCounts, type KeyRowError, type KeysQuery, KeysSection } from "./keys.tsx";
 import { Layout } from "./layout.tsx";
+import { type LicenceApiProps, LicenceApiSection } from "./licence-api.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
 
 /** A .txt of keys bigger than this is refused before reading it (100 000 keys of 128 characters fit). */
@@ -600,34 +601,14 @@ export function ArchiveToggle(props: ProductProps & { stock: StockLine | undefin
   );
 }
 
-export function ApiSection(props: ProductProps) {
-  const url = apiUrl(props.view, props.product);
-  return (
-    <section class="card stack">
-      <h2>API авторизации</h2>
-      <div class="copy-row">
-        <code id="api-url" class="mono" safe>
-          {url}
-        </code>
-        <button type="button" class="small" data-copy="#api-url">
-          Копировать
-        </button>
-      </div>
-      <p class="hint">
-        Лоадер отправляет <code>key</code> и <code>uuid</code> (HWID) — JSON, форма или GET-параметры. Ответ:{" "}
-        <code>{'{"success":true,"days":…,"hours":…}'}</code> или <code>Key mismatch</code> / <code>HWID mismatch</code>{" "}
-        / <code>Key expired</code> / <code>Key banned</code>.
-      </p>
-    </section>
-  );
-}
-
 export type ProductPageProps = {
   view: View;
   product: Product;
   prices: Partial<Record<DurationDays, number>>;
   stock: StockLine | undefined;
   keys: { query: KeysQuery; page: Page<KeyListItem>; counts: KeyCounts; rowError?: KeyRowError | undefined };
+  /** The keys that sign the auth API's answers, newest first. */
+  signingKeys: LicenceApiProps["keys"];
   /** A section re-rendered with errors after a plain (non-htmx) form post. */
   override?: { id: "description" | "build" | "prices" | "generate" | "import" | "issue" | "archive"; html: string };
 };
@@ -645,7 +626,7 @@ export function ProductPage(props: ProductPageProps) {
         <h1 safe>{product.name}</h1>
         {section("archive", <ArchiveToggle view={view} product={product} stock={props.stock} />)}
       </div>
-      <ApiSection view={view} product={product} />
+      <LicenceApiSection url={apiUrl(view, product)} keys={props.signingKeys} />
       <div class="grid-2">
         {section("prices", <PricesForm view={view} product={product} prices={props.prices} stock={props.stock} />)}
         {section("description", <DescriptionForm view={view} product={product} />)}

@@ -38,6 +38,12 @@ export function countsOf(line: StockLine | undefined): KeyCounts {
   return { unsold, sold };
 }
 
+/** The keys this process signs the auth API's answers with: what a loader built now must pin. */
+async function signingKeys(panel: PanelContext) {
+  await panel.shop.signing.ready();
+  return panel.shop.signing.activeKeys();
+}
+
 /** A product's whole page, optionally with one section replaced (a plain form post that came back with errors). */
 export async function productPage(
   panel: PanelContext,
@@ -68,6 +74,7 @@ export async function productPage(
       prices,
       stock,
       keys: { query, page, counts: countsOf(stock), rowError: options.rowError },
+      signingKeys: await signingKeys(panel),
       override: options.override,
     }),
     options.status ?? 200,
