@@ -26,6 +26,9 @@ function productFromUrl(url: string): { name: string } | { problem: string } {
   }
 }
 
+/** What every answer says it is: Elysia's own type for a JSON answer, so old loaders see the same header. */
+const JSON_TYPE = "application/json;charset=utf-8";
+
 /** key and uuid are at most 128 characters each: 16 kB leaves room for any encoding and extra fields. */
 const MAX_BODY_BYTES = 16 * 1024;
 /** Stand in for the body of a request refused unread, and of one that did not parse. */
@@ -108,7 +111,8 @@ function inputProblem(label: string, input: Input, check: (s: string) => string 
   return problem ? `Invalid ${label}: ${problem}` : null;
 }
 
-export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
+/** SPEC §11: what a loader may send as its nonce. */
+const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
 /** Why a nonce is refused, or null when it is fine or absent (old loaders send none). */
 function nonceProblem(input: Input): string | null {
@@ -321,5 +325,3 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       })
   );
 }
-
-const JSON_TYPE = "application/json;charset=utf-8";

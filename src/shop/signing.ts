@@ -21,7 +21,7 @@ export type SigningKeyInfo = {
   retiredAt: Date | null;
 };
 
-/** Answers without a nonce whose signatures are kept: the refusals, and the last second's worth of successes. */
+/** Bodies whose signatures are kept at most; when full the map starts afresh (a flood only churns it). */
 const MAX_REPEATS = 1_000;
 
 type ActiveKey = { info: SigningKeyInfo; privateKey: KeyObject; prefix: string };
@@ -175,7 +175,8 @@ export function createSigning(deps: ShopDeps) {
     pair.seed.fill(0);
     log.info("signing key added", { keyId: pair.keyId });
     await announce();
-    await load();
+    // A process that signs follows at once; one that never signed (the CLI) has no reason to read private keys.
+    if (activeIds !== null) await load();
     return infoOf(row!);
   }
 
@@ -210,7 +211,7 @@ export function createSigning(deps: ShopDeps) {
     if (!outcome.wasRetired) {
       log.info("signing key retired", { keyId });
       await announce();
-      await load();
+      if (activeIds !== null) await load();
     }
     return outcome;
   }
