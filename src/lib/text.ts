@@ -24,7 +24,7 @@ export function plainLine(text: string): string {
  * code points, not JavaScript's UTF-16 units (an emoji is one character, not two).
  */
 export function longerThan(text: string, max: number): boolean {
-  // A code point is one or two UTF-16 units: most answers need no counting at all.
+  // A code point is one or two UTF-16 units: most texts need no counting at all.
   if (text.length <= max) return false;
   if (text.length > 2 * max) return true;
   let count = 0;
