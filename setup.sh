@@ -583,14 +583,39 @@ app_log_hint() {
   fi
 }
 
+# The program listening on PORT is this instance (the app under its `bun run start`), not another one that took the
+# port while the instance was restarting: that one would answer healthz too.
+listener_is_ours() { # listener_is_ours PORT
+  local main pid i
+  if [[ $SERVICE_MODE == systemd ]]; then
+    main=$(systemctl show -p MainPID --value "$(instance_unit "$1")")
+  else
+    main=$(cat "$RUN_DIR/app@$1.pid" 2>/dev/null || true)
+  fi
+  pid=$(port_listeners "$1" | sed -n 's/.*pid=\([0-9]\{1,10\}\),.*/\1/p' | head -n 1)
+  [[ $main =~ ^[1-9][0-9]*$ ]] || return 1
+  for ((i = 0; i < 8; i++)); do
+    [[ $pid =~ ^[1-9][0-9]*$ ]] || return 1
+    [[ $pid == "$main" ]] && return 0
+    pid=$(ps -o ppid= -p "$pid" | tr -d ' ')
+  done
+  return 1
+}
+
 wait_app_healthy() { # wait_app_healthy PORT
   local port=$1 i body=""
   for ((i = 0; i < 60; i++)); do
-    if body=$(CURL_TIME=2 local_curl "http://127.0.0.1:$port$BASE_PATH_URL/healthz" 2>/dev/null); then
+    if body=$(CURL_TIME=2 local_curl "http://127.0.0.1:$port$BASE_PATH_URL/healthz" 2>/dev/null) &&
+      listener_is_ours "$port"; then
       [[ $body == *'"redis":"ok"'* ]] || warn "the app answers but reports Redis as not reachable: $body"
       return 0
     fi
-    if [[ $SERVICE_MODE == direct ]] && ! pid_alive "app@$port"; then break; fi
+    if ! instance_running "$port"; then
+      [[ -z $(port_listeners "$port") ]] ||
+        die "port $port on this server is taken by another program: $(port_listeners "$port")" \
+          "stop that program, or choose other ports for the app: sudo ./setup.sh --port 3100"
+      [[ $SERVICE_MODE == direct ]] && break
+    fi
     sleep 0.5
   done
   if [[ $SERVICE_MODE == systemd ]]; then

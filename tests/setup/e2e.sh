@@ -185,8 +185,9 @@ redis_shop() { REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --no-auth-warning -p "$RE
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --requirepass "$REDIS_PASSWORD" --save '' --appendonly no \
   --daemonize no >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
-# Three in a row: the install runs two app processes, and a later run scales to three.
-APP_PORT=$(free_port 3917 3960 3)
+# Three in a row: the install runs two app processes, and a later run scales to three. Below the ephemeral ports and
+# away from the usual ones, so that nothing else on a shared machine takes one while an instance restarts.
+APP_PORT=$(free_port 29170 29260 3)
 APP_PORT2=$((APP_PORT + 1))
 printf '127.0.0.1 %s %s\n' "$HOST" "$HOSTS_MARK" >>/etc/hosts
 ok "redis on 127.0.0.1:$REDIS_PORT (password), app ports $APP_PORT and $APP_PORT2, $HOST → 127.0.0.1"
