@@ -451,11 +451,11 @@ while IFS= read -r asset; do
   name=${asset#*/static/}
   name=${name%%\?*}
   code=$(curl_shop -D "$WORK/asset.headers" -o "$WORK/asset" -w '%{http_code} %{content_type}' "https://$HOST$asset")
-  [[ $code == "200 text/javascript"* || $code == "200 text/css"* ]] || fail "$asset through Caddy: $code"
+  [[ $code == "200 text/javascript"* || $code == "200 text/css"* || $code == "200 image/"* ]] || fail "$asset through Caddy: $code"
   cmp -s "$WORK/asset" "/opt/morpheus-shop/current/static/$name" || fail "$asset through Caddy is not the release's file"
   [[ $(header_values "$WORK/asset.headers" x-content-type-options | grep -c .) == 1 ]] || fail "$asset: nosniff twice"
 done <<<"$assets"
-ok "the pages' scripts and styles load from 'self' through Caddy: $(sed 's|.*/static/||; s|?.*||' <<<"$assets" | paste -sd ' ')"
+ok "the pages' scripts, styles and icons load from 'self' through Caddy: $(sed 's|.*/static/||; s|?.*||' <<<"$assets" | paste -sd ' ')"
 if [[ -x /usr/bin/chromium && -d $ROOT/node_modules/playwright-core ]]; then
   DESCRIPTION="Saved in chromium through Caddy $(date +%s)"
   (cd "$ROOT" && bun tests/setup/panel-browser.ts "https://$HOST$BASE/" "$LOGIN" "$PASSWORD" "Sc 12345" "$DESCRIPTION") \
