@@ -1,6 +1,6 @@
 import { escapeHtml } from "@kitajs/html";
+import type { Page } from "../src/db/keyset.ts";
 import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
-import type { Page } from "../src/shop/keyset.ts";
 import type { KeyList, KeyListItem } from "../src/shop/listings.ts";
 import { Badge, CsrfField, Pager, postTo } from "./components.tsx";
 import { count, days, personName, when } from "./format.ts";

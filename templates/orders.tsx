@@ -1,5 +1,5 @@
 import { escapeHtml } from "@kitajs/html";
-import type { Page } from "../src/shop/keyset.ts";
+import type { Page } from "../src/db/keyset.ts";
 import type { OrderListItem } from "../src/shop/listings.ts";
 import { type Attention, DUPLICATE_WINDOW_DAYS, LATE_DELIVERY_MINUTES, type OrderStatus } from "../src/shop/orders.ts";
 import { REFUSED_WINDOW_DAYS } from "../src/shop/refused-notifications.ts";

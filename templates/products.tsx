@@ -1,10 +1,10 @@
 import { escapeHtml } from "@kitajs/html";
+import type { Page } from "../src/db/keyset.ts";
 import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
 import { type KeyStringFault, MAX_KEY_LENGTH } from "../src/lib/keys.ts";
 import { MAX_BUILD_BYTES } from "../src/shop/builds.ts";
 import type { StockLine } from "../src/shop/dashboard.ts";
 import type { ImportResult as ShopImportResult } from "../src/shop/keys.ts";
-import type { Page } from "../src/shop/keyset.ts";
 import type { KeyListItem } from "../src/shop/listings.ts";
 import type { Product } from "../src/shop/products.ts";
 import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";

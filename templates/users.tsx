@@ -1,5 +1,5 @@
 import { escapeHtml } from "@kitajs/html";
-import type { Page } from "../src/shop/keyset.ts";
+import type { Page } from "../src/db/keyset.ts";
 import type { OrderListItem, UserEvent, UserKey, UserListItem, UserSort, UserStats } from "../src/shop/listings.ts";
 import type { BotUser } from "../src/shop/users.ts";
 import { Badge, Pager, ProductDuration } from "./components.tsx";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
+import { CATALOGUE_CACHE_KEY } from "../src/cache/catalogue.ts";
 import { startExpiryJob } from "../src/jobs/expiry.ts";
-import { CATALOGUE_CACHE_KEY } from "../src/shop/catalogue-cache.ts";
 import { createListings } from "../src/shop/listings.ts";
 import { ADMIN_ID, createPayShop, type PayShop } from "./helpers/payments.ts";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { decodeCursor, encodeCursor } from "../src/shop/keyset.ts";
+import { decodeCursor, encodeCursor } from "../src/db/keyset.ts";
 import { createListings, type UserSort } from "../src/shop/listings.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { LOCKS, sessionLock } from "../src/shop/session-lock.ts";
+import { LOCKS, sessionLock } from "../src/db/session-lock.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
 let t: TestShop;

@@ -1,7 +1,7 @@
 import { UserEvents, UserOrders, UserPage, UsersList, UsersPage } from "../../templates/users.tsx";
 import type { View } from "../../templates/view.ts";
+import type { PageRequest } from "../db/keyset.ts";
 import { notFound } from "../shop/errors.ts";
-import type { PageRequest } from "../shop/keyset.ts";
 import { isUserSort } from "../shop/listings.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";

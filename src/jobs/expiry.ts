@@ -1,5 +1,5 @@
+import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
-import { CHANNELS } from "../shop/deps.ts";
 import type { Shop } from "../shop/index.ts";
 
 export type ExpiryJobOptions = {

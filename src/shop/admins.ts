@@ -1,5 +1,6 @@
+import { CHANNELS } from "../cache/channels.ts";
 import { plainLine } from "../lib/text.ts";
-import { CHANNELS, type ShopDeps } from "./deps.ts";
+import type { ShopDeps } from "./deps.ts";
 import { invalid, notFound } from "./errors.ts";
 
 export type BotAdmin = {

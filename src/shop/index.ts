@@ -1,3 +1,4 @@
+import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
 import { createAccounts } from "./accounts.ts";
 import { createAdmins } from "./admins.ts";
@@ -6,7 +7,7 @@ import { createBroadcasts } from "./broadcasts.ts";
 import { createBuilds } from "./builds.ts";
 import { createCatalogue } from "./catalogue.ts";
 import { createDeliveries } from "./deliveries.ts";
-import { CHANNELS, type ShopDeps } from "./deps.ts";
+import type { ShopDeps } from "./deps.ts";
 import { createKeys } from "./keys.ts";
 import { AuthCache, createLicence } from "./licence.ts";
 import { createOrders } from "./orders.ts";

@@ -1,10 +1,11 @@
+import { invalidateCatalogue } from "../cache/catalogue.ts";
+import { CHANNELS } from "../cache/channels.ts";
 import type { Tx } from "../db/client.ts";
 import { DURATIONS, type DurationDays, daysLabel, isDuration } from "../lib/durations.ts";
 import { generateKeyString, type KeyStringFault, keyStringFault, maskKey } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { plainText } from "../lib/text.ts";
-import { invalidateCatalogue } from "./catalogue-cache.ts";
-import { CHANNELS, type ShopDeps } from "./deps.ts";
+import type { ShopDeps } from "./deps.ts";
 import { invalid, notFound, ShopError } from "./errors.ts";
 import type { AuthCache } from "./licence.ts";
 

@@ -1,10 +1,10 @@
 import type postgres from "postgres";
+import { keysetPage, type Ordering, type Page, type PageRequest } from "../db/keyset.ts";
 import type { DurationDays } from "../lib/durations.ts";
 import { maskKey } from "../lib/keys.ts";
 import type { DeliveryStatus } from "./deliveries.ts";
 import type { ShopDeps } from "./deps.ts";
 import { type KeyRecord, type KeyRow, toKeyRecord } from "./keys.ts";
-import { keysetPage, type Ordering, type Page, type PageRequest } from "./keyset.ts";
 import type { OrderStatus } from "./orders.ts";
 
 /**

@@ -1,9 +1,9 @@
+import { invalidateCatalogue } from "../cache/catalogue.ts";
 import type { Tx } from "../db/client.ts";
 import { type DurationDays, isDuration } from "../lib/durations.ts";
 import { maskKey } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { plainText } from "../lib/text.ts";
-import { invalidateCatalogue } from "./catalogue-cache.ts";
 import { type Deliveries, enqueueDelivery } from "./deliveries.ts";
 import type { ShopDeps } from "./deps.ts";
 import { invalid, pgCode } from "./errors.ts";

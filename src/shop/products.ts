@@ -1,6 +1,6 @@
+import { invalidateCatalogue } from "../cache/catalogue.ts";
 import { DURATIONS, type DurationDays, isDuration } from "../lib/durations.ts";
 import { longerThan, plainText } from "../lib/text.ts";
-import { invalidateCatalogue } from "./catalogue-cache.ts";
 import type { ShopDeps } from "./deps.ts";
 import { conflict, invalid, notFound, pgCode } from "./errors.ts";
 

@@ -1,5 +1,6 @@
+import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
-import { CHANNELS, type ShopDeps } from "./deps.ts";
+import type { ShopDeps } from "./deps.ts";
 import { invalid } from "./errors.ts";
 
 export type Settings = {

@@ -1,7 +1,8 @@
 import { type KeyObject, sign } from "node:crypto";
+import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
 import { keyIdOf, newKeyPair, privateKeyOf, publicKeyPem } from "../lib/signing.ts";
-import { CHANNELS, type ShopDeps } from "./deps.ts";
+import type { ShopDeps } from "./deps.ts";
 import { conflict, notFound } from "./errors.ts";
 
 /**

@@ -1,4 +1,5 @@
-import { CHANNELS, type ShopDeps } from "./deps.ts";
+import type { Cache } from "./cache.ts";
+import { CHANNELS } from "./channels.ts";
 
 /** Redis key of the bot's catalogue (products, prices, stock per duration). */
 export const CATALOGUE_CACHE_KEY = "catalogue:v1";
@@ -14,7 +15,7 @@ const GENERATION_TTL_MS = 7 * 24 * 3_600_000;
  * Drops the cached catalogue. Call it after the transaction that changed products, prices or stock has committed,
  * never inside it: a reader in between would cache the old state again.
  */
-export async function invalidateCatalogue(deps: Pick<ShopDeps, "cache">): Promise<void> {
+export async function invalidateCatalogue(deps: { cache: Cache }): Promise<void> {
   await deps.cache.hit(CATALOGUE_GENERATION_KEY, GENERATION_TTL_MS);
   await deps.cache.del(CATALOGUE_CACHE_KEY);
   await deps.cache.publish(CHANNELS.catalogue, "changed");

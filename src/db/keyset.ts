@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import type { Sql } from "../db/client.ts";
+import type { Sql } from "./client.ts";
 
 /**
  * Keyset ("seek") pagination for the panel's long lists. A page is found by the last row the reader saw, never by

@@ -1,6 +1,6 @@
 import postgres from "postgres";
-import type { Sql } from "../db/client.ts";
 import { log } from "../lib/log.ts";
+import type { Sql } from "./client.ts";
 
 /** First half of every lock key of the shop (the migration lock uses the one-number form, so they never meet). */
 const LOCK_NAMESPACE = 7_310_424;
