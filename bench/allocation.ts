@@ -28,7 +28,7 @@ import { setLogLevel } from "../src/lib/log.ts";
 import { createPayments } from "../src/payments/payments.ts";
 import { buildHttpApp } from "../src/server.ts";
 import { createShop } from "../src/shop/index.ts";
-import { type AllocationStrategy, createOrders } from "../src/shop/orders.ts";
+import { type AllocationStrategy, createOrders } from "../src/shop/orders/orders.ts";
 import { AnypayNotifier } from "../tests/helpers/anypay.ts";
 import { FakeTelegram, TEST_TOKEN } from "../tests/helpers/fake-telegram.ts";
 import type { BenchResult, Check } from "./lib.ts";

@@ -6,13 +6,13 @@ import { migrate } from "./db/migrate.ts";
 import { DURATIONS, type DurationDays, isDuration } from "./lib/durations.ts";
 import { keyFaultText, keyStringProblem } from "./lib/keys.ts";
 import { logToStderr, setLogLevel } from "./lib/log.ts";
-import { LOGIN_PATTERN } from "./shop/accounts.ts";
-import { parseTelegramId } from "./shop/admins.ts";
+import { LOGIN_PATTERN } from "./shop/accounts/accounts.ts";
 import { ShopError } from "./shop/errors.ts";
 import { createShop, type Shop } from "./shop/index.ts";
-import { MAX_GENERATE } from "./shop/keys.ts";
-import { productNameProblem } from "./shop/products.ts";
-import { BOT_TOKEN_PATTERN, type SettingsPatch } from "./shop/settings.ts";
+import { MAX_GENERATE } from "./shop/keys/keys.ts";
+import { productNameProblem } from "./shop/products/products.ts";
+import { BOT_TOKEN_PATTERN, type SettingsPatch } from "./shop/settings/settings.ts";
+import { parseTelegramId } from "./shop/users/admins.ts";
 
 /**
  * `bun run cli <command>`: the operator's tools over SSH and in scripts (SPEC §10). Thin: every command checks its

@@ -1,4 +1,4 @@
-import type { BotAdmin } from "../src/shop/admins.ts";
+import type { BotAdmin } from "../src/shop/users/admins.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
 import { day, personName } from "./format.ts";
 import { Layout } from "./layout.tsx";

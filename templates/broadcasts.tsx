@@ -1,6 +1,6 @@
 import { escapeHtml } from "@kitajs/html";
 import { counted, plural, USERS } from "../src/lib/plural.ts";
-import type { Broadcast } from "../src/shop/broadcasts.ts";
+import type { Broadcast } from "../src/shop/broadcasts/broadcasts.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, postTo } from "./components.tsx";
 import { href, type View } from "./view.ts";
 

@@ -1,6 +1,6 @@
 import type { Children } from "@kitajs/html";
-import type { DeliveryStatus } from "../src/shop/deliveries.ts";
-import type { OrderStatus } from "../src/shop/orders.ts";
+import type { DeliveryStatus } from "../src/shop/orders/deliveries.ts";
+import type { OrderStatus } from "../src/shop/orders/orders.ts";
 import { days } from "./format.ts";
 import { href, type View } from "./view.ts";
 

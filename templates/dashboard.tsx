@@ -1,8 +1,9 @@
 import { escapeHtml } from "@kitajs/html";
-import type { LowStock, RevenueDay, Sales, StockLine } from "../src/shop/dashboard.ts";
-import type { OrderListItem } from "../src/shop/listings.ts";
-import type { Attention } from "../src/shop/orders.ts";
-import type { Settings } from "../src/shop/settings.ts";
+import type { OrderListItem } from "../src/shop/orders/lists.ts";
+import type { Attention } from "../src/shop/orders/orders.ts";
+import type { RevenueDay, Sales } from "../src/shop/orders/sales.ts";
+import type { LowStock, StockLine } from "../src/shop/products/stock.ts";
+import type { Settings } from "../src/shop/settings/settings.ts";
 import { Badge, Notice } from "./components.tsx";
 import { calendarDay, count, days, plural, rub } from "./format.ts";
 import { Layout } from "./layout.tsx";

@@ -1,4 +1,4 @@
-import type { UserEvent } from "../src/shop/listings.ts";
+import type { UserEvent } from "../src/shop/users/lists.ts";
 import { days, rub, when } from "./format.ts";
 import { href, type View } from "./view.ts";
 

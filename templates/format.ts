@@ -2,7 +2,7 @@ import { dayWord } from "../src/lib/durations.ts";
 
 export { plural } from "../src/lib/plural.ts";
 
-import { SHOP_TIME_ZONE } from "../src/shop/dashboard.ts";
+import { SHOP_TIME_ZONE } from "../src/shop/orders/sales.ts";
 
 const dateTime = new Intl.DateTimeFormat("ru-RU", {
   timeZone: SHOP_TIME_ZONE,

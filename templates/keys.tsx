@@ -1,7 +1,7 @@
 import { escapeHtml } from "@kitajs/html";
-import type { Page } from "../src/db/keyset.ts";
 import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
-import type { KeyList, KeyListItem } from "../src/shop/listings.ts";
+import type { KeyList, KeyListItem } from "../src/shop/keys/lists.ts";
+import type { Page } from "../src/shop/lists.ts";
 import { Badge, CsrfField, Pager, postTo } from "./components.tsx";
 import { count, days, personName, when } from "./format.ts";
 import { keyStateBadge } from "./users.tsx";

@@ -1,4 +1,4 @@
-import type { SigningKeyInfo } from "../src/shop/signing.ts";
+import type { SigningKeyInfo } from "../src/shop/licence/signing.ts";
 import { when } from "./format.ts";
 
 /**

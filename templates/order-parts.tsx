@@ -1,8 +1,7 @@
 import { escapeHtml } from "@kitajs/html";
-import type { OrderListItem } from "../src/shop/listings.ts";
+import type { OrderListItem } from "../src/shop/orders/lists.ts";
 import { DELIVERY_LABELS, OrderLink, OrderStatusBadge, ProductDuration } from "./components.tsx";
 import { personName, rub, when } from "./format.ts";
-
 import { href, type View } from "./view.ts";
 
 /**

@@ -1,8 +1,9 @@
 import { escapeHtml } from "@kitajs/html";
-import type { DeliveryStatus, DeliveryView } from "../src/shop/deliveries.ts";
-import type { KeyListItem, UserEvent } from "../src/shop/listings.ts";
-import type { Order, PaymentRecord } from "../src/shop/orders.ts";
-import type { BotUser } from "../src/shop/users.ts";
+import type { KeyListItem } from "../src/shop/keys/lists.ts";
+import type { DeliveryStatus, DeliveryView } from "../src/shop/orders/deliveries.ts";
+import type { Order, PaymentRecord } from "../src/shop/orders/orders.ts";
+import type { UserEvent } from "../src/shop/users/lists.ts";
+import type { BotUser } from "../src/shop/users/users.ts";
 import {
   Badge,
   CsrfField,

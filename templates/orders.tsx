@@ -1,8 +1,13 @@
 import { escapeHtml } from "@kitajs/html";
-import type { Page } from "../src/db/keyset.ts";
-import type { OrderListItem } from "../src/shop/listings.ts";
-import { type Attention, DUPLICATE_WINDOW_DAYS, LATE_DELIVERY_MINUTES, type OrderStatus } from "../src/shop/orders.ts";
-import { REFUSED_WINDOW_DAYS } from "../src/shop/refused-notifications.ts";
+import type { Page } from "../src/shop/lists.ts";
+import type { OrderListItem } from "../src/shop/orders/lists.ts";
+import {
+  type Attention,
+  DUPLICATE_WINDOW_DAYS,
+  LATE_DELIVERY_MINUTES,
+  type OrderStatus,
+} from "../src/shop/orders/orders.ts";
+import { REFUSED_WINDOW_DAYS } from "../src/shop/orders/refused-notifications.ts";
 import { Notice, ORDER_STATUS_LABELS, OrderLink, Pager } from "./components.tsx";
 import { count, when } from "./format.ts";
 import { Layout } from "./layout.tsx";

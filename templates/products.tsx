@@ -1,12 +1,12 @@
 import { escapeHtml } from "@kitajs/html";
-import type { Page } from "../src/db/keyset.ts";
 import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
 import { type KeyStringFault, MAX_KEY_LENGTH } from "../src/lib/keys.ts";
-import { MAX_BUILD_BYTES } from "../src/shop/builds.ts";
-import type { StockLine } from "../src/shop/dashboard.ts";
-import type { ImportResult as ShopImportResult } from "../src/shop/keys.ts";
-import type { KeyListItem } from "../src/shop/listings.ts";
-import type { Product } from "../src/shop/products.ts";
+import type { ImportResult as ShopImportResult } from "../src/shop/keys/keys.ts";
+import type { KeyListItem } from "../src/shop/keys/lists.ts";
+import type { Page } from "../src/shop/lists.ts";
+import { MAX_BUILD_BYTES } from "../src/shop/products/builds.ts";
+import type { Product } from "../src/shop/products/products.ts";
+import type { StockLine } from "../src/shop/products/stock.ts";
 import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
 import { count, days, plural, rub, size, when } from "./format.ts";
 import { type KeyCounts, type KeyRowError, type KeysQuery, KeysSection } from "./keys.tsx";

@@ -1,5 +1,5 @@
-import type { BotState, BotStatus } from "../src/shop/bot-status.ts";
-import type { Settings } from "../src/shop/settings.ts";
+import type { BotState, BotStatus } from "../src/shop/bot/status.ts";
+import type { Settings } from "../src/shop/settings/settings.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo, Toggle } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";

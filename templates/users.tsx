@@ -1,7 +1,8 @@
 import { escapeHtml } from "@kitajs/html";
-import type { Page } from "../src/db/keyset.ts";
-import type { OrderListItem, UserEvent, UserKey, UserListItem, UserSort, UserStats } from "../src/shop/listings.ts";
-import type { BotUser } from "../src/shop/users.ts";
+import type { Page } from "../src/shop/lists.ts";
+import type { OrderListItem } from "../src/shop/orders/lists.ts";
+import type { UserEvent, UserKey, UserListItem, UserSort, UserStats } from "../src/shop/users/lists.ts";
+import type { BotUser } from "../src/shop/users/users.ts";
 import { Badge, Pager, ProductDuration } from "./components.tsx";
 import { EventLog } from "./events.tsx";
 import { count, personName, plural, rub, when } from "./format.ts";

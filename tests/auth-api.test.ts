@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test }
 import { Redis } from "ioredis";
 import { flushRequestTally } from "../src/http/request-log.ts";
 import { setLogLevel } from "../src/lib/log.ts";
-import { AuthCache } from "../src/shop/licence.ts";
+import { AuthCache } from "../src/shop/licence/licence.ts";
 import {
   auth,
   ensureProduct,

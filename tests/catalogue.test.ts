@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { CATALOGUE_CACHE_KEY, invalidateCatalogue } from "../src/cache/catalogue.ts";
 import { connectDatabase, type Sql } from "../src/db/client.ts";
-import { createCatalogue } from "../src/shop/catalogue.ts";
+import { createCatalogue } from "../src/shop/products/catalogue.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
 // Hang protection only: cloning a database, starting servers or a bot can take seconds on a loaded CI machine,

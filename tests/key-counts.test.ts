@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createDashboard } from "../src/shop/dashboard.ts";
 import { createPayShop, type PayShop } from "./helpers/payments.ts";
 
 /**
@@ -19,7 +18,7 @@ type Counts = Record<string, number>;
 
 /** What the panel shows: "product:days:state" → keys, non-zero only. */
 async function shown(): Promise<Counts> {
-  const lines = await createDashboard(s.shop.deps).stock();
+  const lines = await s.shop.products.stock();
   const out: Counts = {};
   for (const line of lines) {
     for (const d of line.durations) {

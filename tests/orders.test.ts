@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
 import { CATALOGUE_CACHE_KEY } from "../src/cache/catalogue.ts";
 import { startExpiryJob } from "../src/jobs/expiry.ts";
-import { createListings } from "../src/shop/listings.ts";
 import { ADMIN_ID, createPayShop, type PayShop } from "./helpers/payments.ts";
 
 // Hang protection only: cloning a database, starting servers or a bot can take seconds on a loaded CI machine,
@@ -302,8 +301,7 @@ test("the panel's order list filters by status and buyer and shows the key and d
   await s.delivered(paid.id);
   const unpaid = await s.placeOrder(await s.buyer(200_701), product.id);
 
-  const listings = createListings(s.shop.deps);
-  const mine = await listings.orders({ userId: buyer });
+  const mine = await s.shop.orders.list({ userId: buyer });
   expect(mine.rows).toHaveLength(1);
   expect(mine.rows[0]).toMatchObject({
     id: paid.id,
@@ -312,8 +310,8 @@ test("the panel's order list filters by status and buyer and shows the key and d
     productName: "Listed",
     deliveryStatus: "sent",
   });
-  expect((await listings.keyOfOrder(paid.id))?.key).toBeOneOf(product.keys);
-  const pending = await listings.orders({ status: "pending" });
+  expect((await s.shop.keys.itemOfOrder(paid.id))?.key).toBeOneOf(product.keys);
+  const pending = await s.shop.orders.list({ status: "pending" });
   expect(pending.rows.map((o) => o.id)).toContain(unpaid.id);
   expect(pending.rows.every((o) => o.status === "pending" && o.deliveryStatus === null)).toBe(true);
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { decodeCursor, encodeCursor } from "../src/db/keyset.ts";
-import { createListings, type UserSort } from "../src/shop/listings.ts";
+import type { UserSort } from "../src/shop/users/lists.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
 // Hang protection only: cloning a database, starting servers or a bot can take seconds on a loaded CI machine,
@@ -8,12 +8,10 @@ import { createTestShop, type TestShop } from "./helpers/shop.ts";
 setDefaultTimeout(30_000);
 
 let t: TestShop;
-let listings: ReturnType<typeof createListings>;
 const USERS = 237;
 
 beforeAll(async () => {
   t = await createTestShop();
-  listings = createListings(t.shop.deps);
   // Many users share the same timestamps: the pages must still neither skip nor repeat anyone.
   await t.sql`
     insert into bot_users (telegram_id, first_name, username, first_seen_at, last_seen_at)
@@ -32,7 +30,7 @@ describe("keyset pages", () => {
       const forward: number[][] = [];
       let after: string | undefined;
       for (;;) {
-        const page = await listings.users({ sort, after, limit: 50 });
+        const page = await t.shop.users.list({ sort, after, limit: 50 });
         expect(page.total).toBe(USERS);
         forward.push(page.rows.map((r) => r.telegramId));
         if (!page.next) break;
@@ -58,10 +56,10 @@ describe("keyset pages", () => {
 
       // Walking back from the last page gives the same pages in reverse.
       const backward: number[][] = [];
-      let page = await listings.users({ sort, after: forward.length > 1 ? after : undefined, limit: 50 });
+      let page = await t.shop.users.list({ sort, after: forward.length > 1 ? after : undefined, limit: 50 });
       backward.unshift(page.rows.map((r) => r.telegramId));
       while (page.prev) {
-        page = await listings.users({ sort, before: page.prev, limit: 50 });
+        page = await t.shop.users.list({ sort, before: page.prev, limit: 50 });
         backward.unshift(page.rows.map((r) => r.telegramId));
       }
       expect(backward).toEqual(forward);
@@ -69,16 +67,16 @@ describe("keyset pages", () => {
   }
 
   test("a short page read backwards falls back to the first page", async () => {
-    const first = await listings.users({ sort: "id", limit: 50 });
+    const first = await t.shop.users.list({ sort: "id", limit: 50 });
     // Only two rows come before the 3rd one: a full page back from there is page 1.
     const cursor = encodeCursor({ key: null, id: String(first.rows[2]!.telegramId) });
-    const back = await listings.users({ sort: "id", before: cursor, limit: 50 });
+    const back = await t.shop.users.list({ sort: "id", before: cursor, limit: 50 });
     expect(back.rows.map((r) => r.telegramId)).toEqual(first.rows.map((r) => r.telegramId));
     expect(back.prev).toBeNull();
   });
 
   test("a hand-edited or garbage cursor reads as the first page, never an error", async () => {
-    const first = await listings.users({ sort: "last_seen", limit: 10 });
+    const first = await t.shop.users.list({ sort: "last_seen", limit: 10 });
     const garbage = [
       "",
       "%%%",
@@ -87,7 +85,7 @@ describe("keyset pages", () => {
       encodeCursor({ key: null, id: "5" }),
     ];
     for (const bad of garbage) {
-      const page = await listings.users({ sort: "last_seen", after: bad, limit: 10 });
+      const page = await t.shop.users.list({ sort: "last_seen", after: bad, limit: 10 });
       expect(page.rows.map((r) => r.telegramId)).toEqual(first.rows.map((r) => r.telegramId));
     }
     expect(decodeCursor(Buffer.from(JSON.stringify(["x", "1; drop table keys"])).toString("base64url"))).toBeNull();
@@ -95,10 +93,10 @@ describe("keyset pages", () => {
 
   test("user search: LIKE wildcards are taken literally", async () => {
     await t.shop.users.touch({ id: 99_001, firstName: "100%_real" });
-    const pct = await listings.users({ q: "100%" });
+    const pct = await t.shop.users.list({ q: "100%" });
     expect(pct.rows.map((r) => r.telegramId)).toEqual([99_001]);
-    expect((await listings.users({ q: "_" })).total).toBe(0);
-    expect((await listings.users({ q: "@user1" })).total).toBe(1 + 10 + 100);
+    expect((await t.shop.users.list({ q: "_" })).total).toBe(0);
+    expect((await t.shop.users.list({ q: "@user1" })).total).toBe(1 + 10 + 100);
   });
 
   test("keys: the sold list pages by sale time and the export walks every key once", async () => {
@@ -106,11 +104,11 @@ describe("keyset pages", () => {
     await t.shop.keys.generate(product.id, 1, 130);
     for (let i = 0; i < 60; i++) await t.shop.keys.issue(product.id, 1);
     const seen: string[] = [];
-    for await (const batch of listings.allKeys(product.id, { list: "sold" }, 25)) seen.push(...batch.map((k) => k.key));
+    for await (const batch of t.shop.keys.all(product.id, { list: "sold" }, 25)) seen.push(...batch.map((k) => k.key));
     expect(seen.length).toBe(60);
     expect(new Set(seen).size).toBe(60);
     const unsold: string[] = [];
-    for await (const batch of listings.allKeys(product.id, { list: "unsold" }, 33))
+    for await (const batch of t.shop.keys.all(product.id, { list: "unsold" }, 33))
       unsold.push(...batch.map((k) => k.key));
     expect(unsold.length).toBe(70);
     expect(unsold.some((k) => seen.includes(k))).toBe(false);

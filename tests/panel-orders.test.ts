@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
-import { needsOwner, type Order } from "../src/shop/orders.ts";
+import { needsOwner, type Order } from "../src/shop/orders/orders.ts";
 import { rub } from "../templates/format.ts";
 import { PanelClient } from "./helpers/panel-client.ts";
 import { createPayShop, type PayShop } from "./helpers/payments.ts";

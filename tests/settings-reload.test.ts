@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import type { Sql } from "../src/db/client.ts";
-import { createAdmins } from "../src/shop/admins.ts";
-import { createSettings } from "../src/shop/settings.ts";
+import { createSettings } from "../src/shop/settings/settings.ts";
+import { createAdmins } from "../src/shop/users/admins.ts";
 import { createTestShop, type TestShop } from "./helpers/shop.ts";
 
 /**

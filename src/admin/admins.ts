@@ -1,7 +1,7 @@
 import { AdminsPage, type AdminsProps, AdminsSection } from "../../templates/admins.tsx";
 import type { View } from "../../templates/view.ts";
-import { parseTelegramId } from "../shop/admins.ts";
 import { ShopError } from "../shop/errors.ts";
+import { parseTelegramId } from "../shop/users/admins.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, idParam, isHtmx, redirect, render } from "./respond.ts";

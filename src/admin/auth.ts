@@ -4,7 +4,7 @@ import { clearRates, countRates, LocalCounters, type RateCount, type RateRule } 
 import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { Refusal } from "../http/errors.ts";
 import { log } from "../lib/log.ts";
-import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts.ts";
+import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts/accounts.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { PanelContext } from "./context.ts";
 import { type PanelRoutes, viewFor } from "./guard.ts";

@@ -2,7 +2,7 @@ import { type BroadcastDraft, BroadcastPreview, BroadcastProgress } from "../../
 import type { View } from "../../templates/view.ts";
 import { Refusal } from "../http/errors.ts";
 import { log } from "../lib/log.ts";
-import { broadcastTextProblem, MAX_BROADCAST_TEXT } from "../shop/broadcasts.ts";
+import { broadcastTextProblem, MAX_BROADCAST_TEXT } from "../shop/broadcasts/broadcasts.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";

@@ -3,21 +3,17 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
-import { createDashboard, type Dashboard } from "../shop/dashboard.ts";
 import type { Shop } from "../shop/index.ts";
-import { createListings, type Listings } from "../shop/listings.ts";
 
 export const STATIC_DIR = join(import.meta.dir, "..", "..", "static");
 
 /**
- * Everything the panel's controllers share, built once per shop: the domain, the panel's own query services, and
- * the facts derived from the configuration (URL prefix, cookie scope, secret, static file versions).
+ * Everything the panel's controllers share, built once per shop: the domain, and the facts derived from the
+ * configuration (URL prefix, cookie scope, secret, static file versions).
  */
 export type PanelContext = {
   shop: Shop;
   config: Config;
-  listings: Listings;
-  dashboard: Dashboard;
   /** BASE_PATH percent-encoded, as browsers send it and as links and the cookie Path must carry it. */
   base: string;
   /** Path attribute of the panel cookies: the panel and nothing else on the host. */
@@ -53,8 +49,6 @@ export function panelContext(shop: Shop, config: Config): PanelContext {
   const context: PanelContext = {
     shop,
     config,
-    listings: createListings(shop.deps),
-    dashboard: createDashboard(shop.deps),
     base,
     cookiePath: base || "/",
     secure: config.publicUrl.startsWith("https:"),

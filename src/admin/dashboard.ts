@@ -1,6 +1,6 @@
 import { type Cookie, Elysia } from "elysia";
 import { DashboardPage } from "../../templates/dashboard.tsx";
-import { needsOwner } from "../shop/orders.ts";
+import { needsOwner } from "../shop/orders/orders.ts";
 import { renderLoginPage } from "./auth.ts";
 import type { PanelContext } from "./context.ts";
 import { viewFor } from "./guard.ts";
@@ -35,11 +35,11 @@ export function dashboardRoutes(panel: PanelContext) {
       await startSession(panel, signer, ctx.cookie[SESSION_COOKIE]!, session.account, session.claims);
     }
     const [sales, revenue, stock, attention, recent, settings] = await Promise.all([
-      panel.dashboard.sales(),
-      panel.dashboard.revenue30(),
-      panel.dashboard.stock(),
+      shop.orders.sales(),
+      shop.orders.revenue30(),
+      shop.products.stock(),
       shop.orders.attention(),
-      panel.listings.orders({ limit: 10 }),
+      shop.orders.list({ limit: 10 }),
       shop.settings.get(),
     ]);
     const csrf = csrfToken(panel, session.claims.sid);
@@ -50,7 +50,7 @@ export function dashboardRoutes(panel: PanelContext) {
         sales,
         revenue,
         stock,
-        lowStock: panel.dashboard.lowStock(stock),
+        lowStock: shop.products.lowStock(stock),
         attention,
         recent: recent.rows,
         settings,

@@ -2,7 +2,7 @@ import { type Cookie, Elysia } from "elysia";
 import type { View } from "../../templates/view.ts";
 import { Refusal } from "../http/errors.ts";
 import { log } from "../lib/log.ts";
-import type { PanelAccount } from "../shop/accounts.ts";
+import type { PanelAccount } from "../shop/accounts/accounts.ts";
 import type { PanelContext } from "./context.ts";
 import { isPartial, redirect } from "./respond.ts";
 import {

@@ -2,7 +2,7 @@ import type { DurationDays } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
-import type { ImportResult, KeyLines } from "../shop/keys.ts";
+import type { ImportResult, KeyLines } from "../shop/keys/keys.ts";
 
 /**
  * Imports bigger than this run in the background with a progress bar: about half a second of inserting on the

@@ -10,11 +10,11 @@ import type { View } from "../../templates/view.ts";
 import { Refusal } from "../http/errors.ts";
 import { isDuration } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
-import { parseTelegramId } from "../shop/admins.ts";
 import { ShopError } from "../shop/errors.ts";
-import { type ImportResult, type KeyRecord, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys.ts";
-import type { KeyListItem } from "../shop/listings.ts";
-import type { Product } from "../shop/products.ts";
+import { type ImportResult, type KeyRecord, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys/keys.ts";
+import type { KeyListItem } from "../shop/keys/lists.ts";
+import type { Product } from "../shop/products/products.ts";
+import { parseTelegramId } from "../shop/users/admins.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { BACKGROUND_IMPORT_FROM, createImportJobs } from "./import-jobs.ts";
@@ -98,7 +98,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       const product = await requireProduct(panel, params.id);
       if (!isPartial(request)) return productPage(panel, p.view, product, { query });
       const q = keysQuery(query);
-      const page = await panel.listings.keys(product.id, {
+      const page = await shop.keys.list(product.id, {
         ...q,
         after: queryText(query, "after"),
         before: queryText(query, "before"),
@@ -107,13 +107,13 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       if (request.headers.get("hx-target") === "div#key-list") {
         return render(KeyListBlock({ view: p.view, productId: product.id, query: q, page }));
       }
-      const [stock] = await panel.dashboard.stock(product.id);
+      const [stock] = await shop.products.stock(product.id);
       return render(KeysSection({ view: p.view, productId: product.id, query: q, page, counts: countsOf(stock) }));
     })
     .get("/products/:id/keys.csv", async ({ params, query }) => {
       const product = await requireProduct(panel, params.id);
       const q = keysQuery(query);
-      const batches = panel.listings.allKeys(product.id, q);
+      const batches = shop.keys.all(product.id, q);
       const encoder = new TextEncoder();
       let exported = 0;
       const stream = new ReadableStream<Uint8Array>({
@@ -263,11 +263,11 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       const product = await requireProduct(panel, params.id);
       const keyId = idParam(params.keyId);
       const action = KEY_ACTIONS.find((a) => a === params.action);
-      const key = keyId === null ? null : await panel.listings.keyById(product.id, keyId);
+      const key = keyId === null ? null : await shop.keys.item(product.id, keyId);
       if (!key || !action) throw new Refusal(404, "Такого ключа нет (возможно, он уже удалён).");
       const back = `${productUrl(product.id)}/keys?list=${key.state === "sold" ? "sold" : "unsold"}&q=${encodeURIComponent(key.key)}`;
       const row = async (status: number, extra: { error?: string; saved?: string }) => {
-        const fresh = (await panel.listings.keyById(product.id, key.id)) ?? key;
+        const fresh = (await shop.keys.item(product.id, key.id)) ?? key;
         const props = { view: p.view, productId: product.id, k: fresh, ...extra };
         return render(fresh.state === "sold" ? SoldKeyRow(props) : UnsoldKeyRow(props), status);
       };

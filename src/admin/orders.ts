@@ -5,8 +5,8 @@ import { OrdersList, OrdersPage } from "../../templates/orders.tsx";
 import type { View } from "../../templates/view.ts";
 import { log } from "../lib/log.ts";
 import { notFound } from "../shop/errors.ts";
-import { isOrderStatus } from "../shop/listings.ts";
-import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders.ts";
+import { isOrderStatus } from "../shop/orders/lists.ts";
+import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders/orders.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, html, idParam, isPartial, queryText, render } from "./respond.ts";
@@ -26,10 +26,10 @@ export function ordersRoutes(routes: PanelRoutes, panel: PanelContext) {
     if (!order) throw notFound("Такого заказа нет.");
     const [buyer, orderKey, delivery, payments, events] = await Promise.all([
       shop.users.byId(order.userId),
-      panel.listings.keyOfOrder(order.id),
+      shop.keys.itemOfOrder(order.id),
       shop.deliveries.byOrder(order.id),
       shop.orders.paymentsOf(order.id),
-      panel.listings.orderEvents(order.userId, order.id),
+      shop.users.orderEvents(order.userId, order.id),
     ]);
     return { view, order, buyer, orderKey, delivery, payments, events };
   }
@@ -59,13 +59,13 @@ export function ordersRoutes(routes: PanelRoutes, panel: PanelContext) {
         status: isOrderStatus(statusText) ? statusText : undefined,
         q: (queryText(query, "q") ?? "").trim().slice(0, 16),
       };
-      const page = await panel.listings.orders({
+      const page = await shop.orders.list({
         ...q,
         after: queryText(query, "after"),
         before: queryText(query, "before"),
       });
       if (isPartial(request)) return render(OrdersList({ view: p.view, query: q, page }));
-      const [counts, attention] = await Promise.all([panel.listings.orderCounts(), shop.orders.attention()]);
+      const [counts, attention] = await Promise.all([shop.orders.counts(), shop.orders.attention()]);
       return render(OrdersPage({ view: p.view, query: q, page, counts, attention }));
     })
     .get("/orders/:id", async ({ request, params, panel: p }) => answer(request, await orderProps(p.view, params.id)))

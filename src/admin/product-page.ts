@@ -2,10 +2,10 @@ import type { KeyCounts, KeyRowError, KeysQuery } from "../../templates/keys.tsx
 import { ProductPage, type ProductPageProps } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
 import { isDuration } from "../lib/durations.ts";
-import type { StockLine } from "../shop/dashboard.ts";
 import { notFound } from "../shop/errors.ts";
-import type { KeyList } from "../shop/listings.ts";
-import type { Product } from "../shop/products.ts";
+import type { KeyList } from "../shop/keys/lists.ts";
+import type { Product } from "../shop/products/products.ts";
+import type { StockLine } from "../shop/products/stock.ts";
 import type { PanelContext } from "./context.ts";
 import { idParam, queryText, render } from "./respond.ts";
 
@@ -60,8 +60,8 @@ export async function productPage(
   const query = keysQuery(options.query ?? {});
   const [prices, [stock], page] = await Promise.all([
     panel.shop.products.prices(product.id),
-    panel.dashboard.stock(product.id),
-    panel.listings.keys(product.id, {
+    panel.shop.products.stock(product.id),
+    panel.shop.keys.list(product.id, {
       ...query,
       after: queryText(options.query ?? {}, "after"),
       before: queryText(options.query ?? {}, "before"),

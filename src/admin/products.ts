@@ -13,7 +13,7 @@ import { readUpload } from "../http/upload.ts";
 import { DURATIONS } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
-import { productNameProblem } from "../shop/products.ts";
+import { productNameProblem } from "../shop/products/products.ts";
 import type { PanelContext } from "./context.ts";
 import { csrfRefusal, type PanelRoutes } from "./guard.ts";
 import { productPage, requireProduct } from "./product-page.ts";
@@ -28,10 +28,7 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
   const { shop } = panel;
 
   async function listPage(view: View, form?: Omit<CreateFormProps, "view">, status = 200) {
-    const [products, stock] = await Promise.all([
-      shop.products.list({ includeArchived: true }),
-      panel.dashboard.stock(),
-    ]);
+    const [products, stock] = await Promise.all([shop.products.list({ includeArchived: true }), shop.products.stock()]);
     return render(ProductsPage({ view, products, stock, form: form ? { view, ...form } : undefined }), status);
   }
 
@@ -72,10 +69,7 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
     .get("/products/:id/prices", async ({ request, params, panel: p }) => {
       const product = await requireProduct(panel, params.id);
       if (!isPartial(request)) return productPage(panel, p.view, product);
-      const [prices, [stock]] = await Promise.all([
-        shop.products.prices(product.id),
-        panel.dashboard.stock(product.id),
-      ]);
+      const [prices, [stock]] = await Promise.all([shop.products.prices(product.id), shop.products.stock(product.id)]);
       return render(PricesForm({ view: p.view, product, prices, stock }));
     })
     .post("/products/:id/prices", async ({ request, params, body, panel: p }) => {
@@ -95,7 +89,7 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
         const [prices, [stock]] = await Promise.all([
           shop.products.prices(product.id),
-          panel.dashboard.stock(product.id),
+          shop.products.stock(product.id),
         ]);
         const form = PricesForm({ view: p.view, product, prices, stock, values, ...extra });
         // The badge next to the product's name says whether the bot offers it: it re-reads on this event.
@@ -136,7 +130,7 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       // The badge and button re-read themselves after prices or keys changed on the page.
       const product = await requireProduct(panel, params.id);
       if (!isPartial(request)) return productPage(panel, p.view, product);
-      const [stock] = await panel.dashboard.stock(product.id);
+      const [stock] = await shop.products.stock(product.id);
       return render(ArchiveToggle({ view: p.view, product, stock }));
     })
     .post("/products/:id/archive", async ({ request, params, body, panel: p }) => {
@@ -144,7 +138,7 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       const archived = field(body, "archived");
       if (archived !== "on" && archived !== "off") {
         // Only a hand-made request gets here; it still deserves words, not a bare 422.
-        const [stock] = await panel.dashboard.stock(product.id);
+        const [stock] = await shop.products.stock(product.id);
         const error = "Не понятно, что сделать: обновите страницу и нажмите кнопку ещё раз.";
         const toggle = ArchiveToggle({ view: p.view, product, stock, error });
         if (isHtmx(request)) return render(toggle, 422);
@@ -152,7 +146,7 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       }
       await shop.products.setArchived(product.id, archived === "on");
       if (!isHtmx(request)) return redirect(request, productUrl(product.id));
-      const [fresh, [stock]] = await Promise.all([shop.products.byId(product.id), panel.dashboard.stock(product.id)]);
+      const [fresh, [stock]] = await Promise.all([shop.products.byId(product.id), shop.products.stock(product.id)]);
       return render(ArchiveToggle({ view: p.view, product: fresh ?? product, stock }));
     })
     .post(

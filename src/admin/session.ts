@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { jwt } from "@elysiajs/jwt";
 import type { Cookie } from "elysia";
 import * as v from "valibot";
-import type { PanelAccount } from "../shop/accounts.ts";
+import type { PanelAccount } from "../shop/accounts/accounts.ts";
 import type { PanelContext } from "./context.ts";
 
 /**

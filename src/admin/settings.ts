@@ -8,9 +8,9 @@ import {
   TokenSection,
 } from "../../templates/settings.tsx";
 import type { View } from "../../templates/view.ts";
-import { type BotReport, tokenHint } from "../shop/bot-status.ts";
+import { type BotReport, tokenHint } from "../shop/bot/status.ts";
 import { ShopError } from "../shop/errors.ts";
-import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings.ts";
+import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings/settings.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, isHtmx, redirect, render } from "./respond.ts";

@@ -1,8 +1,8 @@
 import { UserEvents, UserOrders, UserPage, UsersList, UsersPage } from "../../templates/users.tsx";
 import type { View } from "../../templates/view.ts";
-import type { PageRequest } from "../db/keyset.ts";
 import { notFound } from "../shop/errors.ts";
-import { isUserSort } from "../shop/listings.ts";
+import type { PageRequest } from "../shop/lists.ts";
+import { isUserSort } from "../shop/users/lists.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { idParam, isPartial, queryText, render } from "./respond.ts";
@@ -23,10 +23,10 @@ export function usersRoutes(routes: PanelRoutes, panel: PanelContext) {
     const user = id === null ? null : await shop.users.byId(id);
     if (!user) throw notFound("Такого пользователя нет.");
     const [stats, keys, orders, events, isAdmin] = await Promise.all([
-      panel.listings.userStats(user.telegramId),
-      panel.listings.userKeys(user.telegramId),
-      panel.listings.orders({ userId: user.telegramId, limit: 20, ...pages.orders }),
-      panel.listings.userEvents(user.telegramId, { limit: 30, ...pages.events }),
+      shop.users.stats(user.telegramId),
+      shop.users.keys(user.telegramId),
+      shop.orders.list({ userId: user.telegramId, limit: 20, ...pages.orders }),
+      shop.users.events(user.telegramId, { limit: 30, ...pages.events }),
       shop.admins.isAdmin(user.telegramId),
     ]);
     return render(UserPage({ view, user, stats, keys, orders, events, isAdmin }));
@@ -39,7 +39,7 @@ export function usersRoutes(routes: PanelRoutes, panel: PanelContext) {
         q: (queryText(query, "q") ?? "").trim().slice(0, 128),
         sort: isUserSort(sortText) ? sortText : "last_seen",
       } as const;
-      const page = await panel.listings.users({ ...q, ...pageRequest(query) });
+      const page = await shop.users.list({ ...q, ...pageRequest(query) });
       const props = { view: p.view, query: q, page };
       return render(isPartial(request) ? UsersList(props) : UsersPage(props));
     })
@@ -47,13 +47,13 @@ export function usersRoutes(routes: PanelRoutes, panel: PanelContext) {
     .get("/users/:id/events", async ({ request, params, query, panel: p }) => {
       const id = idParam(params.id);
       if (!isPartial(request) || id === null) return userPage(p.view, id, { events: pageRequest(query) });
-      const page = await panel.listings.userEvents(id, { limit: 30, ...pageRequest(query) });
+      const page = await shop.users.events(id, { limit: 30, ...pageRequest(query) });
       return render(UserEvents({ view: p.view, userId: id, page }));
     })
     .get("/users/:id/orders", async ({ request, params, query, panel: p }) => {
       const id = idParam(params.id);
       if (!isPartial(request) || id === null) return userPage(p.view, id, { orders: pageRequest(query) });
-      const page = await panel.listings.orders({ userId: id, limit: 20, ...pageRequest(query) });
+      const page = await shop.orders.list({ userId: id, limit: 20, ...pageRequest(query) });
       return render(UserOrders({ view: p.view, userId: id, page }));
     });
 }

@@ -9,7 +9,7 @@ import { hwidProblem, keyStringProblem, MAX_KEY_LENGTH } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { longerThan } from "../lib/text.ts";
 import type { Shop } from "../shop/index.ts";
-import { MAX_PRODUCT_NAME } from "../shop/products.ts";
+import { MAX_PRODUCT_NAME } from "../shop/products/products.ts";
 
 /**
  * The product segment of /api/<product>/auth, percent-decoded, or why it cannot name a product. The router matched

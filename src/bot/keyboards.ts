@@ -1,5 +1,5 @@
 import type { TelegramInlineKeyboardButton, TelegramInlineKeyboardMarkup } from "gramio";
-import type { CatalogueProduct } from "../shop/catalogue.ts";
+import type { CatalogueProduct } from "../shop/products/catalogue.ts";
 import {
   BACK,
   BROADCAST_BUTTON,

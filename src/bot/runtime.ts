@@ -4,12 +4,12 @@ import { TelegramError, type TelegramUpdate, type TelegramUser } from "gramio";
 import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
 import type { PaymentsPort } from "../payments/checkout.ts";
-import { type BotState, tokenHint } from "../shop/bot-status.ts";
+import { type BotState, tokenHint } from "../shop/bot/status.ts";
 import type { Shop } from "../shop/index.ts";
 import { BOT_COMMANDS, createShopBot, type ShopBot, updateOutcome } from "./bot.ts";
 import { botApiBase } from "./messenger.ts";
 
-/** The states are the shop's (src/shop/bot-status.ts): the panel and healthz show them without knowing the bot. */
+/** The states are the shop's (src/shop/bot/status.ts): the panel and healthz show them without knowing the bot. */
 export type BotRuntimeState = BotState;
 
 export type BotRuntimeStatus = { state: BotRuntimeState; username: string | null; error: string | null };

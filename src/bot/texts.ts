@@ -1,6 +1,6 @@
 import { daysLabel } from "../lib/durations.ts";
 import { counted, plural, USERS } from "../lib/plural.ts";
-import type { KeyPurchase, Purchase, PurchaseState } from "../shop/purchases.ts";
+import type { KeyPurchase, Purchase, PurchaseState } from "../shop/users/purchases.ts";
 
 /**
  * Everything the bot says, in one place. The texts marked SPEC are fixed by SPEC §5 word for word (tests compare

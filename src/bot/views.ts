@@ -1,4 +1,4 @@
-import type { CatalogueProduct } from "../shop/catalogue.ts";
+import type { CatalogueProduct } from "../shop/products/catalogue.ts";
 import { catalogueKeyboard, productKeyboard } from "./keyboards.ts";
 import { type BotApi, type BotDeps, type Place, type Screen, show } from "./screen.ts";
 import { adminModeLine, CATALOGUE_EMPTY, CATALOGUE_TITLE, productCardText } from "./texts.ts";

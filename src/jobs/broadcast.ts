@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import type { Cache } from "../cache/cache.ts";
 import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
-import type { Broadcasts, ClaimedRecipient } from "../shop/broadcasts.ts";
+import type { Broadcasts, ClaimedRecipient } from "../shop/broadcasts/broadcasts.ts";
 import { type Messenger, MessengerError } from "../shop/messenger.ts";
 
 export type BroadcastJobOptions = {

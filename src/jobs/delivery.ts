@@ -1,8 +1,8 @@
 import { log } from "../lib/log.ts";
 import { alertAdmins, alertTexts } from "../shop/alerts.ts";
-import { type DeliveryWork, deliveryText } from "../shop/deliveries.ts";
 import type { Shop } from "../shop/index.ts";
 import { type Messenger, MessengerError } from "../shop/messenger.ts";
+import { type DeliveryWork, deliveryText } from "../shop/orders/deliveries.ts";
 
 export type DeliveryJobOptions = {
   /** Deliveries sent at the same time. */

@@ -1,5 +1,5 @@
-import type { Order } from "../shop/orders.ts";
-import type { SettingsService } from "../shop/settings.ts";
+import type { Order } from "../shop/orders/orders.ts";
+import type { SettingsService } from "../shop/settings/settings.ts";
 import { paymentUrl } from "./anypay.ts";
 
 /** What the bot needs from payments: a link to pay an order, and (admins, test mode) paying it without money. */

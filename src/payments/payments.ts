@@ -3,7 +3,7 @@ import { log } from "../lib/log.ts";
 import { alertAdmins, alertTexts, paidNoStockBuyerText } from "../shop/alerts.ts";
 import type { Shop } from "../shop/index.ts";
 import type { Messenger } from "../shop/messenger.ts";
-import type { IncomingPayment, Order, PaymentOutcome } from "../shop/orders.ts";
+import type { IncomingPayment, Order, PaymentOutcome } from "../shop/orders/orders.ts";
 import { checkoutUrl, type PaymentsPort } from "./checkout.ts";
 import { amountInKopecks, parseNotification, signatureMatches } from "./notification.ts";
 

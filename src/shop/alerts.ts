@@ -1,8 +1,8 @@
 import { daysLabel } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
-import type { Admins } from "./admins.ts";
 import type { Messenger } from "./messenger.ts";
-import type { Order } from "./orders.ts";
+import type { Order } from "./orders/orders.ts";
+import type { Admins } from "./users/admins.ts";
 
 /**
  * Messages to the shop's admins in Telegram about money or keys that need a person: a payment with no key left, a

@@ -1,50 +1,60 @@
 import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
-import { createAccounts } from "./accounts.ts";
-import { createAdmins } from "./admins.ts";
-import { createBotStatus } from "./bot-status.ts";
-import { createBroadcasts } from "./broadcasts.ts";
-import { createBuilds } from "./builds.ts";
-import { createCatalogue } from "./catalogue.ts";
-import { createDeliveries } from "./deliveries.ts";
+import { createAccounts } from "./accounts/accounts.ts";
+import { createBotStatus } from "./bot/status.ts";
+import { createBroadcasts } from "./broadcasts/broadcasts.ts";
 import type { ShopDeps } from "./deps.ts";
-import { createKeys } from "./keys.ts";
-import { AuthCache, createLicence } from "./licence.ts";
-import { createOrders } from "./orders.ts";
-import { createProducts } from "./products.ts";
-import { createPurchases } from "./purchases.ts";
-import { createRefusedNotifications } from "./refused-notifications.ts";
-import { createSettings } from "./settings.ts";
-import { createSigning } from "./signing.ts";
-import { createUsers } from "./users.ts";
+import { createKeys } from "./keys/keys.ts";
+import { createKeyLists } from "./keys/lists.ts";
+import { AuthCache, createLicence } from "./licence/licence.ts";
+import { createSigning } from "./licence/signing.ts";
+import { createDeliveries } from "./orders/deliveries.ts";
+import { createOrderLists } from "./orders/lists.ts";
+import { createOrders } from "./orders/orders.ts";
+import { createRefusedNotifications } from "./orders/refused-notifications.ts";
+import { createSales } from "./orders/sales.ts";
+import { createBuilds } from "./products/builds.ts";
+import { createCatalogue } from "./products/catalogue.ts";
+import { createProducts } from "./products/products.ts";
+import { createStock } from "./products/stock.ts";
+import { createSettings } from "./settings/settings.ts";
+import { createAdmins } from "./users/admins.ts";
+import { createUserLists } from "./users/lists.ts";
+import { createPurchases } from "./users/purchases.ts";
+import { createUsers } from "./users/users.ts";
 
 /**
  * The domain, assembled: every adapter (auth API, panel, bot, CLI, jobs) works through these services and nothing
- * else touches the database.
+ * else touches the database. One service per entity of the shop, each with its writes and its reads (the panel's
+ * lists and figures) together; each folder of src/shop/ is one entity.
  */
 export function createShop(deps: ShopDeps) {
   const authCache = new AuthCache();
-  const products = createProducts(deps);
+  const products = { ...createProducts(deps), ...createStock(deps) };
   const deliveries = createDeliveries(deps);
   const refusedNotifications = createRefusedNotifications(deps);
   const shop = {
     deps,
-    authCache,
     products,
     builds: createBuilds(deps, products),
-    keys: createKeys(deps, authCache),
+    catalogue: createCatalogue(deps),
+    keys: { ...createKeys(deps, authCache), ...createKeyLists(deps) },
     licence: createLicence(deps, authCache),
+    authCache,
     signing: createSigning(deps),
-    settings: createSettings(deps),
+    orders: {
+      ...createOrders(deps, { deliveries, refused: refusedNotifications }),
+      ...createOrderLists(deps),
+      ...createSales(deps),
+    },
+    deliveries,
+    refusedNotifications,
+    users: { ...createUsers(deps), ...createUserLists(deps) },
+    purchases: createPurchases(deps),
     admins: createAdmins(deps),
     accounts: createAccounts(deps),
-    users: createUsers(deps),
-    orders: createOrders(deps, { deliveries, refused: refusedNotifications }),
-    refusedNotifications,
-    deliveries,
-    catalogue: createCatalogue(deps),
-    purchases: createPurchases(deps),
     broadcasts: createBroadcasts(deps),
+    settings: createSettings(deps),
     botStatus: createBotStatus(deps),
   };
   return shop;

@@ -3,7 +3,7 @@ import type { Config } from "../../src/config.ts";
 import { type DeliveryJob, type DeliveryJobOptions, startDeliveryJob } from "../../src/jobs/delivery.ts";
 import { createPayments, type Payments } from "../../src/payments/payments.ts";
 import type { Messenger } from "../../src/shop/messenger.ts";
-import type { Order } from "../../src/shop/orders.ts";
+import type { Order } from "../../src/shop/orders/orders.ts";
 import { AnypayNotifier } from "./anypay.ts";
 import { FakeTelegram, TEST_TOKEN } from "./fake-telegram.ts";
 import { createTestShop, type TestShop } from "./shop.ts";

@@ -1,6 +1,6 @@
 import { Composer } from "gramio";
 import { log } from "../../lib/log.ts";
-import { broadcastTextProblem } from "../../shop/broadcasts.ts";
+import { broadcastTextProblem } from "../../shop/broadcasts/broadcasts.ts";
 import { ShopError } from "../../shop/errors.ts";
 import { broadcastDraftKeyboard, pattern } from "../keyboards.ts";
 import { answer, type BotDeps, placeOf, show } from "../screen.ts";

@@ -1,5 +1,5 @@
 import { Composer } from "gramio";
-import { purchaseState } from "../../shop/purchases.ts";
+import { purchaseState } from "../../shop/users/purchases.ts";
 import { backToCatalogue, pattern } from "../keyboards.ts";
 import { answer, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
 import { MY_PURCHASES, NO_PURCHASES, purchasesText } from "../texts.ts";

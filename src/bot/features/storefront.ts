@@ -1,7 +1,7 @@
 import { Composer } from "gramio";
 import { isDuration } from "../../lib/durations.ts";
 import { log } from "../../lib/log.ts";
-import type { Order } from "../../shop/orders.ts";
+import type { Order } from "../../shop/orders/orders.ts";
 import { backToCatalogue, confirmKeyboard, pattern, paymentKeyboard } from "../keyboards.ts";
 import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
 import {

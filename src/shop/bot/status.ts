@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { LOCKS, type SessionLock, sessionLock } from "../db/session-lock.ts";
-import { log } from "../lib/log.ts";
-import type { ShopDeps } from "./deps.ts";
+import { LOCKS, type SessionLock, sessionLock } from "../../db/session-lock.ts";
+import { log } from "../../lib/log.ts";
+import type { ShopDeps } from "../deps.ts";
 
 /** Where a running bot stands, as the process running it reports it. */
 export type BotState =

@@ -1,9 +1,9 @@
-import { CHANNELS } from "../cache/channels.ts";
-import type { Sql, Tx } from "../db/client.ts";
-import { LOCKS, type SessionLock, sessionLock } from "../db/session-lock.ts";
-import { log } from "../lib/log.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid, notFound } from "./errors.ts";
+import { CHANNELS } from "../../cache/channels.ts";
+import type { Sql, Tx } from "../../db/client.ts";
+import { LOCKS, type SessionLock, sessionLock } from "../../db/session-lock.ts";
+import { log } from "../../lib/log.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid, notFound } from "../errors.ts";
 
 export type BroadcastStatus = "pending" | "running" | "done" | "cancelled";
 

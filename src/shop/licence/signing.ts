@@ -1,9 +1,9 @@
 import { type KeyObject, sign } from "node:crypto";
-import { CHANNELS } from "../cache/channels.ts";
-import { log } from "../lib/log.ts";
-import { keyIdOf, newKeyPair, privateKeyOf, publicKeyPem } from "../lib/signing.ts";
-import type { ShopDeps } from "./deps.ts";
-import { conflict, notFound } from "./errors.ts";
+import { CHANNELS } from "../../cache/channels.ts";
+import { log } from "../../lib/log.ts";
+import { keyIdOf, newKeyPair, privateKeyOf, publicKeyPem } from "../../lib/signing.ts";
+import type { ShopDeps } from "../deps.ts";
+import { conflict, notFound } from "../errors.ts";
 
 /**
  * The keys that sign licence answers (SPEC §11). Every process holds the active keys in memory as KeyObjects and

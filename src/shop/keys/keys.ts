@@ -1,13 +1,13 @@
-import { invalidateCatalogue } from "../cache/catalogue.ts";
-import { CHANNELS } from "../cache/channels.ts";
-import type { Tx } from "../db/client.ts";
-import { DURATIONS, type DurationDays, daysLabel, isDuration } from "../lib/durations.ts";
-import { generateKeyString, type KeyStringFault, keyStringFault, maskKey } from "../lib/keys.ts";
-import { log } from "../lib/log.ts";
-import { plainText } from "../lib/text.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid, notFound, ShopError } from "./errors.ts";
-import type { AuthCache } from "./licence.ts";
+import { invalidateCatalogue } from "../../cache/catalogue.ts";
+import { CHANNELS } from "../../cache/channels.ts";
+import type { Tx } from "../../db/client.ts";
+import { DURATIONS, type DurationDays, daysLabel, isDuration } from "../../lib/durations.ts";
+import { generateKeyString, type KeyStringFault, keyStringFault, maskKey } from "../../lib/keys.ts";
+import { log } from "../../lib/log.ts";
+import { plainText } from "../../lib/text.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid, notFound, ShopError } from "../errors.ts";
+import type { AuthCache } from "../licence/licence.ts";
 
 export const MAX_GENERATE = 10_000;
 export const MAX_IMPORT = 100_000;
@@ -58,7 +58,7 @@ export type KeyRecord = {
   createdAt: Date;
 };
 
-/** A row of `keys` as postgres returns it (bigints as text); the listings add their joined columns to it. */
+/** A row of `keys` as postgres returns it (bigints as text); the key lists add their joined columns to it. */
 export type KeyRow = {
   id: string;
   product_id: string;

@@ -1,7 +1,7 @@
-import { CHANNELS } from "../cache/channels.ts";
-import { log } from "../lib/log.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid } from "./errors.ts";
+import { CHANNELS } from "../../cache/channels.ts";
+import { log } from "../../lib/log.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid } from "../errors.ts";
 
 export type Settings = {
   botToken: string | null;

@@ -1,6 +1,6 @@
-import type { Tx } from "../db/client.ts";
-import { type DurationDays, daysLabel } from "../lib/durations.ts";
-import type { ShopDeps } from "./deps.ts";
+import type { Tx } from "../../db/client.ts";
+import { type DurationDays, daysLabel } from "../../lib/durations.ts";
+import type { ShopDeps } from "../deps.ts";
 
 /**
  * The outbox of purchases to hand to buyers. A row is written in the same transaction that sells the key, so a

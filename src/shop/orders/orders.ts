@@ -1,13 +1,13 @@
-import { invalidateCatalogue } from "../cache/catalogue.ts";
-import type { Tx } from "../db/client.ts";
-import { type DurationDays, isDuration } from "../lib/durations.ts";
-import { maskKey } from "../lib/keys.ts";
-import { log } from "../lib/log.ts";
-import { plainText } from "../lib/text.ts";
+import { invalidateCatalogue } from "../../cache/catalogue.ts";
+import type { Tx } from "../../db/client.ts";
+import { type DurationDays, isDuration } from "../../lib/durations.ts";
+import { maskKey } from "../../lib/keys.ts";
+import { log } from "../../lib/log.ts";
+import { plainText } from "../../lib/text.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid, pgCode } from "../errors.ts";
+import { allocateKey } from "../keys/keys.ts";
 import { type Deliveries, enqueueDelivery } from "./deliveries.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid, pgCode } from "./errors.ts";
-import { allocateKey } from "./keys.ts";
 import {
   createRefusedNotifications,
   REFUSED_WINDOW_DAYS,
@@ -162,7 +162,7 @@ export function needsOwner(a: Pick<Attention, "paidNoStock" | "undelivered" | "l
 
 /**
  * Orders a payment has already been applied to, whatever became of them since (`failed` is a paid order an admin
- * closed): a new payment for one of these is a duplicate to refund. Not the revenue statuses of listings.ts.
+ * closed): a new payment for one of these is a duplicate to refund. Not the revenue statuses of orders/lists.ts.
  */
 const ALREADY_PAID_STATUSES: readonly OrderStatus[] = ["paid", "delivered", "paid_no_stock", "failed"];
 

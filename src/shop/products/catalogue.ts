@@ -1,7 +1,7 @@
-import { CATALOGUE_CACHE_KEY, CATALOGUE_GENERATION_KEY } from "../cache/catalogue.ts";
-import { type DurationDays, isDuration } from "../lib/durations.ts";
-import { log } from "../lib/log.ts";
-import type { ShopDeps } from "./deps.ts";
+import { CATALOGUE_CACHE_KEY, CATALOGUE_GENERATION_KEY } from "../../cache/catalogue.ts";
+import { type DurationDays, isDuration } from "../../lib/durations.ts";
+import { log } from "../../lib/log.ts";
+import type { ShopDeps } from "../deps.ts";
 
 /** A duration a buyer can choose right now: it has a price and at least one available key. */
 export type Offer = { days: DurationDays; rub: number; stock: number };

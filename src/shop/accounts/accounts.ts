@@ -1,6 +1,6 @@
-import { clearRates } from "../cache/rate-limit.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid, notFound } from "./errors.ts";
+import { clearRates } from "../../cache/rate-limit.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid, notFound } from "../errors.ts";
 
 export type PanelAccount = { id: number; login: string; passwordChangedAt: Date };
 

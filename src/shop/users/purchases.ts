@@ -1,5 +1,5 @@
-import type { DurationDays } from "../lib/durations.ts";
-import type { ShopDeps } from "./deps.ts";
+import type { DurationDays } from "../../lib/durations.ts";
+import type { ShopDeps } from "../deps.ts";
 
 /** A key a buyer owns, as «Мои покупки» shows it. */
 export type KeyPurchase = {

@@ -1,8 +1,8 @@
-import { invalidateCatalogue } from "../cache/catalogue.ts";
-import { DURATIONS, type DurationDays, isDuration } from "../lib/durations.ts";
-import { longerThan, plainText } from "../lib/text.ts";
-import type { ShopDeps } from "./deps.ts";
-import { conflict, invalid, notFound, pgCode } from "./errors.ts";
+import { invalidateCatalogue } from "../../cache/catalogue.ts";
+import { DURATIONS, type DurationDays, isDuration } from "../../lib/durations.ts";
+import { longerThan, plainText } from "../../lib/text.ts";
+import type { ShopDeps } from "../deps.ts";
+import { conflict, invalid, notFound, pgCode } from "../errors.ts";
 
 export type Product = {
   id: number;
@@ -176,21 +176,6 @@ export function createProducts(deps: ShopDeps) {
       where id = ${productId} and build_sha256 = ${sha256}`;
   }
 
-  /** Available keys per duration, for every product at once. */
-  async function stock(): Promise<Map<number, PriceList>> {
-    const rows = await sql<{ product_id: string; days: number; n: string }[]>`
-      select product_id, days, count(*) as n from keys where state = 'available' group by product_id, days`;
-    const out = new Map<number, PriceList>();
-    for (const r of rows) {
-      if (!isDuration(r.days)) continue;
-      const id = Number(r.product_id);
-      const entry = out.get(id) ?? {};
-      entry[r.days] = Number(r.n);
-      out.set(id, entry);
-    }
-    return out;
-  }
-
   return {
     create,
     byName,
@@ -203,7 +188,6 @@ export function createProducts(deps: ShopDeps) {
     setPrice,
     setBuild,
     rememberBuildFileId,
-    stock,
   };
 }
 

@@ -1,5 +1,5 @@
-import { plainLine } from "../lib/text.ts";
-import type { ShopDeps } from "./deps.ts";
+import { plainLine } from "../../lib/text.ts";
+import type { ShopDeps } from "../deps.ts";
 
 export type BotUser = {
   telegramId: number;

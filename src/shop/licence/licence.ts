@@ -1,8 +1,8 @@
-import type { Sql } from "../db/client.ts";
-import { type DurationDays, isDuration } from "../lib/durations.ts";
-import { maskKey } from "../lib/keys.ts";
-import { log } from "../lib/log.ts";
-import { remaining } from "../lib/time.ts";
+import type { Sql } from "../../db/client.ts";
+import { type DurationDays, isDuration } from "../../lib/durations.ts";
+import { maskKey } from "../../lib/keys.ts";
+import { log } from "../../lib/log.ts";
+import { remaining } from "../../lib/time.ts";
 
 /**
  * The loader's licence check (SPEC §4): key + HWID → success with the time left, or one of the fixed refusals.

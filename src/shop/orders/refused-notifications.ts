@@ -1,4 +1,4 @@
-import type { ShopDeps } from "./deps.ts";
+import type { ShopDeps } from "../deps.ts";
 
 /** A notification from an AnyPay address that the shop refused: a payment that may need the owner. */
 export type RefusedNotification = {

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { log } from "../lib/log.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid } from "./errors.ts";
+import { log } from "../../lib/log.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid } from "../errors.ts";
 import type { Products } from "./products.ts";
 
 /** Telegram bots cannot send files over 50 MB, so a bigger build could never reach a buyer. */

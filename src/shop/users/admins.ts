@@ -1,7 +1,7 @@
-import { CHANNELS } from "../cache/channels.ts";
-import { plainLine } from "../lib/text.ts";
-import type { ShopDeps } from "./deps.ts";
-import { invalid, notFound } from "./errors.ts";
+import { CHANNELS } from "../../cache/channels.ts";
+import { plainLine } from "../../lib/text.ts";
+import type { ShopDeps } from "../deps.ts";
+import { invalid, notFound } from "../errors.ts";
 
 export type BotAdmin = {
   telegramId: number;
