@@ -4,7 +4,8 @@ import { connectDatabase } from "../src/db/client.ts";
 import { flushRequestTally } from "../src/http/request-log.ts";
 import { setLogLevel } from "../src/lib/log.ts";
 import { buildHttpApp } from "../src/server.ts";
-import { createShop, followChanges } from "../src/shop/index.ts";
+import { followChanges } from "../src/shop/changes.ts";
+import { createShop } from "../src/shop/index.ts";
 
 /**
  * The production HTTP app (every route, the request log, error handling) plus one route that answers a constant

@@ -15,7 +15,8 @@ import { startExpiryJob } from "./jobs/expiry.ts";
 import { log } from "./lib/log.ts";
 import { anypayNotifications } from "./payments/controller.ts";
 import { createPayments, type Payments } from "./payments/payments.ts";
-import { createShop, followChanges, type Shop } from "./shop/index.ts";
+import { followChanges } from "./shop/changes.ts";
+import { createShop, type Shop } from "./shop/index.ts";
 
 export type HttpExtras = {
   /** The payments service; tests pass one wired to their fake Bot API. */
@@ -31,18 +32,7 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
     .get(
       "/healthz",
       async ({ query, set }) => {
-        // A store that does not answer within 2 s is down as far as a monitor is concerned.
-        const within = (probe: Promise<boolean>) => Promise.race([probe, Bun.sleep(2_000).then(() => false)]);
-        const [postgres, redis, bot] = await Promise.all([
-          within(
-            shop.deps.sql`select 1`.then(
-              () => true,
-              () => false,
-            ),
-          ),
-          within(shop.deps.cache.ping()),
-          Promise.race([shop.botStatus.current(), Bun.sleep(2_000).then(() => null)]),
-        ]);
+        const { postgres, redis, bot } = await shop.health.check();
         // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy; neither does the
         // bot's state (an invalid token is the owner's to fix in the panel), which is reported for monitoring.
         // `scope=process` is Caddy's question when it balances several processes: does this one serve? A lost
@@ -51,8 +41,8 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
         return {
           ok: postgres,
           postgres: postgres ? "ok" : "down",
-          redis: shop.deps.cache.kind === "memory" ? "in-process" : redis ? "ok" : "down",
-          bot: bot?.state ?? "unknown",
+          redis,
+          bot,
         };
       },
       { query: v.object({ scope: v.optional(v.picklist(["process"])) }) },
@@ -113,7 +103,7 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
   await bot.start();
   const deliveryJob = startDeliveryJob(shop, messenger);
   const expiryJob = await startExpiryJob(shop);
-  const broadcastJob = startBroadcastJob({ broadcasts: shop.broadcasts, cache: stores.cache, messenger });
+  const broadcastJob = startBroadcastJob({ broadcasts: shop.broadcasts, messenger });
   return {
     shop,
     payments,

@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { licenceRateKey } from "../src/api/auth.ts";
 import { RedisCache } from "../src/cache/cache.ts";
 import { RateLimiter } from "../src/cache/rate-limit.ts";
 import { connectDatabase } from "../src/db/client.ts";
 import { buildHttpApp } from "../src/server.ts";
-import { createShop, followChanges } from "../src/shop/index.ts";
+import { followChanges } from "../src/shop/changes.ts";
+import { createShop } from "../src/shop/index.ts";
+import { licenceRateKey } from "../src/shop/limits.ts";
 import {
   type AuthAnswer,
   auth,

@@ -23,7 +23,6 @@ beforeAll(async () => {
   await bot.shop.keys.generate(product.id, 7, 2);
   job = startBroadcastJob({
     broadcasts: bot.shop.broadcasts,
-    cache: bot.cache,
     messenger: createTelegramMessenger({ telegramApiUrl: bot.tg.url, token: async () => TEST_TOKEN }),
     ratePerSecond: 1000,
     idlePollMs: 100,

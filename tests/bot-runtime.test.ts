@@ -3,7 +3,8 @@ import { createBotRuntime, webhookSecret } from "../src/bot/runtime.ts";
 import { RedisCache } from "../src/cache/cache.ts";
 import { checkoutUrl } from "../src/payments/checkout.ts";
 import { buildHttpApp } from "../src/server.ts";
-import { createShop, followChanges } from "../src/shop/index.ts";
+import { followChanges } from "../src/shop/changes.ts";
+import { createShop } from "../src/shop/index.ts";
 import { buyer, startTestBot, type TestBot, waitUntil } from "./helpers/bot.ts";
 import { OTHER_TOKEN, TEST_TOKEN } from "./helpers/fake-telegram.ts";
 

@@ -128,7 +128,6 @@ test("1 000 users, one 429 and five 403s, the sender process killed (SIGKILL) ha
   const restarted = createShop({ sql, cache, config: t.config });
   const second = startBroadcastJob({
     broadcasts: restarted.broadcasts,
-    cache,
     messenger: messenger(),
     ratePerSecond: 2000,
     concurrency: 16,
@@ -199,7 +198,6 @@ test("at the default rate the job stays within 25 messages a second, as Telegram
   const started = Date.now();
   const job = startBroadcastJob({
     broadcasts: t.shop.broadcasts,
-    cache: t.cache,
     messenger: messenger(),
     idlePollMs: 50,
   });
@@ -224,7 +222,6 @@ test("cancelling a broadcast stops it: nobody else is messaged", async () => {
   const broadcast = await t.shop.broadcasts.create({ text: "Отмена", createdBy: "test" });
   const job = startBroadcastJob({
     broadcasts: t.shop.broadcasts,
-    cache: t.cache,
     messenger: messenger(),
     ratePerSecond: 100,
     idlePollMs: 50,
@@ -303,7 +300,6 @@ test("«chat not found» (400) is final for that user: tried once, counted faile
   const broadcast = await t.shop.broadcasts.create({ text: "Нет чата", createdBy: "test" });
   const job = startBroadcastJob({
     broadcasts: t.shop.broadcasts,
-    cache: t.cache,
     messenger: messenger(),
     ratePerSecond: 200,
     idlePollMs: 50,
@@ -329,7 +325,6 @@ test("a request Telegram never answers is given up on and left unconfirmed, not 
   const broadcast = await t.shop.broadcasts.create({ text: "Тишина", createdBy: "test" });
   const job = startBroadcastJob({
     broadcasts: t.shop.broadcasts,
-    cache: t.cache,
     messenger: messenger(),
     ratePerSecond: 200,
     idlePollMs: 50,

@@ -1,7 +1,8 @@
 import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { connectDatabase } from "../src/db/client.ts";
 import { buildHttpApp } from "../src/server.ts";
-import { createShop, followChanges } from "../src/shop/index.ts";
+import { followChanges } from "../src/shop/changes.ts";
+import { createShop } from "../src/shop/index.ts";
 import { AnypayNotifier } from "./helpers/anypay.ts";
 import { ensureProduct, eventually, soldKey } from "./helpers/licence.ts";
 import { PanelClient } from "./helpers/panel-client.ts";

@@ -1,11 +1,8 @@
 import { type Cookie, Elysia } from "elysia";
 import { AccountPage, LoginForm, LoginPage, PasswordForm } from "../../templates/login.tsx";
-import { clearRates, countRates, LocalCounters, type RateCount, type RateRule } from "../cache/rate-limit.ts";
 import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { Refusal } from "../http/errors.ts";
 import { log } from "../lib/log.ts";
-import { loginFailuresKey, passwordFailuresKey } from "../shop/accounts/accounts.ts";
-import { ShopError } from "../shop/errors.ts";
 import type { PanelContext } from "./context.ts";
 import { type PanelRoutes, viewFor } from "./guard.ts";
 import { field, isHtmx, redirect, render } from "./respond.ts";
@@ -23,77 +20,16 @@ import {
   startSession,
 } from "./session.ts";
 
-/** Wrong passwords allowed per IP, and per login, in the window before the login form stops checking. */
-export const LOGIN_FAILURES_ALLOWED = 5;
-export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
-/** Wrong "current password" entries allowed per account in the same window on the change-password form. */
-export const PASSWORD_FAILURES_ALLOWED = 5;
-
 const minutes = (ms: number) => Math.max(1, Math.ceil(ms / 60_000));
 const waitText = (ms: number) => `Подождите ${minutes(ms)} мин.`;
 
-/** Refused by the per-IP rule: only waiting helps (a new password does not change the address's count). */
+/** Refused by the per-address rule: only waiting helps (a new password does not change the address's count). */
 const tooManyFromAddress = (ms: number) =>
   `Слишком много неудачных попыток входа с этого адреса. ${waitText(ms)} и попробуйте снова.`;
 /** Refused by the per-login rule: admin:reset clears the login's count, so the advice is true. */
 const tooManyForLogin = (ms: number) =>
   `Слишком много неудачных попыток входа в эту учётную запись. ${waitText(ms)} и попробуйте снова ` +
   "или задайте новый пароль: bun run cli admin:reset (вход откроется сразу).";
-
-/**
- * Brute force is limited twice, with different jobs:
- * - per IP: 5 wrong passwords in 15 minutes and that address is refused, whatever the login;
- * - per login: once a login has 5 failures in the window (from anywhere) it is "under attack", and from then on
- *   only an address with no failures of its own in the window is checked for it, so after its first wrong
- *   password an address is refused for that login: a spread-out guesser gets one guess per fresh address, not five.
- * A plain per-login lock would let anyone who merely knows the login keep the owner out for free (five wrong
- * passwords every 15 minutes, from any IPs); this way the owner, whose own address has no failures, still logs in
- * with the right password while the login is under attack.
- */
-function loginRules(ip: string, login: string): [RateRule, RateRule] {
-  return [
-    { key: `panel-login:ip:${addressBucket(ip)}`, limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
-    { key: loginFailuresKey(login), limit: LOGIN_FAILURES_ALLOWED, windowMs: LOGIN_FAILURE_WINDOW_MS },
-  ];
-}
-
-/**
- * Runs password checks one at a time per key. The limit counts failures only after a check, so checks running
- * side by side would all pass the "under the limit?" test first: 30 parallel guesses were 30 checked passwords
- * instead of 5. One process serves the panel; across several, each adds its own.
- */
-function oneAtATime() {
-  const tails = new Map<string, Promise<unknown>>();
-  return async <T>(keys: string[], work: () => Promise<T>): Promise<T> => {
-    const before = keys.map((k) => tails.get(k) ?? Promise.resolve());
-    const run = Promise.allSettled(before).then(work);
-    const tail = run.catch(() => {});
-    for (const k of keys) tails.set(k, tail);
-    try {
-      return await run;
-    } finally {
-      for (const k of keys) if (tails.get(k) === tail) tails.delete(k);
-    }
-  };
-}
-
-const none: RateCount = { count: 0, resetMs: 0 };
-
-type Guesses = { serialized: ReturnType<typeof oneAtATime>; limits: { whenCacheDown: LocalCounters } };
-const guessesOf = new WeakMap<PanelContext, Guesses>();
-
-/**
- * One queue of password checks and one set of in-process counters per panel, shared by the login form and the
- * change-password form (while Redis is away the limits count in this process instead of switching off).
- */
-function guesses(panel: PanelContext): Guesses {
-  let found = guessesOf.get(panel);
-  if (!found) {
-    found = { serialized: oneAtATime(), limits: { whenCacheDown: new LocalCounters() } };
-    guessesOf.set(panel, found);
-  }
-  return found;
-}
 
 /**
  * Only a page of this panel may be the place to go after login (never another site: an open redirect). The answer
@@ -149,11 +85,11 @@ export async function renderLoginPage(
 }
 
 /**
- * The login form's answers, outside the guard. Wrong passwords are limited per address and per login (loginRules).
+ * The login form's answers, outside the guard. Wrong passwords are limited per address and per login
+ * (shop/accounts/login-limits.ts).
  */
 export function loginRoutes(panel: PanelContext) {
   const { shop, config } = panel;
-  const { serialized, limits } = guesses(panel);
   return new Elysia().use(sessionJwt(panel)).post("/login", async ({ request, body, cookie, server, panelJwt }) => {
     const login = field(body, "login").trim();
     const password = field(body, "password");
@@ -176,28 +112,19 @@ export function loginRoutes(panel: PanelContext) {
     if (Object.keys(errors).length > 0) return answer(422, { errors });
 
     const ip = clientIp(request, server, config.trustedProxies) ?? "unknown";
-    const rules = loginRules(ip, login);
-    // Queued per address only: a queue per login would let a flood of guesses keep the owner waiting.
-    const outcome = await serialized([`ip:${addressBucket(ip)}`], async () => {
-      const [fromIp = none, forLogin = none] = (await countRates(shop.deps.cache, rules, 0, limits)) ?? [];
-      if (fromIp.count >= LOGIN_FAILURES_ALLOWED) return { refused: tooManyFromAddress(fromIp.resetMs) };
-      const underAttack = forLogin.count >= LOGIN_FAILURES_ALLOWED;
-      if (underAttack && fromIp.count > 0) return { refused: tooManyForLogin(forLogin.resetMs) };
-      const found = await shop.accounts.verify(login, password);
-      if (!found) await countRates(shop.deps.cache, rules, 1, limits);
-      return { account: found };
-    });
+    const attempt = await shop.accounts.logIn(login, password, addressBucket(ip));
     // Never the typed login itself: people type their password into the login field by mistake.
     const typed = async () => ({ loginExists: await shop.accounts.exists(login), loginLength: login.length });
-    if ("refused" in outcome) {
+    if ("refused" in attempt) {
       log.warn("panel login refused: too many failures", { ip, ...(await typed()) });
-      return answer(429, { message: outcome.refused });
+      const refused = attempt.refused === "address" ? tooManyFromAddress : tooManyForLogin;
+      return answer(429, { message: refused(attempt.retryInMs) });
     }
-    const { account } = outcome;
-    if (!account) {
+    if ("wrong" in attempt) {
       log.warn("panel login failed", { ip, ...(await typed()) });
       return answer(401, { message: "Неверный логин или пароль." });
     }
+    const { account } = attempt;
     await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account);
     clearCookie(panel, nonceCookie);
     log.info("panel login", { ip, login: account.login });
@@ -208,7 +135,6 @@ export function loginRoutes(panel: PanelContext) {
 /** Logout and the change-password page, behind the guard. */
 export function accountRoutes(routes: PanelRoutes, panel: PanelContext) {
   const { shop } = panel;
-  const { serialized, limits } = guesses(panel);
   return routes
     .post("/logout", async ({ request, cookie, panel: p }) => {
       try {
@@ -238,37 +164,16 @@ export function accountRoutes(routes: PanelRoutes, panel: PanelContext) {
           status,
         );
       if (next !== field(body, "repeat")) return answer(422, { errors: { repeat: "Пароли не совпадают" } });
-      // A stolen session must not become unlimited guesses at the password itself: wrong "current" entries
-      // are counted per account, like wrong passwords at the login form.
-      const rule: RateRule = {
-        key: passwordFailuresKey(p.account.id),
-        limit: PASSWORD_FAILURES_ALLOWED,
-        windowMs: LOGIN_FAILURE_WINDOW_MS,
-      };
-      type Outcome = { refused: string } | { problem: ShopError } | { changed: true };
-      const outcome = await serialized([`account:${p.account.id}`], async (): Promise<Outcome> => {
-        const [failures = none] = (await countRates(shop.deps.cache, [rule], 0, limits)) ?? [];
-        if (failures.count >= PASSWORD_FAILURES_ALLOWED) {
-          const wait = waitText(failures.resetMs);
-          return { refused: `Слишком много неверных попыток ввести текущий пароль. ${wait} и попробуйте снова.` };
-        }
-        try {
-          await shop.accounts.changePassword(p.account.id, current, next);
-          return { changed: true };
-        } catch (error) {
-          if (!(error instanceof ShopError) || (error.field !== "current" && error.field !== "next")) throw error;
-          if (error.field === "current") await countRates(shop.deps.cache, [rule], 1, limits);
-          return { problem: error };
-        }
-      });
+      const outcome = await shop.accounts.changeOwnPassword(p.account.id, current, next);
       if ("refused" in outcome) {
         log.warn("panel password change refused: too many wrong current passwords", { login: p.account.login });
-        return answer(429, { errors: { current: outcome.refused } });
+        const wait = waitText(outcome.retryInMs);
+        const refused = `Слишком много неверных попыток ввести текущий пароль. ${wait} и попробуйте снова.`;
+        return answer(429, { errors: { current: refused } });
       }
       if ("problem" in outcome) {
         return answer(422, { errors: { [outcome.problem.field ?? "current"]: outcome.problem.message } });
       }
-      await clearRates(shop.deps.cache, [rule.key], limits);
       // The password change ended every session (their tokens carry the old change time); keep this one.
       const account = await shop.accounts.byId(p.account.id);
       if (account) await startSession(panel, panelJwt as PanelJwt, cookie[SESSION_COOKIE]!, account, p.claims);

@@ -1,13 +1,12 @@
 import { Elysia } from "elysia";
-import { RateLimiter } from "../cache/rate-limit.ts";
 import type { Config } from "../config.ts";
-import { isDatabaseUnavailable } from "../db/client.ts";
 import { collectFields, MalformedBody, parseBody, readBodyWithin } from "../http/body.ts";
 import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { pathOf } from "../http/path.ts";
 import { hwidProblem, keyStringProblem, MAX_KEY_LENGTH } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { longerThan } from "../lib/text.ts";
+import { ShopUnavailable } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
 import { MAX_PRODUCT_NAME } from "../shop/products/products.ts";
 
@@ -56,11 +55,6 @@ function logUnavailable(error: unknown): void {
   if (Date.now() - lastUnavailableLog < 10_000) return;
   lastUnavailableLog = Date.now();
   log.error("auth API cannot reach the database", { error });
-}
-
-/** A key's rate-limit counter, named by a digest: whoever can list Redis keys must not read licence keys there. */
-export function licenceRateKey(key: string): string {
-  return `auth:key:${new Bun.CryptoHasher("sha256").update(key).digest("base64url").slice(0, 22)}`;
 }
 
 type Failure = { success: false; message: string };
@@ -148,10 +142,8 @@ type SetLike = { status?: number | string; headers: Record<string, string | numb
  * The loader's auth API (SPEC §4): `{BASE_PATH}/api/<product>/auth`. It depends only on Postgres; the bot's state
  * and Redis (rate limits fail open) never stop it from answering. Every answer is signed (SPEC §11).
  */
-export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "authLimitPerIp" | "authLimitPerKey">) {
-  // Counts calls in memory and sends them to Redis in batches while far below the limits: no round trip per call.
-  const limiter = new RateLimiter(shop.deps.cache);
-  const { signing } = shop;
+export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
+  const { signing, limits } = shop;
 
   /**
    * The answer as bytes, signed over exactly those bytes. With an echo (the loader sent a nonce) the §4 body gains
@@ -243,10 +235,7 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
     }
 
     const ip = clientIp(request, ctx.server, config.trustedProxies);
-    const rate = await limiter.check([
-      { key: `auth:ip:${ip === null ? "unknown" : addressBucket(ip)}`, limit: config.authLimitPerIp, windowMs: 60_000 },
-      { key: licenceRateKey(key.value as string), limit: config.authLimitPerKey, windowMs: 60_000 },
-    ]);
+    const rate = await limits.licenceCall(ip === null ? "unknown" : addressBucket(ip), key.value as string);
     if (!rate.allowed) {
       return answer(set, 429, fail("Too many requests"), echo, { "retry-after": String(rate.retryAfterS) });
     }
@@ -261,9 +250,9 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
       });
     } catch (error) {
       // Anything but an unreachable database is a bug: the error handler logs it in full and answers 500.
-      if (!isDatabaseUnavailable(error)) throw error;
+      if (!(error instanceof ShopUnavailable)) throw error;
       // Postgres unreachable (keys answered from memory still work): the loader should retry, not give up.
-      logUnavailable(error);
+      logUnavailable(error.cause);
       return answer(set, 503, fail("Service temporarily unavailable"), echo, { "retry-after": "5" });
     }
     if (!result.ok) return answer(set, result.status, fail(result.message), echo);
@@ -308,8 +297,8 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies" | "aut
         try {
           await signing.ready();
         } catch (error) {
-          if (!isDatabaseUnavailable(error)) throw error;
-          logUnavailable(error);
+          if (!(error instanceof ShopUnavailable)) throw error;
+          logUnavailable(error.cause);
           set.status = 503;
           set.headers["retry-after"] = "5";
           return fail("Service temporarily unavailable");

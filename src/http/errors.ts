@@ -1,7 +1,6 @@
 import { Elysia } from "elysia";
-import { isDatabaseUnavailable } from "../db/client.ts";
 import { log } from "../lib/log.ts";
-import { ShopError } from "../shop/errors.ts";
+import { isUnavailable, ShopError } from "../shop/errors.ts";
 import { MalformedBody } from "./body.ts";
 
 /** The HTTP status of each kind of domain refusal: the one map every adapter answers with. */
@@ -58,7 +57,7 @@ function problemOf(code: unknown, error: unknown): ErrorProblem | null {
     return { status: 400, kind: "malformed" };
   // Not a bug: PostgreSQL cannot be reached right now. A client that retries (AnyPay, a loader, the owner) will
   // get through once it is back, so say so with 503 rather than an internal error.
-  if (isDatabaseUnavailable(error)) return { status: 503, kind: "unavailable" };
+  if (isUnavailable(error)) return { status: 503, kind: "unavailable" };
   return null;
 }
 

@@ -1,13 +1,10 @@
 import { hostname } from "node:os";
-import type { Cache } from "../cache/cache.ts";
-import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
 import type { Broadcasts, ClaimedRecipient } from "../shop/broadcasts/broadcasts.ts";
 import { type Messenger, MessengerError } from "../shop/messenger.ts";
 
 export type BroadcastJobOptions = {
   broadcasts: Broadcasts;
-  cache: Cache;
   messenger: Messenger;
   /** Messages sent per second, across the whole shop (Telegram allows about 30 per bot). */
   ratePerSecond?: number;
@@ -57,7 +54,7 @@ export function isPermanentRefusal(error: MessengerError): boolean {
  * offers no way to ask whether a message arrived and a second copy is worse than a missing one.
  */
 export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
-  const { broadcasts, cache, messenger } = options;
+  const { broadcasts, messenger } = options;
   const rate = options.ratePerSecond ?? 25;
   const concurrency = options.concurrency ?? 8;
   const maxAttempts = options.maxAttempts ?? 5;
@@ -243,7 +240,7 @@ export function startBroadcastJob(options: BroadcastJobOptions): BroadcastJob {
     },
     Math.max(100, lockTtlMs / 3),
   );
-  const unsubscribe = cache.subscribe(CHANNELS.broadcasts, () => wakeUp?.());
+  const unsubscribe = broadcasts.onCreated(() => wakeUp?.());
   const running = loop();
 
   return {

@@ -1,4 +1,3 @@
-import { CHANNELS } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
 import type { Shop } from "../shop/index.ts";
 
@@ -40,7 +39,7 @@ export async function startExpiryJob(shop: Shop, options: ExpiryJobOptions = {})
   }
 
   const timer = setInterval(runTick, everyMs);
-  const unsubscribe = await shop.deps.cache.subscribe(CHANNELS.catalogue, () => {
+  const unsubscribe = await shop.catalogue.onChange(() => {
     if (stopped || restockTimer) return;
     restockTimer = setTimeout(() => {
       restockTimer = null;
@@ -55,7 +54,7 @@ export async function startExpiryJob(shop: Shop, options: ExpiryJobOptions = {})
     }, restockDelayMs);
   });
   runTick();
-  log.info("expiry job started", { everyMs, reservationMinutes: shop.deps.config.reservationMinutes });
+  log.info("expiry job started", { everyMs, reservationMinutes: shop.orders.reservationMinutes });
 
   return {
     stop: async () => {

@@ -24,7 +24,6 @@ const token = env("BOT_TOKEN");
 const leaseMs = Number(process.env.LEASE_MS ?? 1_000);
 startBroadcastJob({
   broadcasts: shop.broadcasts,
-  cache,
   messenger: createTelegramMessenger({ telegramApiUrl: env("TELEGRAM_API_URL"), token: async () => token }),
   ratePerSecond: Number(process.env.RATE ?? 2_000),
   concurrency: Number(process.env.CONCURRENCY ?? 16),

@@ -3,7 +3,8 @@ import { type Cache, RedisCache } from "../../src/cache/cache.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { connectDatabase, type Sql } from "../../src/db/client.ts";
 import { buildHttpApp } from "../../src/server.ts";
-import { createShop, followChanges, type Shop } from "../../src/shop/index.ts";
+import { followChanges } from "../../src/shop/changes.ts";
+import { createShop, type Shop } from "../../src/shop/index.ts";
 
 let counter = 0;
 

@@ -15,55 +15,37 @@ import {
 } from "../texts.ts";
 import { catalogueScreen } from "../views.ts";
 
-const AWAIT_TTL_MS = 10 * 60_000;
-const DRAFT_TTL_MS = 60 * 60_000;
-
-const awaitKey = (adminId: number) => `bot:await-broadcast:${adminId}`;
-const draftKey = (adminId: number) => `bot:broadcast-draft:${adminId}`;
-
-type Draft = { id: string; text: string };
-
-function parseDraft(text: string | null): Draft | null {
-  if (!text) return null;
-  try {
-    const value = JSON.parse(text) as Partial<Draft>;
-    return typeof value.id === "string" && typeof value.text === "string" ? { id: value.id, text: value.text } : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * What admins can do from the bot: a broadcast (text → preview → confirm) and maintenance on/off. Every handler
  * checks the admin list itself: a forged button from anyone else gets a refusal.
  */
 export function adminFunctions(deps: BotDeps) {
   const { shop } = deps;
-  const { cache } = shop.deps;
+  const { drafts } = shop.broadcasts;
 
   return new Composer({ name: "admin" })
     .callbackQuery(pattern.broadcast, async (ctx) => {
       const api = ctx.bot.api;
       const adminId = ctx.payload.from.id;
       if (!(await shop.admins.isAdmin(adminId))) return answer(api, ctx.payload.id, ADMIN_ONLY, { alert: true });
-      await cache.set(awaitKey(adminId), "1", AWAIT_TTL_MS);
+      await drafts.awaitText(adminId);
       await answer(api, ctx.payload.id);
       await api.sendMessage({ chat_id: adminId, text: BROADCAST_PROMPT });
     })
     .on("message", async (ctx, next) => {
       const from = ctx.payload.from;
       if (!from || ctx.payload.chat.type !== "private") return next();
-      if (!(await cache.get(awaitKey(from.id))) || !(await shop.admins.isAdmin(from.id))) return next();
+      if (!(await drafts.awaitingText(from.id)) || !(await shop.admins.isAdmin(from.id))) return next();
       const api = ctx.bot.api;
       const text = ctx.payload.text;
       if (text === "/cancel") {
-        await cache.del(awaitKey(from.id));
+        await drafts.stopAwaiting(from.id);
         await api.sendMessage({ chat_id: from.id, text: BROADCAST_CANCELLED });
         return;
       }
       // Another command means the admin moved on: leave the prompt and let the command do its job.
       if (text?.startsWith("/")) {
-        await cache.del(awaitKey(from.id));
+        await drafts.stopAwaiting(from.id);
         return next();
       }
       const problem =
@@ -74,9 +56,7 @@ export function adminFunctions(deps: BotDeps) {
         await api.sendMessage({ chat_id: from.id, text: problem ?? BROADCAST_PROMPT });
         return;
       }
-      const draft: Draft = { id: crypto.randomUUID().slice(0, 12), text: text.trim() };
-      await cache.set(draftKey(from.id), JSON.stringify(draft), DRAFT_TTL_MS);
-      await cache.del(awaitKey(from.id));
+      const draft = await drafts.save(from.id, text.trim());
       const audience = await shop.broadcasts.audience();
       await api.sendMessage({ chat_id: from.id, text: broadcastPreviewHeader(audience) });
       await api.sendMessage({ chat_id: from.id, text: draft.text, reply_markup: broadcastDraftKeyboard(draft.id) });
@@ -86,10 +66,8 @@ export function adminFunctions(deps: BotDeps) {
       const adminId = ctx.payload.from.id;
       if (!(await shop.admins.isAdmin(adminId))) return answer(api, ctx.payload.id, ADMIN_ONLY, { alert: true });
       const [, action, id] = ctx.queryData;
-      const draft = parseDraft(await cache.get(draftKey(adminId)));
       // The draft is used once: a second press (or a double tap) finds it gone instead of sending twice.
-      const mine =
-        draft?.id === id && (await cache.setIfAbsent(`bot:broadcast-draft-used:${id}`, "1", DRAFT_TTL_MS)) !== false;
+      const draft = await drafts.take(adminId, id!);
       const place = placeOf(ctx.payload);
       const removeButtons = () =>
         place.messageId === undefined
@@ -98,12 +76,11 @@ export function adminFunctions(deps: BotDeps) {
               .editMessageReplyMarkup({ chat_id: place.chatId, message_id: place.messageId })
               .then(() => undefined)
               .catch(() => undefined);
-      if (!draft || !mine) {
+      if (!draft) {
         await answer(api, ctx.payload.id, BROADCAST_DRAFT_GONE, { alert: true });
         await removeButtons();
         return;
       }
-      await cache.del(draftKey(adminId));
       if (action === "no") {
         await answer(api, ctx.payload.id, BROADCAST_CANCELLED);
         await removeButtons();

@@ -1,5 +1,4 @@
 import { Composer, type TelegramUpdate, type TelegramUser } from "gramio";
-import { checkRates } from "../../cache/rate-limit.ts";
 import { log } from "../../lib/log.ts";
 import { pressedEvent } from "../keyboards.ts";
 import { answer, type BotDeps } from "../screen.ts";
@@ -61,9 +60,7 @@ export function gatekeeping(deps: BotDeps) {
     const api = ctx.bot.api;
     const admin = await shop.admins.isAdmin(who.user.id);
     if (!admin) {
-      const { allowed } = await checkRates(shop.deps.cache, [
-        { key: `bot:user:${who.user.id}`, limit: perMinute, windowMs: 60_000 },
-      ]);
+      const { allowed } = await shop.limits.botUpdate(who.user.id, perMinute);
       if (!allowed) {
         // A flood is neither recorded nor answered with messages: only a pressed button gets its spinner stopped.
         if (who.callbackQueryId) await answer(api, who.callbackQueryId, TOO_MANY_REQUESTS);

@@ -37,7 +37,7 @@ export function storefront(deps: BotDeps) {
   const { productScreen } = views;
 
   async function alertAdmins(api: BotApi, text: string): Promise<void> {
-    if (!(await shop.deps.cache.setIfAbsent("bot:alert:payments", "1", ALERT_EVERY_MS))) return;
+    if (!(await shop.limits.firstIn("bot:alert:payments", ALERT_EVERY_MS))) return;
     for (const admin of await shop.admins.list()) {
       await api.sendMessage({ chat_id: admin.telegramId, text }).catch((error: unknown) => {
         log.warn("admin alert not delivered", { adminId: admin.telegramId, error });

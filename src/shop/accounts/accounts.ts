@@ -22,8 +22,9 @@ export function generatePassword(length = 20): string {
 }
 
 /**
- * The rate-limit counters of an account, named here so that the panel (which counts) and reset (which clears) agree:
- * wrong passwords typed at the login form for this login, and wrong "current password" entries of this account.
+ * The rate-limit counters of an account, named here so that the login limits (which count) and reset (which clears)
+ * agree: wrong passwords typed at the login form for this login, and wrong "current password" entries of this
+ * account.
  */
 // The login as typed is named by a digest: people type their password into the login field by mistake, and Redis's
 // key names are no place for it.

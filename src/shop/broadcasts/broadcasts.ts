@@ -313,6 +313,14 @@ export function createBroadcasts(deps: ShopDeps) {
     return rows.length;
   }
 
+  /**
+   * Calls `listener` when a broadcast is created in any process, so a sender starts at once instead of at its next
+   * poll. Returns a function that stops listening.
+   */
+  function onCreated(listener: () => void): Promise<() => Promise<void>> {
+    return cache.subscribe(CHANNELS.broadcasts, () => listener());
+  }
+
   /** Marks the broadcast done once nobody is left pending. */
   async function finishIfDone(broadcastId: number): Promise<boolean> {
     return (await finishWhereDone(sql, [broadcastId])) > 0;
@@ -335,6 +343,7 @@ export function createBroadcasts(deps: ShopDeps) {
     release,
     finishIfDone,
     senderLock,
+    onCreated,
   };
 }
 

@@ -3,6 +3,7 @@ import { type DurationDays, isDuration } from "../../lib/durations.ts";
 import { maskKey } from "../../lib/keys.ts";
 import { log } from "../../lib/log.ts";
 import { remaining } from "../../lib/time.ts";
+import { asUnavailable } from "../errors.ts";
 
 /**
  * The loader's licence check (SPEC §4): key + HWID → success with the time left, or one of the fixed refusals.
@@ -277,6 +278,19 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
       }
     }
 
+    try {
+      return await fromDatabase(input, now);
+    } catch (error) {
+      // The loader is told to come back (503), not that its licence failed: a lost database is the shop's trouble.
+      throw asUnavailable(error);
+    }
+  }
+
+  /** The answer for a key that is not in the cache, or must be bound: read (and bind) in the database. */
+  async function fromDatabase(
+    input: { product: string; key: string; hwid: string; ip: string | null },
+    now: Date,
+  ): Promise<AuthResult> {
     const generation = authCache.generation;
     const found = await lookup(input.product, input.key);
     if (!found.product) return refuse("Product not found");

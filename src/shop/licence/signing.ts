@@ -3,7 +3,7 @@ import { CHANNELS } from "../../cache/channels.ts";
 import { log } from "../../lib/log.ts";
 import { keyIdOf, newKeyPair, privateKeyOf, publicKeyPem } from "../../lib/signing.ts";
 import type { ShopDeps } from "../deps.ts";
-import { conflict, notFound } from "../errors.ts";
+import { asUnavailable, conflict, notFound } from "../errors.ts";
 
 /**
  * The keys that sign licence answers (SPEC §11). Every process holds the active keys in memory as KeyObjects and
@@ -116,9 +116,15 @@ export function createSigning(deps: ShopDeps) {
     if (rows.map((r) => r.key_id).join(",") !== activeIds) await load();
   }
 
-  /** Null once the keys are in memory (the hot path then never waits); else the first load. */
+  /**
+   * Null once the keys are in memory (the hot path then never waits); else the first load, which fails with
+   * ShopUnavailable while the database cannot be reached.
+   */
   function ready(): Promise<void> | null {
-    return activeIds === null ? load() : null;
+    if (activeIds !== null) return null;
+    return load().catch((error: unknown) => {
+      throw asUnavailable(error);
+    });
   }
 
   /**

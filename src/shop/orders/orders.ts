@@ -554,6 +554,8 @@ export function createOrders(
   }
 
   return {
+    /** How long a confirmed order holds its key for the buyer to pay (RESERVATION_MINUTES). */
+    reservationMinutes: config.reservationMinutes,
     byId,
     place,
     markPaid,

@@ -1,4 +1,5 @@
 import { CATALOGUE_CACHE_KEY, CATALOGUE_GENERATION_KEY } from "../../cache/catalogue.ts";
+import { CHANNELS } from "../../cache/channels.ts";
 import { type DurationDays, isDuration } from "../../lib/durations.ts";
 import { log } from "../../lib/log.ts";
 import type { ShopDeps } from "../deps.ts";
@@ -88,7 +89,15 @@ export function createCatalogue(deps: ShopDeps) {
     return (await view()).find((p) => p.id === id) ?? null;
   }
 
-  return { view, product, fromDatabase };
+  /**
+   * Calls `listener` after every change of products, prices or stock in any process (best effort: announcements
+   * travel through Redis). Returns a function that stops listening.
+   */
+  function onChange(listener: () => void): Promise<() => Promise<void>> {
+    return cache.subscribe(CHANNELS.catalogue, () => listener());
+  }
+
+  return { view, product, fromDatabase, onChange };
 }
 
 function parse(text: string | null): CatalogueProduct[] | null {
