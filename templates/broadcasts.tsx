@@ -1,6 +1,7 @@
 import { escapeHtml } from "@kitajs/html";
 import { counted, plural, USERS } from "../src/lib/plural.ts";
 import type { Broadcast } from "../src/shop/broadcasts/broadcasts.ts";
+import { wouldSee } from "../src/shop/texts/admins.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, postTo } from "./components.tsx";
 import { href, type View } from "./view.ts";
 
@@ -109,7 +110,7 @@ export function BroadcastPreview({ view, audience, text }: { view: View; audienc
   return (
     <section id="broadcast" class="card stack">
       <h2>Рассылка всем пользователям</h2>
-      <p safe>{`Так сообщение ${plural(audience, ["увидит", "увидят", "увидят"])} ${counted(audience, USERS)}:`}</p>
+      <p safe>{`Так сообщение ${wouldSee(audience)}:`}</p>
       <blockquote class="preview" safe>
         {text}
       </blockquote>

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Bot, TelegramError } from "gramio";
 import { log } from "../lib/log.ts";
+import { SOMETHING_WENT_WRONG } from "../shop/texts/buyers.ts";
 import { adminFunctions } from "./features/admin.ts";
 import { fallback } from "./features/fallback.ts";
 import { gatekeeping } from "./features/gatekeeping.ts";
@@ -8,15 +9,8 @@ import { purchases } from "./features/purchases.ts";
 import { storefront } from "./features/storefront.ts";
 import { botApiBase } from "./messenger.ts";
 import type { BotDeps } from "./screen.ts";
-import { SOMETHING_WENT_WRONG } from "./texts.ts";
 
 export type { BotDeps } from "./screen.ts";
-
-/** The commands Telegram shows in the bot's menu. */
-export const BOT_COMMANDS = [
-  { command: "start", description: "Каталог" },
-  { command: "purchases", description: "Мои покупки" },
-];
 
 /**
  * Set while one update is handled. A 401 from Telegram in the middle of it means the token was revoked under us:

@@ -1,18 +1,13 @@
 import type { TelegramInlineKeyboardButton, TelegramInlineKeyboardMarkup } from "gramio";
 import type { CatalogueProduct } from "../shop/products/catalogue.ts";
 import {
-  BACK,
   BROADCAST_BUTTON,
   BROADCAST_CANCEL,
   BROADCAST_SEND,
-  CONFIRM,
-  MY_PURCHASES,
   maintenanceButton,
-  offerButton,
-  payButton,
   TEST_PAY,
-  TO_CATALOGUE,
-} from "./texts.ts";
+} from "../shop/texts/admins.ts";
+import { BACK, CONFIRM, MY_PURCHASES, offerButton, payButton, TO_CATALOGUE } from "../shop/texts/buyers.ts";
 
 /**
  * Callback data of every inline button (Telegram allows 64 bytes). Offers carry the price the buyer saw, so a

@@ -6,7 +6,8 @@ import { log } from "../lib/log.ts";
 import type { PaymentsPort } from "../payments/checkout.ts";
 import { type BotState, tokenHint } from "../shop/bot/status.ts";
 import type { Shop } from "../shop/index.ts";
-import { BOT_COMMANDS, createShopBot, type ShopBot, updateOutcome } from "./bot.ts";
+import { BOT_COMMANDS } from "../shop/texts/buyers.ts";
+import { createShopBot, type ShopBot, updateOutcome } from "./bot.ts";
 import { botApiBase } from "./messenger.ts";
 
 /** The states are the shop's (src/shop/bot/status.ts): the panel and healthz show them without knowing the bot. */

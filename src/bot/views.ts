@@ -1,7 +1,8 @@
 import type { CatalogueProduct } from "../shop/products/catalogue.ts";
+import { adminModeLine } from "../shop/texts/admins.ts";
+import { CATALOGUE_EMPTY, CATALOGUE_TITLE, productCardText } from "../shop/texts/buyers.ts";
 import { catalogueKeyboard, productKeyboard } from "./keyboards.ts";
 import { type BotApi, type BotDeps, type Place, type Screen, show } from "./screen.ts";
-import { adminModeLine, CATALOGUE_EMPTY, CATALOGUE_TITLE, productCardText } from "./texts.ts";
 
 /** The catalogue: one button per product on sale; for admins also the mode line and the admin buttons. */
 export async function catalogueScreen(deps: BotDeps, userId: number): Promise<Screen> {

@@ -1,8 +1,10 @@
 import { log } from "../lib/log.ts";
-import { alertAdmins, alertTexts } from "../shop/alerts.ts";
 import type { Shop } from "../shop/index.ts";
 import { type Messenger, MessengerError } from "../shop/messenger.ts";
-import { type DeliveryWork, deliveryText } from "../shop/orders/deliveries.ts";
+import type { DeliveryWork } from "../shop/orders/deliveries.ts";
+import { alertTexts } from "../shop/texts/admins.ts";
+import { deliveryText } from "../shop/texts/buyers.ts";
+import { alertAdmins } from "../shop/users/admins.ts";
 
 export type DeliveryJobOptions = {
   /** Deliveries sent at the same time. */

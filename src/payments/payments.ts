@@ -1,9 +1,11 @@
 import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
-import { alertAdmins, alertTexts, paidNoStockBuyerText } from "../shop/alerts.ts";
 import type { Shop } from "../shop/index.ts";
 import type { Messenger } from "../shop/messenger.ts";
 import type { IncomingPayment, Order, PaymentOutcome } from "../shop/orders/orders.ts";
+import { alertTexts, testPaymentRefusal } from "../shop/texts/admins.ts";
+import { paidNoStockText } from "../shop/texts/buyers.ts";
+import { alertAdmins } from "../shop/users/admins.ts";
 import { checkoutUrl, type PaymentsPort } from "./checkout.ts";
 import { amountInKopecks, parseNotification, signatureMatches } from "./notification.ts";
 
@@ -39,7 +41,7 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
       followUp("paid_no_stock alert", async () => {
         const username = await usernameOf(order.userId);
         await alertAdmins(shop.admins, messenger, alertTexts.paidNoStock(order, username, payment));
-        await messenger.sendText(order.userId, paidNoStockBuyerText(order));
+        await messenger.sendText(order.userId, paidNoStockText(order));
       });
     } else if (outcome.kind === "duplicate") {
       const order = outcome.order;
@@ -236,13 +238,13 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
     adminTelegramId: number,
   ): Promise<{ ok: true } | { ok: false; reason: string }> {
     const settings = await shop.settings.get();
-    if (!settings.testPayments) return { ok: false, reason: "Тестовые платежи выключены в панели." };
+    if (!settings.testPayments) return { ok: false, reason: testPaymentRefusal.off };
     if (!(await shop.admins.isAdmin(adminTelegramId))) {
       log.warn("test payment refused: not an admin", { orderId, telegramId: adminTelegramId });
-      return { ok: false, reason: "Тестовая оплата доступна только администраторам." };
+      return { ok: false, reason: testPaymentRefusal.notAdmin };
     }
     const order = await shop.orders.byId(orderId);
-    if (!order || order.userId !== adminTelegramId) return { ok: false, reason: "Заказ не найден." };
+    if (!order || order.userId !== adminTelegramId) return { ok: false, reason: testPaymentRefusal.noOrder };
     const outcome = await settle({
       orderId,
       transactionId: `test:${orderId}`,
@@ -258,12 +260,12 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
       case "already":
         return { ok: true };
       case "paid_no_stock":
-        return { ok: false, reason: "Оплата записана, но ключей не осталось: заказ ждёт пополнения." };
+        return { ok: false, reason: testPaymentRefusal.noStock };
       case "duplicate":
-        return { ok: false, reason: "Заказ уже был оплачен." };
+        return { ok: false, reason: testPaymentRefusal.alreadyPaid };
       case "not_found":
       case "transaction_conflict":
-        return { ok: false, reason: "Заказ не найден." };
+        return { ok: false, reason: testPaymentRefusal.noOrder };
     }
   }
 

@@ -2,17 +2,18 @@ import { Composer } from "gramio";
 import { log } from "../../lib/log.ts";
 import { broadcastTextProblem } from "../../shop/broadcasts/broadcasts.ts";
 import { ShopError } from "../../shop/errors.ts";
-import { broadcastDraftKeyboard, pattern } from "../keyboards.ts";
-import { answer, type BotDeps, placeOf, show } from "../screen.ts";
 import {
   ADMIN_ONLY,
   BROADCAST_CANCELLED,
   BROADCAST_DRAFT_GONE,
   BROADCAST_PROMPT,
+  BROADCAST_TEXT_ONLY,
   broadcastPreviewHeader,
   broadcastStarted,
   maintenanceToggled,
-} from "../texts.ts";
+} from "../../shop/texts/admins.ts";
+import { broadcastDraftKeyboard, pattern } from "../keyboards.ts";
+import { answer, type BotDeps, placeOf, show } from "../screen.ts";
 import { catalogueScreen } from "../views.ts";
 
 /**
@@ -48,10 +49,7 @@ export function adminFunctions(deps: BotDeps) {
         await drafts.stopAwaiting(from.id);
         return next();
       }
-      const problem =
-        text === undefined
-          ? "Нужен текст: рассылка отправляет только текстовые сообщения."
-          : broadcastTextProblem(text);
+      const problem = text === undefined ? BROADCAST_TEXT_ONLY : broadcastTextProblem(text);
       if (problem || text === undefined) {
         await api.sendMessage({ chat_id: from.id, text: problem ?? BROADCAST_PROMPT });
         return;

@@ -1,6 +1,6 @@
 import { Composer } from "gramio";
+import { STALE_BUTTON } from "../../shop/texts/buyers.ts";
 import { answer, type BotDeps, placeOf, show } from "../screen.ts";
-import { STALE_BUTTON } from "../texts.ts";
 import { catalogueScreen } from "../views.ts";
 
 /** The last word: any other private message opens the catalogue; any other button is stale and does the same. */

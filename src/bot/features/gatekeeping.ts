@@ -1,8 +1,8 @@
 import { Composer, type TelegramUpdate, type TelegramUser } from "gramio";
 import { log } from "../../lib/log.ts";
+import { BOT_OFF, MAINTENANCE, TOO_MANY_REQUESTS } from "../../shop/texts/buyers.ts";
 import { pressedEvent } from "../keyboards.ts";
 import { answer, type BotDeps } from "../screen.ts";
-import { BOT_OFF, MAINTENANCE, TOO_MANY_REQUESTS } from "../texts.ts";
 
 /** The person behind an update the bot serves (private messages and button presses), or null for anything else. */
 export function sender(update: TelegramUpdate | undefined): {

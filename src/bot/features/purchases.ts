@@ -1,8 +1,8 @@
 import { Composer } from "gramio";
+import { MY_PURCHASES, NO_PURCHASES, purchasesText } from "../../shop/texts/buyers.ts";
 import { purchaseState } from "../../shop/users/purchases.ts";
 import { backToCatalogue, pattern } from "../keyboards.ts";
 import { answer, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
-import { MY_PURCHASES, NO_PURCHASES, purchasesText } from "../texts.ts";
 
 /**
  * «Мои покупки»: the keys this user owns and what state each is in, and paid orders still waiting for a key — the

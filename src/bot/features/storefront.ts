@@ -2,11 +2,15 @@ import { Composer } from "gramio";
 import { isDuration } from "../../lib/durations.ts";
 import { log } from "../../lib/log.ts";
 import type { Order } from "../../shop/orders/orders.ts";
-import { backToCatalogue, confirmKeyboard, pattern, paymentKeyboard } from "../keyboards.ts";
-import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
 import {
-  ADMIN_ALERT_PAYMENTS,
   ADMIN_ONLY,
+  alertTexts,
+  TEST_ONLY_PAYMENT,
+  TEST_PAY_ACCEPTED,
+  TEST_PAY_OFF,
+  testPaidText,
+} from "../../shop/texts/admins.ts";
+import {
   confirmText,
   PAYMENTS_NOT_CONFIGURED,
   PRICE_CHANGED,
@@ -14,11 +18,9 @@ import {
   STALE_BUTTON,
   STALE_DURATION,
   STALE_PRODUCT,
-  TEST_ONLY_PAYMENT,
-  TEST_PAY_ACCEPTED,
-  TEST_PAY_OFF,
-  testPaidText,
-} from "../texts.ts";
+} from "../../shop/texts/buyers.ts";
+import { backToCatalogue, confirmKeyboard, pattern, paymentKeyboard } from "../keyboards.ts";
+import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
 import * as views from "../views.ts";
 
 /** Payment alerts to admins at most this often, however many buyers hit the problem. */
@@ -114,7 +116,7 @@ export function storefront(deps: BotDeps) {
         log.warn("purchase refused: AnyPay is not configured", { userId, productId, days });
         await answer(api, ctx.payload.id);
         await show(api, place, { text: PAYMENTS_NOT_CONFIGURED, keyboard: backToCatalogue() });
-        await alertAdmins(api, ADMIN_ALERT_PAYMENTS);
+        await alertAdmins(api, alertTexts.paymentsNotConfigured);
         return;
       }
       const result = await shop.orders.place({ userId, productId, days, expectedRub: rub });

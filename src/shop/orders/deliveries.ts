@@ -1,5 +1,5 @@
 import type { Tx } from "../../db/client.ts";
-import { type DurationDays, daysLabel } from "../../lib/durations.ts";
+import type { DurationDays } from "../../lib/durations.ts";
 import type { ShopDeps } from "../deps.ts";
 
 /**
@@ -37,11 +37,6 @@ export type DeliveryView = {
   createdAt: Date;
   sentAt: Date | null;
 };
-
-/** The purchase message of SPEC §5: the document's caption, or the whole message when the product has no build. */
-export function deliveryText(key: string, productName: string, days: number): string {
-  return `Ключ: ${key}\nТовар: ${productName} ${daysLabel(days)}\nСпасибо за покупку!`;
-}
 
 /** Writes the outbox row for a paid order; call it inside the transaction that sold the key. Idempotent per order. */
 export async function enqueueDelivery(tx: Tx, orderId: number, userId: number): Promise<void> {

@@ -1,7 +1,9 @@
 import { CHANNELS } from "../../cache/channels.ts";
+import { log } from "../../lib/log.ts";
 import { plainLine } from "../../lib/text.ts";
 import type { ShopDeps } from "../deps.ts";
 import { invalid, notFound } from "../errors.ts";
+import type { Messenger } from "../messenger.ts";
 
 export type BotAdmin = {
   telegramId: number;
@@ -96,3 +98,26 @@ export function createAdmins(deps: ShopDeps) {
 }
 
 export type Admins = ReturnType<typeof createAdmins>;
+
+/**
+ * Messages to the shop's admins in Telegram about money or keys that need a person: a payment with no key left, a
+ * payment received twice, a purchase that could not be delivered. Best effort: the same facts are in the panel and
+ * in the log, so a Telegram outage loses a nudge, never the information.
+ */
+export async function alertAdmins(admins: Pick<Admins, "list">, messenger: Messenger, text: string): Promise<number> {
+  const list = await admins.list();
+  if (list.length === 0) {
+    log.warn("no bot admins to alert; add one in the panel's Admins tab", { alert: text.split("\n")[0] });
+    return 0;
+  }
+  let sent = 0;
+  for (const admin of list) {
+    try {
+      await messenger.sendText(admin.telegramId, text);
+      sent++;
+    } catch (error) {
+      log.warn("admin alert not delivered", { adminId: admin.telegramId, error: (error as Error).message });
+    }
+  }
+  return sent;
+}

@@ -1,31 +1,39 @@
-import { daysLabel } from "../lib/durations.ts";
-import { counted, plural, USERS } from "../lib/plural.ts";
-import type { KeyPurchase, Purchase, PurchaseState } from "../shop/users/purchases.ts";
+import { daysLabel } from "../../lib/durations.ts";
+import type { KeyPurchase, Purchase, PurchaseState } from "../users/purchases.ts";
 
 /**
- * Everything the bot says, in one place. The texts marked SPEC are fixed by SPEC §5 word for word (tests compare
- * them exactly); the rest are ours.
+ * Everything a buyer reads in Telegram, in one place: the bot's screens and buttons, its notices, the purchase
+ * itself. What admins read is in admins.ts. The texts marked *exact* are the customer's own words
+ * (docs/panel.md#the-bot-for-buyers): tests compare them character by character; the rest are ours.
  */
 
-/** SPEC: to everyone but admins while the bot is switched off. */
+/** Exact: to everyone but admins while the bot is switched off. */
 export const BOT_OFF = "Бот временно отключён.";
-/** SPEC: to everyone but admins during maintenance. */
+/** Exact: to everyone but admins during maintenance. */
 export const MAINTENANCE = "Ведутся технические работы. Попробуйте позже.";
-/** SPEC: the product card's question. */
+/** Exact: the product card's question. */
 export const CHOOSE_DURATION = "Выберите длительность подписки:";
-/** SPEC: the confirmation button. */
+/** Exact: the confirmation button. */
 export const CONFIRM = "Подтвердить";
 
-/** SPEC: a duration button, e.g. «1 день • 299₽», «7 дней • 899₽». */
+/** Exact: a duration button, e.g. «1 день • 299₽», «7 дней • 899₽». */
 export const offerButton = (days: number, rub: number) => `${daysLabel(days)} • ${rub}₽`;
 
-/** SPEC: the confirmation step, edited into the product card's message. */
+/** Exact: the confirmation step, edited into the product card's message. */
 export const confirmText = (product: string, days: number, rub: number) =>
   [
     "Подтвердите покупку:",
     `${product} ${daysLabel(days)} • ${rub}₽.`,
     "После подтверждения вам предоставится страница для оплаты подписки, после успешной оплаты вы получите товар.",
   ].join("\n");
+
+/**
+ * Exact: the purchase message: the caption of the product's zip, or the whole message when the product has no
+ * build.
+ */
+export function deliveryText(key: string, productName: string, days: number): string {
+  return `Ключ: ${key}\nТовар: ${productName} ${daysLabel(days)}\nСпасибо за покупку!`;
+}
 
 /** The product card: its description (if any), then the question. */
 export const productCardText = (description: string) =>
@@ -36,18 +44,13 @@ export const CATALOGUE_EMPTY = "Сейчас товаров в наличии н
 export const BACK = "« Назад";
 export const TO_CATALOGUE = "« В каталог";
 export const MY_PURCHASES = "Мои покупки";
-export const TEST_PAY = "Оплатить (тест)";
 export const payButton = (rub: number) => `Оплатить ${rub}₽`;
 
-export type BotMode = "off" | "maintenance" | "on";
-
-/** The line an admin sees above the catalogue: which mode buyers are in right now. */
-export const adminModeLine = (mode: BotMode) =>
-  mode === "off"
-    ? `🔧 Вы администратор. Бот отключён: покупатели видят «${BOT_OFF}»`
-    : mode === "maintenance"
-      ? `🔧 Вы администратор. Включены техработы: покупатели видят «${MAINTENANCE}»`
-      : "🔧 Вы администратор. Бот работает для всех.";
+/** The commands Telegram shows in the bot's menu. */
+export const BOT_COMMANDS = [
+  { command: "start", description: "Каталог" },
+  { command: "purchases", description: MY_PURCHASES },
+];
 
 // Stale buttons: a short notice (answerCallbackQuery), then the fresh card.
 export const STALE_PRODUCT = "Этот товар сейчас недоступен.";
@@ -83,14 +86,18 @@ export const paymentText = (order: {
     "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат.",
   ].join("\n");
 
-export const TEST_ONLY_PAYMENT = "AnyPay ещё не настроен — доступна только тестовая оплата.";
 export const PAYMENTS_NOT_CONFIGURED =
   "Оплата пока не настроена. Мы уже сообщили администратору — попробуйте немного позже.";
-export const ADMIN_ALERT_PAYMENTS =
-  "⚠️ Покупатель не смог оплатить: в панели не заданы ID магазина и секретный ключ AnyPay (вкладка «Основные настройки»).";
-export const testPaidText = (orderId: number) => `Заказ №${orderId} оплачен (тест). Ключ придёт в этот чат.`;
-export const TEST_PAY_ACCEPTED = "Тестовая оплата принята.";
-export const TEST_PAY_OFF = "Тестовые платежи выключены в панели.";
+
+const what = (order: { productName: string; days: number }) => `«${order.productName} ${daysLabel(order.days)}»`;
+
+/** To the buyer whose payment arrived after the last key was gone. */
+export function paidNoStockText(order: { id: number; productName: string; days: number }): string {
+  return (
+    `Оплата заказа №${order.id} получена, но ${what(order)} только что закончился. ` +
+    "Администратор уже знает: ключ придёт сюда, как только появится, или с вами свяжутся."
+  );
+}
 
 const STATE_TEXT: Record<PurchaseState, (p: KeyPurchase) => string> = {
   not_activated: () => "не активирован",
@@ -138,19 +145,3 @@ export const purchasesText = (items: { purchase: Purchase; state: PurchaseState 
   }
   return total > shown ? `${text}\n\n${purchasesFooter(shown, total)}` : text;
 };
-
-// Admin functions.
-export const BROADCAST_BUTTON = "📣 Рассылка";
-export const maintenanceButton = (on: boolean) => (on ? "🛠 Выключить техработы" : "🛠 Включить техработы");
-export const maintenanceToggled = (on: boolean) => (on ? "Техработы включены." : "Техработы выключены.");
-export const BROADCAST_PROMPT =
-  "Отправьте текст рассылки одним сообщением (до 4096 символов).\nЕё получат все пользователи бота, кроме заблокировавших его. /cancel — отмена.";
-export const broadcastPreviewHeader = (audience: number) =>
-  `Предпросмотр рассылки. Так сообщение ${plural(audience, ["увидит", "увидят", "увидят"])} ${counted(audience, USERS)}:`;
-export const BROADCAST_SEND = "✅ Отправить";
-export const BROADCAST_CANCEL = "✖️ Отмена";
-export const broadcastStarted = (id: number, recipients: number) =>
-  `Рассылка №${id} запущена: ${counted(recipients, ["получатель", "получателя", "получателей"])}. Прогресс — в панели, вкладка «Основные настройки».`;
-export const BROADCAST_CANCELLED = "Рассылка отменена.";
-export const BROADCAST_DRAFT_GONE = "Этот черновик рассылки устарел. Начните заново.";
-export const ADMIN_ONLY = "Это действие доступно только администраторам.";

@@ -1,0 +1,122 @@
+import { daysLabel } from "../../lib/durations.ts";
+import { counted, plural, USERS } from "../../lib/plural.ts";
+import { BOT_OFF, MAINTENANCE } from "./buyers.ts";
+
+/**
+ * Everything the shop's admins read in Telegram: what the bot shows them beside the storefront (the mode, the
+ * broadcast, maintenance, test payments), and the alerts about money or keys that need a person
+ * (docs/panel.md#when-a-person-is-needed). What buyers read is in buyers.ts.
+ */
+
+export type BotMode = "off" | "maintenance" | "on";
+
+/** The line an admin sees above the catalogue: which mode buyers are in right now. */
+export const adminModeLine = (mode: BotMode) =>
+  mode === "off"
+    ? `🔧 Вы администратор. Бот отключён: покупатели видят «${BOT_OFF}»`
+    : mode === "maintenance"
+      ? `🔧 Вы администратор. Включены техработы: покупатели видят «${MAINTENANCE}»`
+      : "🔧 Вы администратор. Бот работает для всех.";
+
+export const ADMIN_ONLY = "Это действие доступно только администраторам.";
+
+// Maintenance.
+export const maintenanceButton = (on: boolean) => (on ? "🛠 Выключить техработы" : "🛠 Включить техработы");
+export const maintenanceToggled = (on: boolean) => (on ? "Техработы включены." : "Техработы выключены.");
+
+// A broadcast from the bot: «Рассылка» → the text → a preview → «Отправить» or «Отмена».
+export const BROADCAST_BUTTON = "📣 Рассылка";
+export const BROADCAST_PROMPT =
+  "Отправьте текст рассылки одним сообщением (до 4096 символов).\nЕё получат все пользователи бота, кроме заблокировавших его. /cancel — отмена.";
+export const BROADCAST_TEXT_ONLY = "Нужен текст: рассылка отправляет только текстовые сообщения.";
+/** «увидят 5 пользователей»: how many a broadcast reaches, as the bot's preview and the panel's both say it. */
+export const wouldSee = (audience: number) =>
+  `${plural(audience, ["увидит", "увидят", "увидят"])} ${counted(audience, USERS)}`;
+export const broadcastPreviewHeader = (audience: number) =>
+  `Предпросмотр рассылки. Так сообщение ${wouldSee(audience)}:`;
+export const BROADCAST_SEND = "✅ Отправить";
+export const BROADCAST_CANCEL = "✖️ Отмена";
+export const broadcastStarted = (id: number, recipients: number) =>
+  `Рассылка №${id} запущена: ${counted(recipients, ["получатель", "получателя", "получателей"])}. Прогресс — в панели, вкладка «Основные настройки».`;
+export const BROADCAST_CANCELLED = "Рассылка отменена.";
+export const BROADCAST_DRAFT_GONE = "Этот черновик рассылки устарел. Начните заново.";
+
+// Test payments: an admin pays their own order without money («Тестовые платежи для администраторов»).
+export const TEST_PAY = "Оплатить (тест)";
+export const TEST_ONLY_PAYMENT = "AnyPay ещё не настроен — доступна только тестовая оплата.";
+export const testPaidText = (orderId: number) => `Заказ №${orderId} оплачен (тест). Ключ придёт в этот чат.`;
+export const TEST_PAY_ACCEPTED = "Тестовая оплата принята.";
+export const TEST_PAY_OFF = "Тестовые платежи выключены в панели.";
+/** Why a test payment was not made, as the admin's pressed button answers it. */
+export const testPaymentRefusal = {
+  off: TEST_PAY_OFF,
+  notAdmin: "Тестовая оплата доступна только администраторам.",
+  noOrder: "Заказ не найден.",
+  noStock: "Оплата записана, но ключей не осталось: заказ ждёт пополнения.",
+  alreadyPaid: "Заказ уже был оплачен.",
+};
+
+// Alerts: best effort, the same facts are in the panel and the log.
+const who = (userId: number, username: string | null) => (username ? `${userId} (@${username})` : String(userId));
+const what = (order: { productName: string; days: number }) => `«${order.productName} ${daysLabel(order.days)}»`;
+
+type OrderFacts = { id: number; userId: number; productName: string; days: number };
+
+export const alertTexts = {
+  /** A buyer pressed «Подтвердить» but no way to pay is set up. */
+  paymentsNotConfigured:
+    "⚠️ Покупатель не смог оплатить: в панели не заданы ID магазина и секретный ключ AnyPay (вкладка «Основные настройки»).",
+
+  paidNoStock: (order: OrderFacts, username: string | null, payment: { amount: string; transactionId: string }) =>
+    [
+      `⚠️ Заказ №${order.id} оплачен, но ключей ${what(order)} не осталось.`,
+      `Покупатель: ${who(order.userId, username)}`,
+      `Сумма: ${payment.amount} ₽, транзакция ${payment.transactionId}`,
+      "Добавьте ключи этого товара и длительности — покупатель получит ключ автоматически. " +
+        "Если вы вернули деньги, закройте заказ в панели.",
+    ].join("\n"),
+
+  duplicatePayment: (
+    order: OrderFacts,
+    username: string | null,
+    payment: { amount: string; currency: string; transactionId: string },
+  ) =>
+    [
+      `⚠️ Повторная оплата заказа №${order.id} (${what(order)}): ${payment.amount} ${payment.currency}, ` +
+        `транзакция ${payment.transactionId}.`,
+      `Заказ уже был оплачен раньше. Покупатель: ${who(order.userId, username)}`,
+      "Верните деньги покупателю или выдайте ему ещё один ключ вручную.",
+    ].join("\n"),
+
+  /** `reason` is the refusal in the owner's words, as the AnyPay notification checks give it. */
+  refusedNotification: (reason: string, fields: Record<string, unknown>) => {
+    const field = (name: string) => (typeof fields[name] === "string" ? String(fields[name]).slice(0, 64) : "—");
+    return [
+      `⚠️ Магазин отклонил уведомление AnyPay об оплате: ${reason}.`,
+      `Заказ (pay_id): ${field("pay_id")}, транзакция ${field("transaction_id")}, сумма ${field("amount")} ${field("currency") === "—" ? "" : field("currency")}`.trimEnd(),
+      "Если покупатель заплатил, он пока ничего не получил: исправьте причину — AnyPay повторит уведомление — " +
+        "или выдайте ключ вручную. Все отклонённые уведомления — в панели, вкладка «Заказы».",
+    ].join("\n");
+  },
+
+  deliveryBlocked: (
+    delivery: { orderId: number; userId: number; productName: string; days: number },
+    username: string | null,
+  ) =>
+    [
+      `Покупатель ${who(delivery.userId, username)} заблокировал бота: заказ №${delivery.orderId} ` +
+        `${what(delivery)} оплачен, но не доставлен.`,
+      "Ключ — в панели, вкладка «Заказы». Если покупатель снова напишет боту, доставка повторится сама.",
+    ].join("\n"),
+
+  deliveryFailed: (
+    delivery: { orderId: number; userId: number; productName: string; days: number; attempts: number },
+    username: string | null,
+    error: string,
+  ) =>
+    [
+      `Не удалось доставить заказ №${delivery.orderId} ${what(delivery)} покупателю ${who(delivery.userId, username)} ` +
+        `после ${delivery.attempts} попыток: ${error.slice(0, 200)}`,
+      "Ключ — в панели, вкладка «Заказы»: выдайте его вручную или повторите доставку.",
+    ].join("\n"),
+};
