@@ -25,7 +25,7 @@ import { connectDatabase } from "../src/db/client.ts";
 import { migrate } from "../src/db/migrate.ts";
 import { startDeliveryJob } from "../src/jobs/delivery.ts";
 import { setLogLevel } from "../src/lib/log.ts";
-import { createPayments } from "../src/payments/payments.ts";
+import { createCheckout } from "../src/payments/checkout.ts";
 import { buildHttpApp } from "../src/server.ts";
 import { createShop } from "../src/shop/index.ts";
 import { type AllocationStrategy, createOrders } from "../src/shop/orders/orders.ts";
@@ -106,8 +106,8 @@ async function once(strategy: AllocationStrategy, orders: number): Promise<Alloc
     }
 
     const messenger = createTelegramMessenger({ telegramApiUrl: tg.url, token: async () => TEST_TOKEN });
-    const payments = createPayments({ shop, messenger, config });
-    const app = buildHttpApp(shop, config, { payments });
+    const checkout = createCheckout({ shop, messenger, config });
+    const app = buildHttpApp(shop, config, { checkout });
     app.listen({ hostname: "127.0.0.1", port: 0 });
     cleanup.push(() => app.stop(true));
     const notifier = new AnypayNotifier(

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import * as v from "valibot";
 import { adminPanel } from "./admin/index.ts";
+import { anypayNotifications } from "./api/anypay.ts";
 import { authApi } from "./api/auth.ts";
 import { createTelegramMessenger } from "./bot/messenger.ts";
 import { type BotRuntime, createBotRuntime } from "./bot/runtime.ts";
@@ -13,21 +14,20 @@ import { startBroadcastJob } from "./jobs/broadcast.ts";
 import { startDeliveryJob } from "./jobs/delivery.ts";
 import { startExpiryJob } from "./jobs/expiry.ts";
 import { log } from "./lib/log.ts";
-import { anypayNotifications } from "./payments/controller.ts";
-import { createPayments, type Payments } from "./payments/payments.ts";
+import { type Checkout, createCheckout } from "./payments/checkout.ts";
 import { followChanges } from "./shop/changes.ts";
 import { createShop, type Shop } from "./shop/index.ts";
 
 export type HttpExtras = {
-  /** The payments service; tests pass one wired to their fake Bot API. */
-  payments?: Payments;
+  /** The checkout; tests pass one wired to their fake Bot API. */
+  checkout?: Checkout;
   /** Handles Telegram's webhook calls (webhook mode), mounted at the path of BOT_WEBHOOK_URL. */
   telegramWebhook?: (request: Request) => Promise<Response>;
 };
 
 /** Every HTTP route of the shop, under BASE_PATH. Tests call `.handle()` on it; the server listens with it. */
 export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}) {
-  const payments = extras.payments ?? createPayments({ shop, messenger: productionMessenger(shop, config), config });
+  const checkout = extras.checkout ?? createCheckout({ shop, messenger: productionMessenger(shop, config), config });
   const routes = new Elysia({ prefix: config.basePath })
     .get(
       "/healthz",
@@ -48,7 +48,7 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
       { query: v.object({ scope: v.optional(v.picklist(["process"])) }) },
     )
     .use(authApi(shop, config))
-    .use(anypayNotifications(payments, config))
+    .use(anypayNotifications(checkout.anypay, config))
     .use(adminPanel(shop, config));
   const app = new Elysia().use(errorHandling).use(requestLog).use(routes);
   const webhook = extras.telegramWebhook;
@@ -61,7 +61,7 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
   return app;
 }
 
-/** Telegram as the shop's jobs and payments reach it: the Bot API with the token currently in the settings. */
+/** Telegram as the shop's jobs and checkout reach it: the Bot API with the token currently in the settings. */
 function productionMessenger(shop: Shop, config: Config) {
   return createTelegramMessenger({
     telegramApiUrl: config.telegramApiUrl,
@@ -71,7 +71,7 @@ function productionMessenger(shop: Shop, config: Config) {
 
 export type RunningShop = {
   shop: Shop;
-  payments: Payments;
+  checkout: Checkout;
   bot: BotRuntime;
   url: string;
   stop: () => Promise<void>;
@@ -87,9 +87,9 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
   const stopFollowing = await followChanges(shop);
   // One messenger for every job: deliveries, broadcasts and admin alerts share the token and its rate limits.
   const messenger = productionMessenger(shop, config);
-  const payments = createPayments({ shop, messenger, config });
-  const bot = createBotRuntime({ shop, payments, config });
-  const app = buildHttpApp(shop, config, { payments, telegramWebhook: (request) => bot.handleWebhook(request) });
+  const checkout = createCheckout({ shop, messenger, config });
+  const bot = createBotRuntime({ shop, checkout, config });
+  const app = buildHttpApp(shop, config, { checkout, telegramWebhook: (request) => bot.handleWebhook(request) });
   app.listen({
     hostname: config.host,
     port: config.port,
@@ -106,7 +106,7 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
   const broadcastJob = startBroadcastJob({ broadcasts: shop.broadcasts, messenger });
   return {
     shop,
-    payments,
+    checkout,
     bot,
     url,
     stop: async () => {
@@ -115,7 +115,7 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
       // The auth API's calls since the last tally line would otherwise go unlogged, and its last-seen stamps unwritten.
       flushRequestTally();
       await shop.licence.flushStamps();
-      await Promise.all([deliveryJob.stop(), expiryJob.stop(), broadcastJob.stop(), payments.idle()]);
+      await Promise.all([deliveryJob.stop(), expiryJob.stop(), broadcastJob.stop(), checkout.idle()]);
       await bot.stop();
       await stopFollowing();
     },

@@ -3,7 +3,7 @@
  * formulas of SPEC §7: a field out of order or a wrong separator changes the hash and fails here.
  */
 import { expect, test } from "bun:test";
-import { notificationSign, paymentUrl } from "../src/payments/anypay.ts";
+import { notificationSign, paymentUrl } from "../src/payments/anypay/link.ts";
 
 test("the payment link is signed as sha256(merchant_id:pay_id:amount:currency:desc:success_url:fail_url:secret)", () => {
   const url = new URL(

@@ -6,10 +6,9 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { createBotRuntime } from "../src/bot/runtime.ts";
 import { RedisCache } from "../src/cache/cache.ts";
-import { checkoutUrl } from "../src/payments/checkout.ts";
 import { followChanges } from "../src/shop/changes.ts";
 import { createShop } from "../src/shop/index.ts";
-import { buyer, waitUntil } from "./helpers/bot.ts";
+import { buyer, checkoutOf, waitUntil } from "./helpers/bot.ts";
 import { FakeTelegram, TEST_TOKEN } from "./helpers/fake-telegram.ts";
 import { type Started, shopProcesses } from "./helpers/process.ts";
 import { freePort } from "./helpers/servers.ts";
@@ -92,7 +91,7 @@ test("a single instance with Redis unreachable from the start polls and answers"
   const stopFollowing = await followChanges(shop);
   const runtime = createBotRuntime({
     shop,
-    payments: { checkoutUrl: (order) => checkoutUrl(shop.settings, order), payTest: async () => ({ ok: true }) },
+    checkout: checkoutOf(shop, t.config),
     config: t.config,
     pollTimeoutS: 1,
     leaseMs: 900,

@@ -1,11 +1,10 @@
 import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
 import { createBotRuntime, webhookSecret } from "../src/bot/runtime.ts";
 import { RedisCache } from "../src/cache/cache.ts";
-import { checkoutUrl } from "../src/payments/checkout.ts";
 import { buildHttpApp } from "../src/server.ts";
 import { followChanges } from "../src/shop/changes.ts";
 import { createShop } from "../src/shop/index.ts";
-import { buyer, startTestBot, type TestBot, waitUntil } from "./helpers/bot.ts";
+import { buyer, checkoutOf, startTestBot, type TestBot, waitUntil } from "./helpers/bot.ts";
 import { OTHER_TOKEN, TEST_TOKEN } from "./helpers/fake-telegram.ts";
 
 // Hang protection only: cloning a database, starting servers or a bot can take seconds on a loaded CI machine,
@@ -98,11 +97,8 @@ test("a token Telegram refuses is reported, not fatal; a good token then starts 
 test("with two instances exactly one polls; when it dies the other takes over", async () => {
   const bot = await testBot();
   const second = await otherProcess(bot);
-  const payments = {
-    checkoutUrl: (order: never) => checkoutUrl(second.shop.settings, order),
-    payTest: async () => ({ ok: true as const }),
-  };
-  const standby = createBotRuntime({ shop: second.shop, payments, config: bot.config, pollTimeoutS: 1, leaseMs: 900 });
+  const checkout = checkoutOf(second.shop, bot.config);
+  const standby = createBotRuntime({ shop: second.shop, checkout, config: bot.config, pollTimeoutS: 1, leaseMs: 900 });
   await standby.start();
   cleanups.unshift(() => standby.stop());
 

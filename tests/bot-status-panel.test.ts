@@ -5,10 +5,9 @@
 import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
 import { createBotRuntime } from "../src/bot/runtime.ts";
 import { RedisCache } from "../src/cache/cache.ts";
-import { checkoutUrl } from "../src/payments/checkout.ts";
 import { followChanges } from "../src/shop/changes.ts";
 import { createShop } from "../src/shop/index.ts";
-import { startTestBot, type TestBot, waitUntil } from "./helpers/bot.ts";
+import { checkoutOf, startTestBot, type TestBot, waitUntil } from "./helpers/bot.ts";
 import { TEST_TOKEN } from "./helpers/fake-telegram.ts";
 import { PanelClient } from "./helpers/panel-client.ts";
 
@@ -71,7 +70,7 @@ test("two instances: the tab names the process that receives updates and the one
   const stopFollowing = await followChanges(other);
   const standby = createBotRuntime({
     shop: other,
-    payments: { checkoutUrl: (order) => checkoutUrl(other.settings, order), payTest: async () => ({ ok: true }) },
+    checkout: checkoutOf(other, bot.config),
     config: bot.config,
     pollTimeoutS: 1,
     leaseMs: 900,

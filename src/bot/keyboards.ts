@@ -1,4 +1,5 @@
 import type { TelegramInlineKeyboardButton, TelegramInlineKeyboardMarkup } from "gramio";
+import type { PaymentOption } from "../payments/provider.ts";
 import type { CatalogueProduct } from "../shop/products/catalogue.ts";
 import {
   BROADCAST_BUTTON,
@@ -99,14 +100,13 @@ export function confirmKeyboard(productId: number, days: number, rub: number): T
   return markup([[button(CONFIRM, data.confirm(productId, days, rub))], [button(BACK, data.product(productId))]]);
 }
 
-export function paymentKeyboard(input: {
-  url: string | null;
-  rub: number;
-  testOrderId: number | null;
-}): TelegramInlineKeyboardMarkup {
-  const rows: Button[][] = [];
-  if (input.url) rows.push([{ text: payButton(input.rub), url: input.url }]);
-  if (input.testOrderId !== null) rows.push([button(TEST_PAY, data.payTest(input.testOrderId))]);
+/** One button per way to pay the order, in the checkout's order, then the way back. */
+export function paymentKeyboard(options: PaymentOption[]): TelegramInlineKeyboardMarkup {
+  const rows: Button[][] = options.map((option) =>
+    option.provider === "anypay"
+      ? [{ text: payButton(option.rub), url: option.url }]
+      : [button(TEST_PAY, data.payTest(option.orderId))],
+  );
   rows.push([button(TO_CATALOGUE, data.catalogue)]);
   return markup(rows);
 }

@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { TelegramError, type TelegramUpdate, type TelegramUser } from "gramio";
 import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
-import type { PaymentsPort } from "../payments/checkout.ts";
+import type { Checkout } from "../payments/checkout.ts";
 import { type BotState, tokenHint } from "../shop/bot/status.ts";
 import type { Shop } from "../shop/index.ts";
 import { BOT_COMMANDS } from "../shop/texts/buyers.ts";
@@ -17,7 +17,7 @@ export type BotRuntimeStatus = { state: BotRuntimeState; username: string | null
 
 export type BotRuntimeOptions = {
   shop: Shop;
-  payments: PaymentsPort;
+  checkout: Checkout;
   config: Pick<Config, "telegramApiUrl" | "botWebhookUrl" | "botWebhookSecret" | "sessionSecret">;
   /** Names this process in the status reports. */
   instanceId?: string;
@@ -88,7 +88,7 @@ function updateOwner(update: TelegramUpdate): number {
  * - the state is published through the shop (shop.botStatus), for the panel and healthz.
  */
 export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
-  const { shop, payments, config } = options;
+  const { shop, checkout, config } = options;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
   const leaseMs = options.leaseMs ?? 15_000;
   const lock = shop.botStatus.pollerLock(Math.max(leaseMs, 3_000));
@@ -307,7 +307,7 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       current = token
         ? {
             token,
-            bot: createShopBot(token, config.telegramApiUrl, { shop, payments, ...limits }),
+            bot: createShopBot(token, config.telegramApiUrl, { shop, checkout, ...limits }),
             info: null,
             webhookSet: false,
           }

@@ -1,12 +1,12 @@
 import { type Bot, type TelegramCallbackQuery, TelegramError, type TelegramInlineKeyboardMarkup } from "gramio";
 import { log } from "../lib/log.ts";
-import type { PaymentsPort } from "../payments/checkout.ts";
+import type { Checkout } from "../payments/checkout.ts";
 import type { Shop } from "../shop/index.ts";
 
-/** What the bot factory is built from: the domain, the payments port, and tunables (tests lower them). */
+/** What the bot factory is built from: the domain, the checkout, and tunables (tests lower them). */
 export type BotDeps = {
   shop: Shop;
-  payments: PaymentsPort;
+  checkout: Checkout;
   /** Updates one non-admin user may send per minute before the bot stops answering them for the rest of it. */
   updatesPerMinute?: number;
 };

@@ -1,6 +1,8 @@
+import { createTelegramMessenger } from "../../src/bot/messenger.ts";
 import { type BotRuntime, createBotRuntime } from "../../src/bot/runtime.ts";
 import type { Config } from "../../src/config.ts";
-import { checkoutUrl, type PaymentsPort } from "../../src/payments/checkout.ts";
+import { type Checkout, createCheckout } from "../../src/payments/checkout.ts";
+import type { Shop } from "../../src/shop/index.ts";
 import { FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./fake-telegram.ts";
 import { createTestShop, type TestShop } from "./shop.ts";
 
@@ -9,7 +11,7 @@ const SENDS = new Set(["sendMessage", "editMessageText", "sendDocument"]);
 export type TestBot = TestShop & {
   tg: FakeTelegram;
   runtime: BotRuntime;
-  /** Calls of payments.payTest the bot made, and what the next one answers. */
+  /** Calls of checkout.payTest the bot made, and what the next one answers. */
   payTests: { orderId: number; adminId: number }[];
   payTestAnswer: { ok: true } | { ok: false; reason: string };
   /** A user writes to the bot; resolves with the bot's next message to them. */
@@ -62,7 +64,7 @@ export function buttonData(call: RecordedCall, text: string): string {
 
 /**
  * The shop with its real bot long-polling a fake Bot API server: the bot is on, AnyPay is configured, and the
- * payments port's payTest records its calls.
+ * checkout's payTest records its calls.
  */
 export async function startTestBot(
   options: { config?: Partial<Config>; updatesPerMinute?: number; settings?: boolean } = {},
@@ -79,8 +81,9 @@ export async function startTestBot(
   }
   const payTests: { orderId: number; adminId: number }[] = [];
   const testBot = { payTestAnswer: { ok: true } as TestBot["payTestAnswer"] };
-  const payments: PaymentsPort = {
-    checkoutUrl: (order) => checkoutUrl(t.shop.settings, order),
+  // The real checkout, but its test payment only records what the bot asked and answers what the test says.
+  const checkout: Checkout = {
+    ...checkoutOf(t.shop, t.config),
     payTest: async (orderId, adminId) => {
       payTests.push({ orderId, adminId });
       return testBot.payTestAnswer;
@@ -88,7 +91,7 @@ export async function startTestBot(
   };
   const runtime = createBotRuntime({
     shop: t.shop,
-    payments,
+    checkout,
     config: t.config,
     pollTimeoutS: 1,
     leaseMs: 900,
@@ -131,6 +134,15 @@ export async function startTestBot(
       await t.close();
     },
   });
+}
+
+/** The checkout as production wires it, telling the admins through the Bot API that `config` points at. */
+export function checkoutOf(shop: Shop, config: Config): Checkout {
+  const messenger = createTelegramMessenger({
+    telegramApiUrl: config.telegramApiUrl,
+    token: async () => (await shop.settings.get()).botToken,
+  });
+  return createCheckout({ shop, messenger, config });
 }
 
 /** Polls the predicate (every 10 ms, or `everyMs` for costlier checks such as a database query). */

@@ -1,7 +1,7 @@
 import { createTelegramMessenger } from "../../src/bot/messenger.ts";
 import type { Config } from "../../src/config.ts";
 import { type DeliveryJob, type DeliveryJobOptions, startDeliveryJob } from "../../src/jobs/delivery.ts";
-import { createPayments, type Payments } from "../../src/payments/payments.ts";
+import { type Checkout, createCheckout } from "../../src/payments/checkout.ts";
 import type { Messenger } from "../../src/shop/messenger.ts";
 import type { Order } from "../../src/shop/orders/orders.ts";
 import { AnypayNotifier } from "./anypay.ts";
@@ -19,7 +19,7 @@ export type PayShop = TestShop & {
   tg: FakeTelegram;
   notifier: AnypayNotifier;
   messenger: Messenger;
-  payments: Payments;
+  payments: Checkout;
   job: DeliveryJob | null;
   startJob: (options?: DeliveryJobOptions) => DeliveryJob;
   /** A product on sale at `rub` for `days`, with `keys` generated keys and (by default) a build. */
@@ -49,7 +49,7 @@ export async function createPayShop(
   t.app.listen({ hostname: "127.0.0.1", port: 0 });
   const url = `http://127.0.0.1:${t.app.server!.port}${encodeURI(t.config.basePath)}/payments/anypay`;
   const messenger = createTelegramMessenger({ telegramApiUrl: tg.url, token: async () => TEST_TOKEN });
-  const payments = createPayments({ shop: t.shop, messenger, config: t.config });
+  const payments = createCheckout({ shop: t.shop, messenger, config: t.config });
   const jobs: DeliveryJob[] = [];
 
   const startJob = (jobOptions: DeliveryJobOptions = {}) => {

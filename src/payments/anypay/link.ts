@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { daysLabel } from "../lib/durations.ts";
-import type { Order } from "../shop/orders/orders.ts";
+import { daysLabel } from "../../lib/durations.ts";
+import type { Order } from "../../shop/orders/orders.ts";
 
 export const ANYPAY_SCI_URL = "https://anypay.io/merchant";
 

@@ -1,57 +1,24 @@
-import type { Config } from "../config.ts";
-import { log } from "../lib/log.ts";
-import type { Shop } from "../shop/index.ts";
-import type { Messenger } from "../shop/messenger.ts";
-import type { IncomingPayment, Order, PaymentOutcome } from "../shop/orders/orders.ts";
-import { alertTexts, testPaymentRefusal } from "../shop/texts/admins.ts";
-import { paidNoStockText } from "../shop/texts/buyers.ts";
-import { alertAdmins } from "../shop/users/admins.ts";
-import { checkoutUrl, type PaymentsPort } from "./checkout.ts";
+import type { Config } from "../../config.ts";
+import { log } from "../../lib/log.ts";
+import type { Shop } from "../../shop/index.ts";
+import { alertTexts } from "../../shop/texts/admins.ts";
+import type { PaymentProvider } from "../provider.ts";
+import type { Settlement } from "../settlement.ts";
+import { paymentUrl } from "./link.ts";
 import { amountInKopecks, parseNotification, signatureMatches } from "./notification.ts";
+
+/** A notification as it reached us: its fields exactly as sent (null: the body was not a form), and from where. */
+export type AnypayNotice = { fields: Record<string, unknown> | null; ip: string | null };
 
 /** What the notification endpoint answers: plain text, `OK` for anything accepted or already processed. */
 export type NotificationAnswer = { status: number; body: string };
 
 /**
- * Payments: the AnyPay link, the notification check of SPEC §7, and test payments — the latter two end in the same
- * `settle`, so a test payment exercises exactly the code a real one runs.
+ * AnyPay (docs/operator.md#anypay): the signed link to its payment page, and its notifications, every check in
+ * turn, ending in the checkout's settlement. Ready once the merchant id and the secret key are in the settings.
  */
-export function createPayments(deps: { shop: Shop; messenger: Messenger; config: Pick<Config, "anypayAllowedIps"> }) {
-  const { shop, messenger, config } = deps;
-  // Telegram messages sent after a payment; the notification is answered without waiting for them.
-  const followUps = new Set<Promise<void>>();
-
-  function followUp(name: string, work: () => Promise<unknown>): void {
-    const p: Promise<void> = work()
-      .then(() => {})
-      .catch((error) => log.warn(`${name} failed`, { error: (error as Error).message }))
-      .finally(() => followUps.delete(p));
-    followUps.add(p);
-  }
-
-  async function usernameOf(userId: number): Promise<string | null> {
-    return (await shop.users.byId(userId))?.username ?? null;
-  }
-
-  /** Applies a verified payment and tells whoever must know about an outcome that needs a person. */
-  async function settle(payment: IncomingPayment): Promise<PaymentOutcome> {
-    const outcome = await shop.orders.markPaid(payment);
-    if (outcome.kind === "paid_no_stock") {
-      const order = outcome.order;
-      followUp("paid_no_stock alert", async () => {
-        const username = await usernameOf(order.userId);
-        await alertAdmins(shop.admins, messenger, alertTexts.paidNoStock(order, username, payment));
-        await messenger.sendText(order.userId, paidNoStockText(order));
-      });
-    } else if (outcome.kind === "duplicate") {
-      const order = outcome.order;
-      followUp("duplicate payment alert", async () => {
-        const username = await usernameOf(order.userId);
-        await alertAdmins(shop.admins, messenger, alertTexts.duplicatePayment(order, username, payment));
-      });
-    }
-    return outcome;
-  }
+export function createAnypay(deps: { shop: Shop; settlement: Settlement; config: Pick<Config, "anypayAllowedIps"> }) {
+  const { shop, settlement, config } = deps;
 
   function reject(status: number, reason: string, context: Record<string, unknown>): NotificationAnswer {
     log.warn(`anypay notification rejected: ${reason}`, context);
@@ -75,31 +42,28 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
     const answer = reject(status, reason, context);
     try {
       const { first } = await shop.refusedNotifications.record({ ip, reason: owner, fields });
-      if (first)
-        followUp("refused notification alert", () =>
-          alertAdmins(shop.admins, messenger, alertTexts.refusedNotification(owner, fields)),
-        );
+      if (first) settlement.alert("refused notification alert", alertTexts.refusedNotification(owner, fields));
     } catch (error) {
       log.error("could not record a refused anypay notification", { error: (error as Error).message });
     }
     return answer;
   }
 
-  /** The refusal of a notification from an address that is not AnyPay's (SPEC §7), or null when it may proceed. */
+  /**
+   * The refusal of a notification from an address that is not AnyPay's (ANYPAY_ALLOWED_IPS), or null when it may
+   * proceed. Asked before the body is read: a stranger gets nothing buffered or parsed, only the refusal.
+   */
   function refuseSource(ip: string | null): NotificationAnswer | null {
     if (ip !== null && config.anypayAllowedIps.includes(ip)) return null;
     return reject(403, "source address is not an AnyPay address — see ANYPAY_ALLOWED_IPS", { ip });
   }
 
   /**
-   * AnyPay's notification, every check of SPEC §7 in turn (`raw` null: the body was not a form). A rejection changes
+   * AnyPay's notification, every check in turn (docs/operator.md#what-the-shop-answers-anypay). A rejection changes
    * no order and leaves one log line that says what to look at; an accepted or already processed payment answers
    * `OK` so AnyPay stops retrying, and so does a signed one whose status is not `paid` (it changes nothing either).
    */
-  async function receiveNotification(
-    raw: Record<string, unknown> | null,
-    ip: string | null,
-  ): Promise<NotificationAnswer> {
+  async function receive({ fields: raw, ip }: AnypayNotice): Promise<NotificationAnswer> {
     const refused = refuseSource(ip);
     if (refused) return refused;
     const from = ip!;
@@ -190,7 +154,7 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
       );
     }
 
-    const outcome = await settle({
+    const outcome = await settlement.settle({
       orderId: order.id,
       transactionId: n.transaction_id,
       amount: n.amount,
@@ -222,60 +186,25 @@ export function createPayments(deps: { shop: Shop; messenger: Messenger; config:
     }
   }
 
-  async function checkoutUrlFor(order: Order): Promise<string | null> {
-    const url = await checkoutUrl(shop.settings, order);
-    if (url === null) {
-      log.warn("a buyer wanted to pay but AnyPay is not configured — set the merchant id and secret key in the panel", {
-        orderId: order.id,
-      });
-    }
-    return url;
-  }
-
-  /** An admin's "pay (test)" for their own order, with test payments switched on in the panel. */
-  async function payTest(
-    orderId: number,
-    adminTelegramId: number,
-  ): Promise<{ ok: true } | { ok: false; reason: string }> {
-    const settings = await shop.settings.get();
-    if (!settings.testPayments) return { ok: false, reason: testPaymentRefusal.off };
-    if (!(await shop.admins.isAdmin(adminTelegramId))) {
-      log.warn("test payment refused: not an admin", { orderId, telegramId: adminTelegramId });
-      return { ok: false, reason: testPaymentRefusal.notAdmin };
-    }
-    const order = await shop.orders.byId(orderId);
-    if (!order || order.userId !== adminTelegramId) return { ok: false, reason: testPaymentRefusal.noOrder };
-    const outcome = await settle({
-      orderId,
-      transactionId: `test:${orderId}`,
-      amount: String(order.amountRub),
-      currency: "RUB",
-      method: "test",
-      test: true,
-      source: "test",
-    });
-    log.info("test payment", { orderId, adminId: adminTelegramId, outcome: outcome.kind });
-    switch (outcome.kind) {
-      case "paid":
-      case "already":
-        return { ok: true };
-      case "paid_no_stock":
-        return { ok: false, reason: testPaymentRefusal.noStock };
-      case "duplicate":
-        return { ok: false, reason: testPaymentRefusal.alreadyPaid };
-      case "not_found":
-      case "transaction_conflict":
-        return { ok: false, reason: testPaymentRefusal.noOrder };
-    }
-  }
-
-  /** Resolves when the Telegram messages that follow payments have been sent (tests, graceful shutdown). */
-  async function idle(): Promise<void> {
-    while (followUps.size > 0) await Promise.all([...followUps]);
-  }
-
-  const port: PaymentsPort = { checkoutUrl: checkoutUrlFor, payTest };
-  return { ...port, settle, refuseSource, receiveNotification, idle };
+  const provider: PaymentProvider<AnypayNotice, NotificationAnswer> = {
+    name: "anypay",
+    ready: (settings) => Boolean(settings.anypayMerchantId && settings.anypaySecretKey),
+    option(order, settings) {
+      if (!settings.anypayMerchantId || !settings.anypaySecretKey) {
+        log.warn(
+          "a buyer wanted to pay but AnyPay is not configured — set the merchant id and secret key in the panel",
+          {
+            orderId: order.id,
+          },
+        );
+        return null;
+      }
+      const credentials = { merchantId: settings.anypayMerchantId, secretKey: settings.anypaySecretKey };
+      return { provider: "anypay", url: paymentUrl(credentials, order), rub: order.amountRub };
+    },
+    receive,
+  };
+  return { ...provider, refuseSource };
 }
 
-export type Payments = ReturnType<typeof createPayments>;
+export type Anypay = ReturnType<typeof createAnypay>;

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import * as v from "valibot";
-import { notificationSign } from "./anypay.ts";
+import { notificationSign } from "./link.ts";
 
 /**
  * AnyPay's payment notification (SPEC §7), as fields. The signed fields must be exactly well-formed; the ones kept

@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { collectFields, parseBody, readBodyWithin } from "../http/body.ts";
 import { clientIp } from "../http/client-ip.ts";
 import { log } from "../lib/log.ts";
-import type { Payments } from "./payments.ts";
+import type { Anypay } from "../payments/anypay/provider.ts";
 
 /** A notification is a dozen short fields; anything near this size is not AnyPay. */
 const MAX_BODY_BYTES = 16 * 1024;
@@ -37,14 +37,15 @@ async function readFields(request: Request): Promise<Record<string, unknown> | n
 }
 
 /**
- * `{BASE_PATH}/payments/anypay`: AnyPay's payment notification (SPEC §7). The source address comes from the socket,
- * or from X-Forwarded-For only when the socket is our own proxy (config.trustedProxies).
+ * `{BASE_PATH}/payments/anypay`: AnyPay's payment notification (docs/operator.md#anypay), handed to the AnyPay
+ * provider as it came. The source address comes from the socket, or from X-Forwarded-For only when the socket is our
+ * own proxy (config.trustedProxies).
  */
-export function anypayNotifications(payments: Payments, config: Pick<Config, "trustedProxies">) {
+export function anypayNotifications(anypay: Anypay, config: Pick<Config, "trustedProxies">) {
   async function handle(ctx: { request: Request; server: Parameters<typeof clientIp>[1]; set: Reply }) {
     const ip = clientIp(ctx.request, ctx.server, config.trustedProxies);
     // Checked before the body is read: a stranger gets nothing buffered or parsed, only the refusal.
-    const refused = payments.refuseSource(ip);
+    const refused = anypay.refuseSource(ip);
     if (refused) return text(ctx.set, refused.status, refused.body);
     const fields = await readFields(ctx.request);
     if (fields === null) {
@@ -53,7 +54,7 @@ export function anypayNotifications(payments: Payments, config: Pick<Config, "tr
         contentType: ctx.request.headers.get("content-type"),
       });
     }
-    const answer = await payments.receiveNotification(fields, ip);
+    const answer = await anypay.receive({ fields, ip });
     return text(ctx.set, answer.status, answer.body);
   }
 
