@@ -118,7 +118,7 @@ async function once(strategy: AllocationStrategy, orders: number): Promise<Alloc
     const job = startDeliveryJob(shop, messenger, { concurrency: DELIVERY_CONCURRENCY, pollMs: 1_000 });
     cleanup.push(() => job.stop());
     // The strategy under test decides how placing an order takes its key; everything else is the shop as it runs.
-    const placing = createOrders(shop.deps, { deliveries: shop.deliveries, allocation: strategy });
+    const placing = createOrders(shop.deps, { allocation: strategy });
 
     // Every buyer confirms at the same moment: the allocation strategy alone decides how fast keys are handed out.
     const t0 = performance.now();

@@ -1,6 +1,6 @@
 import { escapeHtml } from "@kitajs/html";
+import type { Attention } from "../src/shop/orders/attention.ts";
 import type { OrderListItem } from "../src/shop/orders/lists.ts";
-import type { Attention } from "../src/shop/orders/orders.ts";
 import type { RevenueDay, Sales } from "../src/shop/orders/sales.ts";
 import type { LowStock, StockLine } from "../src/shop/products/stock.ts";
 import type { Settings } from "../src/shop/settings/settings.ts";

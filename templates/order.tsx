@@ -1,7 +1,8 @@
 import { escapeHtml } from "@kitajs/html";
 import type { KeyListItem } from "../src/shop/keys/lists.ts";
 import type { DeliveryStatus, DeliveryView } from "../src/shop/orders/deliveries.ts";
-import type { Order, PaymentRecord } from "../src/shop/orders/orders.ts";
+import type { Order } from "../src/shop/orders/orders.ts";
+import type { PaymentRecord } from "../src/shop/orders/payments.ts";
 import type { UserEvent } from "../src/shop/users/lists.ts";
 import type { BotUser } from "../src/shop/users/users.ts";
 import {

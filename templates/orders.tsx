@@ -1,12 +1,8 @@
 import { escapeHtml } from "@kitajs/html";
 import type { Page } from "../src/shop/lists.ts";
+import { type Attention, DUPLICATE_WINDOW_DAYS, LATE_DELIVERY_MINUTES } from "../src/shop/orders/attention.ts";
 import type { OrderListItem } from "../src/shop/orders/lists.ts";
-import {
-  type Attention,
-  DUPLICATE_WINDOW_DAYS,
-  LATE_DELIVERY_MINUTES,
-  type OrderStatus,
-} from "../src/shop/orders/orders.ts";
+import type { OrderStatus } from "../src/shop/orders/orders.ts";
 import { REFUSED_WINDOW_DAYS } from "../src/shop/orders/refused-notifications.ts";
 import { Notice, ORDER_STATUS_LABELS, OrderLink, Pager } from "./components.tsx";
 import { count, when } from "./format.ts";

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
-import { needsOwner, type Order } from "../src/shop/orders/orders.ts";
+import { needsOwner } from "../src/shop/orders/attention.ts";
+import type { Order } from "../src/shop/orders/orders.ts";
 import { rub } from "../templates/format.ts";
 import { PanelClient } from "./helpers/panel-client.ts";
 import { createPayShop, type PayShop } from "./helpers/payments.ts";

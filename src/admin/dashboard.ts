@@ -1,6 +1,6 @@
 import { type Cookie, Elysia } from "elysia";
 import { DashboardPage } from "../../templates/dashboard.tsx";
-import { needsOwner } from "../shop/orders/orders.ts";
+import { needsOwner } from "../shop/orders/attention.ts";
 import { renderLoginPage } from "./auth.ts";
 import type { PanelContext } from "./context.ts";
 import { viewFor } from "./guard.ts";

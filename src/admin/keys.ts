@@ -1,11 +1,11 @@
-import { KeyListBlock, KeysSection, SoldKeyRow, UnsoldKeyRow } from "../../templates/keys.tsx";
 import {
   GenerateForm,
   ImportForm,
   ImportProgress,
   IssueForm,
   MAX_IMPORT_FILE_BYTES,
-} from "../../templates/products.tsx";
+} from "../../templates/key-forms.tsx";
+import { KeyListBlock, KeysSection, SoldKeyRow, UnsoldKeyRow } from "../../templates/keys.tsx";
 import type { View } from "../../templates/view.ts";
 import { Refusal } from "../http/errors.ts";
 import { isDuration } from "../lib/durations.ts";

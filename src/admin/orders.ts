@@ -6,7 +6,7 @@ import type { View } from "../../templates/view.ts";
 import { log } from "../lib/log.ts";
 import { notFound } from "../shop/errors.ts";
 import { isOrderStatus } from "../shop/orders/lists.ts";
-import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders/orders.ts";
+import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders/waiting.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, html, idParam, isPartial, queryText, render } from "./respond.ts";

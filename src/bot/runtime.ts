@@ -1,14 +1,16 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { hostname } from "node:os";
-import { TelegramError, type TelegramUpdate, type TelegramUser } from "gramio";
+import { TelegramError, type TelegramUser } from "gramio";
 import type { Config } from "../config.ts";
 import { log } from "../lib/log.ts";
 import type { Checkout } from "../payments/checkout.ts";
 import { type BotState, tokenHint } from "../shop/bot/status.ts";
 import type { Shop } from "../shop/index.ts";
 import { BOT_COMMANDS } from "../shop/texts/buyers.ts";
-import { createShopBot, type ShopBot, updateOutcome } from "./bot.ts";
+import { createShopBot, type ShopBot } from "./bot.ts";
 import { botApiBase } from "./messenger.ts";
+import { ALLOWED_UPDATES, callApi, Poller } from "./polling.ts";
+import { handleUpdate, isUpdate } from "./updates.ts";
 
 /** The states are the shop's (src/shop/bot/status.ts): the panel and healthz show them without knowing the bot. */
 export type BotRuntimeState = BotState;
@@ -45,8 +47,6 @@ export type BotRuntime = {
   status(): BotRuntimeStatus;
 };
 
-const ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"];
-
 /** Telegram's webhook secret: BOT_WEBHOOK_SECRET, else one derived from SESSION_SECRET (same on every instance). */
 export function webhookSecret(config: Pick<Config, "botWebhookSecret" | "sessionSecret">): string | null {
   if (config.botWebhookSecret) return config.botWebhookSecret;
@@ -59,23 +59,6 @@ function sameSecret(given: string | null, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function isUpdate(value: unknown): value is TelegramUpdate {
-  return (
-    typeof value === "object" && value !== null && Number.isSafeInteger((value as { update_id?: unknown }).update_id)
-  );
-}
-
-/** Whose update it is, so one user's updates run in order while different users' run side by side. */
-function updateOwner(update: TelegramUpdate): number {
-  return (
-    update.message?.from?.id ??
-    update.callback_query?.from.id ??
-    update.my_chat_member?.from.id ??
-    update.message?.chat.id ??
-    0
-  );
 }
 
 /**
@@ -131,166 +114,6 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       },
       reportFreshMs,
     );
-  }
-
-  /** Handles one update; false when the token was revoked mid-way and the update must go to the next token. */
-  async function handle(bot: ShopBot, update: TelegramUpdate): Promise<boolean> {
-    const outcome = { tokenRejected: false };
-    try {
-      await updateOutcome.run(outcome, () => bot.updates.handleUpdate(update));
-    } catch (error) {
-      log.error("bot update failed", { updateId: update.update_id, error });
-    }
-    return !outcome.tokenRejected;
-  }
-
-  /**
-   * A batch: each user's updates in order, different users concurrently. Resolves with the ids it could not
-   * answer because the token was revoked (each user's later updates wait for the next token too, keeping order).
-   */
-  async function handleBatch(bot: ShopBot, updates: TelegramUpdate[]): Promise<number[]> {
-    const byOwner = new Map<number, TelegramUpdate[]>();
-    for (const u of updates) byOwner.set(updateOwner(u), [...(byOwner.get(updateOwner(u)) ?? []), u]);
-    const unanswered: number[] = [];
-    await Promise.all(
-      [...byOwner.values()].map(async (list) => {
-        for (const [i, u] of list.entries()) {
-          if (!(await handle(bot, u))) {
-            unanswered.push(...list.slice(i).map((x) => x.update_id));
-            return;
-          }
-        }
-      }),
-    );
-    return unanswered;
-  }
-
-  async function callApi<T>(token: string, method: string, params: object, signal?: AbortSignal): Promise<T> {
-    const response = await fetch(`${apiBase}${token}/${method}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(params),
-      ...(signal ? { signal } : {}),
-    });
-    const body = (await response.json().catch(() => null)) as {
-      ok?: boolean;
-      result?: T;
-      error_code?: number;
-      description?: string;
-      parameters?: { retry_after?: number };
-    } | null;
-    if (body?.ok === true) return body.result as T;
-    throw new TelegramError(
-      {
-        ok: false,
-        error_code: body?.error_code ?? response.status,
-        description: body?.description ?? `HTTP ${response.status}`,
-        ...(body?.parameters ? { parameters: body.parameters } : {}),
-      },
-      method as "getUpdates",
-      params as never,
-    );
-  }
-
-  /**
-   * The long-polling loop of one token. Our own loop rather than GramIO's: stopping must abort the getUpdates in
-   * flight (GramIO's cannot), and the offset is kept in the cache so the next poller — after a token change, or on
-   * another instance — starts exactly where this one stopped.
-   */
-  class Poller {
-    private readonly controller = new AbortController();
-    private halted = false;
-    readonly done: Promise<void>;
-
-    constructor(private readonly target: Current & { info: TelegramUser }) {
-      this.done = this.run();
-    }
-
-    private async run(): Promise<void> {
-      const { token, bot, info } = this.target;
-      const saved = await shop.botStatus.pollingPosition(info.id).catch((error: unknown) => {
-        // Telegram keeps its own position too (what was confirmed by the last getUpdates): start from there.
-        log.warn("polling position unavailable; starting where Telegram stands", { error: (error as Error).message });
-        return { next: 0, answered: [] };
-      });
-      let offset = saved.next;
-      // Updates at or above the offset that an earlier poller already answered (see below): not answered twice.
-      let answered = new Set(saved.answered);
-      let failures = 0;
-      while (!this.halted) {
-        let updates: unknown;
-        try {
-          updates = await callApi<unknown>(
-            token,
-            "getUpdates",
-            { offset, timeout: pollTimeoutS, allowed_updates: ALLOWED_UPDATES },
-            // A connection that silently died must not hang the poller: Telegram answers within the long-poll timeout.
-            AbortSignal.any([this.controller.signal, AbortSignal.timeout((pollTimeoutS + 15) * 1000)]),
-          );
-          failures = 0;
-        } catch (error) {
-          if (this.halted) break;
-          failures++;
-          if (error instanceof TelegramError && error.code === 409 && /webhook/i.test(error.message)) {
-            log.warn("a webhook is set for this bot; removing it to poll", { bot: info.username });
-            await callApi(token, "deleteWebhook", {}).catch(() => {});
-            continue;
-          }
-          if (error instanceof TelegramError && (error.code === 401 || error.code === 404)) {
-            log.error("Telegram rejected the bot token while polling", { code: error.code, error: error.message });
-            setState("invalid_token", error.message);
-            break;
-          }
-          // 409 "terminated by other getUpdates" means another process polls this bot (not one of ours, or one
-          // that lost its lease): back off and try again.
-          log.warn("getUpdates failed", { error: (error as Error).message, failures });
-          await Promise.race([Bun.sleep(Math.min(30_000, 500 * 2 ** failures)), this.aborted()]);
-          continue;
-        }
-        const received = Array.isArray(updates) ? updates.filter(isUpdate) : [];
-        if (received.length === 0) continue;
-        const batch = received.filter((u) => !answered.has(u.update_id));
-        const unanswered = await handleBatch(bot, batch);
-        if (unanswered.length > 0) {
-          // The token was revoked while answering. Keep the unanswered updates (and remember which later ones
-          // were answered) for whoever polls next with the new token.
-          const next = Math.min(...unanswered);
-          answered = new Set([
-            ...[...answered].filter((id) => id >= next),
-            ...batch.map((u) => u.update_id).filter((id) => id > next && !unanswered.includes(id)),
-          ]);
-          await this.savePosition(info.id, next, [...answered]);
-          log.error("the bot token was revoked while answering; waiting for a new token", {
-            unanswered: unanswered.length,
-          });
-          setState("invalid_token", "Telegram: 401 Unauthorized");
-          break;
-        }
-        offset = Math.max(...received.map((u) => u.update_id)) + 1;
-        answered = new Set([...answered].filter((id) => id >= offset));
-        await this.savePosition(info.id, offset, [...answered]);
-      }
-    }
-
-    /** Saved after every batch; a failed save costs at most that batch being seen again by the next poller. */
-    private async savePosition(botId: number, next: number, answered: number[]): Promise<void> {
-      await shop.botStatus
-        .savePollingPosition(botId, next, answered)
-        .catch((error: unknown) => log.warn("polling position not saved", { error: (error as Error).message }));
-    }
-
-    private aborted(): Promise<void> {
-      return new Promise((resolve) => {
-        if (this.controller.signal.aborted) resolve();
-        else this.controller.signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-    }
-
-    async stop(): Promise<void> {
-      this.halted = true;
-      this.controller.abort();
-      await this.done;
-    }
   }
 
   async function stopPoller(): Promise<void> {
@@ -350,9 +173,14 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       return;
     }
     if (!poller) {
-      poller = new Poller(ready);
+      poller = new Poller(ready, {
+        apiBase,
+        pollTimeoutS,
+        positions: shop.botStatus,
+        tokenRejected: (error) => setState("invalid_token", error),
+      });
       setState("polling");
-      await callApi(ready.token, "setMyCommands", { commands: BOT_COMMANDS }).catch((error: unknown) =>
+      await callApi(apiBase, ready.token, "setMyCommands", { commands: BOT_COMMANDS }).catch((error: unknown) =>
         log.warn("setMyCommands failed", { error }),
       );
     }
@@ -365,12 +193,12 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       return;
     }
     try {
-      await callApi(ready.token, "setWebhook", {
+      await callApi(apiBase, ready.token, "setWebhook", {
         url: webhookUrl,
         secret_token: secret,
         allowed_updates: ALLOWED_UPDATES,
       });
-      await callApi(ready.token, "setMyCommands", { commands: BOT_COMMANDS }).catch(() => {});
+      await callApi(apiBase, ready.token, "setMyCommands", { commands: BOT_COMMANDS }).catch(() => {});
       ready.webhookSet = true;
       setState("webhook");
     } catch (error) {
@@ -457,7 +285,7 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       // Not ready (token just changed, Telegram unreachable): Telegram retries a webhook that did not answer 200.
       if (!target?.info) return new Response("bot is not ready", { status: 503 });
       // The token was revoked while answering: not 200, so Telegram delivers the update again (to the new token).
-      if (!(await handle(target.bot, update))) return new Response("bot token was rejected", { status: 503 });
+      if (!(await handleUpdate(target.bot, update))) return new Response("bot token was rejected", { status: 503 });
       return new Response("ok");
     },
 

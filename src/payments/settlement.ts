@@ -1,7 +1,7 @@
 import { log } from "../lib/log.ts";
 import type { Shop } from "../shop/index.ts";
 import type { Messenger } from "../shop/messenger.ts";
-import type { IncomingPayment, PaymentOutcome } from "../shop/orders/orders.ts";
+import type { IncomingPayment, PaymentOutcome } from "../shop/orders/payments.ts";
 import { alertTexts } from "../shop/texts/admins.ts";
 import { paidNoStockText } from "../shop/texts/buyers.ts";
 import { alertAdmins } from "../shop/users/admins.ts";

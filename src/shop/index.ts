@@ -10,11 +10,14 @@ import { createKeyLists } from "./keys/lists.ts";
 import { AuthCache, createLicence } from "./licence/licence.ts";
 import { createSigning } from "./licence/signing.ts";
 import { createLimits } from "./limits.ts";
+import { createAttention } from "./orders/attention.ts";
 import { createDeliveries } from "./orders/deliveries.ts";
 import { createOrderLists } from "./orders/lists.ts";
 import { createOrders } from "./orders/orders.ts";
+import { createOrderPayments } from "./orders/payments.ts";
 import { createRefusedNotifications } from "./orders/refused-notifications.ts";
 import { createSales } from "./orders/sales.ts";
+import { createWaitingOrders } from "./orders/waiting.ts";
 import { createBuilds } from "./products/builds.ts";
 import { createCatalogue } from "./products/catalogue.ts";
 import { createProducts } from "./products/products.ts";
@@ -48,7 +51,10 @@ export function createShop(deps: ShopDeps) {
     authCache,
     signing: createSigning(deps),
     orders: {
-      ...createOrders(deps, { deliveries, refused: refusedNotifications }),
+      ...createOrders(deps),
+      ...createOrderPayments(deps, { deliveries }),
+      ...createWaitingOrders(deps, { deliveries }),
+      ...createAttention(deps, { refused: refusedNotifications }),
       ...createOrderLists(deps),
       ...createSales(deps),
     },

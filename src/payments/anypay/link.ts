@@ -14,7 +14,7 @@ export function orderDescription(order: Pick<Order, "id" | "productName" | "days
 }
 
 /**
- * The SCI payment link (SPEC §7): the form fields as a GET query, signed with
+ * The SCI payment link (docs/operator.md#how-the-shop-talks-to-anypay): the form fields as a GET query, signed with
  * sha256(merchant_id:pay_id:amount:currency:desc:success_url:fail_url:secret_key), absent fields as empty strings.
  * pay_id is the order's numeric id; amount is whole roubles, exactly the string that was signed.
  */

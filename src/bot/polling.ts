@@ -1,0 +1,161 @@
+import { TelegramError, type TelegramUser } from "gramio";
+import { log } from "../lib/log.ts";
+import type { BotStatusService } from "../shop/bot/status.ts";
+import type { ShopBot } from "./bot.ts";
+import { handleBatch, isUpdate } from "./updates.ts";
+
+/** The updates the shop's bot asks Telegram for, polling or by webhook. */
+export const ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"];
+
+/** A Bot API call with our own fetch, so that it can be aborted; a refusal is thrown as GramIO's TelegramError. */
+export async function callApi<T>(
+  apiBase: string,
+  token: string,
+  method: string,
+  params: object,
+  signal?: AbortSignal,
+): Promise<T> {
+  const response = await fetch(`${apiBase}${token}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(params),
+    ...(signal ? { signal } : {}),
+  });
+  const body = (await response.json().catch(() => null)) as {
+    ok?: boolean;
+    result?: T;
+    error_code?: number;
+    description?: string;
+    parameters?: { retry_after?: number };
+  } | null;
+  if (body?.ok === true) return body.result as T;
+  throw new TelegramError(
+    {
+      ok: false,
+      error_code: body?.error_code ?? response.status,
+      description: body?.description ?? `HTTP ${response.status}`,
+      ...(body?.parameters ? { parameters: body.parameters } : {}),
+    },
+    method as "getUpdates",
+    params as never,
+  );
+}
+
+/** The token being polled, with the bot that answers its updates and whom Telegram says it belongs to. */
+export type PollTarget = { token: string; bot: ShopBot; info: TelegramUser };
+
+export type PollerDeps = {
+  apiBase: string;
+  /** Long-poll timeout of getUpdates, seconds. */
+  pollTimeoutS: number;
+  /** Where polling of a bot stands, kept by the shop so the next poller starts there. */
+  positions: Pick<BotStatusService, "pollingPosition" | "savePollingPosition">;
+  /** Telegram refused the token (while polling, or in the middle of a batch): the runtime reports it. */
+  tokenRejected(error: string): void;
+};
+
+/**
+ * The long-polling loop of one token. Our own loop rather than GramIO's: stopping must abort the getUpdates in
+ * flight (GramIO's cannot), and the offset is kept by the shop (in PostgreSQL) so the next poller — after a token
+ * change, or on another instance — starts exactly where this one stopped.
+ */
+export class Poller {
+  private readonly controller = new AbortController();
+  private halted = false;
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly target: PollTarget,
+    private readonly deps: PollerDeps,
+  ) {
+    this.done = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const { token, bot, info } = this.target;
+    const { apiBase, pollTimeoutS } = this.deps;
+    const saved = await this.deps.positions.pollingPosition(info.id).catch((error: unknown) => {
+      // Telegram keeps its own position too (what was confirmed by the last getUpdates): start from there.
+      log.warn("polling position unavailable; starting where Telegram stands", { error: (error as Error).message });
+      return { next: 0, answered: [] };
+    });
+    let offset = saved.next;
+    // Updates at or above the offset that an earlier poller already answered (see below): not answered twice.
+    let answered = new Set(saved.answered);
+    let failures = 0;
+    while (!this.halted) {
+      let updates: unknown;
+      try {
+        updates = await callApi<unknown>(
+          apiBase,
+          token,
+          "getUpdates",
+          { offset, timeout: pollTimeoutS, allowed_updates: ALLOWED_UPDATES },
+          // A connection that silently died must not hang the poller: Telegram answers within the long-poll timeout.
+          AbortSignal.any([this.controller.signal, AbortSignal.timeout((pollTimeoutS + 15) * 1000)]),
+        );
+        failures = 0;
+      } catch (error) {
+        if (this.halted) break;
+        failures++;
+        if (error instanceof TelegramError && error.code === 409 && /webhook/i.test(error.message)) {
+          log.warn("a webhook is set for this bot; removing it to poll", { bot: info.username });
+          await callApi(apiBase, token, "deleteWebhook", {}).catch(() => {});
+          continue;
+        }
+        if (error instanceof TelegramError && (error.code === 401 || error.code === 404)) {
+          log.error("Telegram rejected the bot token while polling", { code: error.code, error: error.message });
+          this.deps.tokenRejected(error.message);
+          break;
+        }
+        // 409 "terminated by other getUpdates" means another process polls this bot (not one of ours, or one
+        // that lost its lease): back off and try again.
+        log.warn("getUpdates failed", { error: (error as Error).message, failures });
+        await Promise.race([Bun.sleep(Math.min(30_000, 500 * 2 ** failures)), this.aborted()]);
+        continue;
+      }
+      const received = Array.isArray(updates) ? updates.filter(isUpdate) : [];
+      if (received.length === 0) continue;
+      const batch = received.filter((u) => !answered.has(u.update_id));
+      const unanswered = await handleBatch(bot, batch);
+      if (unanswered.length > 0) {
+        // The token was revoked while answering. Keep the unanswered updates (and remember which later ones
+        // were answered) for whoever polls next with the new token.
+        const next = Math.min(...unanswered);
+        answered = new Set([
+          ...[...answered].filter((id) => id >= next),
+          ...batch.map((u) => u.update_id).filter((id) => id > next && !unanswered.includes(id)),
+        ]);
+        await this.savePosition(info.id, next, [...answered]);
+        log.error("the bot token was revoked while answering; waiting for a new token", {
+          unanswered: unanswered.length,
+        });
+        this.deps.tokenRejected("Telegram: 401 Unauthorized");
+        break;
+      }
+      offset = Math.max(...received.map((u) => u.update_id)) + 1;
+      answered = new Set([...answered].filter((id) => id >= offset));
+      await this.savePosition(info.id, offset, [...answered]);
+    }
+  }
+
+  /** Saved after every batch; a failed save costs at most that batch being seen again by the next poller. */
+  private async savePosition(botId: number, next: number, answered: number[]): Promise<void> {
+    await this.deps.positions
+      .savePollingPosition(botId, next, answered)
+      .catch((error: unknown) => log.warn("polling position not saved", { error: (error as Error).message }));
+  }
+
+  private aborted(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.controller.signal.aborted) resolve();
+      else this.controller.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.halted = true;
+    this.controller.abort();
+    await this.done;
+  }
+}

@@ -1,0 +1,208 @@
+import { invalidateCatalogue } from "../../cache/catalogue.ts";
+import type { Tx } from "../../db/client.ts";
+import { log } from "../../lib/log.ts";
+import type { ShopDeps } from "../deps.ts";
+import { pgCode } from "../errors.ts";
+import { allocateKey } from "../keys/keys.ts";
+import { type Deliveries, enqueueDelivery } from "./deliveries.ts";
+import { type Order, type OrderRow, type OrderStatus, toOrder } from "./orders.ts";
+
+/** A payment reported by AnyPay (already verified) or by an admin's test button. */
+export type IncomingPayment = {
+  orderId: number;
+  /** AnyPay's transaction_id, or "test:<order id>": one transaction is applied once, however often it is reported. */
+  transactionId: string;
+  /** As received, e.g. "299" or "299.00"; the caller has checked it equals the order's amount. */
+  amount: string;
+  currency: string;
+  method?: string | null;
+  email?: string | null;
+  profit?: string | null;
+  test: boolean;
+  source: "anypay" | "test";
+};
+
+export type PaymentOutcome =
+  /** Paid now: a key is sold to the buyer and its delivery queued. `replacedKey`: the reservation had lapsed and
+   * the key came from stock. */
+  | { kind: "paid"; order: Order; replacedKey: boolean }
+  /** Paid now, but the reservation had lapsed and no key is left: the admins must be told. */
+  | { kind: "paid_no_stock"; order: Order }
+  /** This very transaction was applied before (AnyPay retrying, or copies racing): nothing more to do. */
+  | { kind: "already"; order: Order }
+  /** A second, different payment for an order that was already paid: recorded for the admins to refund. */
+  | { kind: "duplicate"; order: Order }
+  | { kind: "not_found" }
+  /** The transaction id was already applied to another order: never apply one payment twice. */
+  | { kind: "transaction_conflict" };
+
+/** A row of the payments ledger, as the panel shows it. Amounts are decimal strings ("1999.00"). */
+export type PaymentRecord = {
+  transactionId: string;
+  amount: string;
+  currency: string;
+  method: string | null;
+  test: boolean;
+  source: "anypay" | "test";
+  outcome: "applied" | "no_stock" | "duplicate";
+  receivedAt: Date;
+};
+
+/**
+ * Orders a payment has already been applied to, whatever became of them since (`failed` is a paid order an admin
+ * closed): a new payment for one of these is a duplicate to refund. Not the revenue statuses of orders/lists.ts.
+ */
+const ALREADY_PAID_STATUSES: readonly OrderStatus[] = ["paid", "delivered", "paid_no_stock", "failed"];
+
+/** A decimal as AnyPay sends it, or null when it is not one (lenient: only for fields kept for the record). */
+function decimalOrNull(text: string | null | undefined): string | null {
+  return text && /^-?\d{1,10}(\.\d{1,8})?$/.test(text) ? text : null;
+}
+
+/** Sells a key to a paid order inside `tx`; the order row is locked by the caller. */
+export async function sellKey(tx: Tx, order: Order, keyId: number): Promise<void> {
+  await tx`
+    update keys set state = 'sold', order_id = ${order.id}, buyer_id = ${order.userId}, sold_at = now()
+    where id = ${keyId}`;
+  await enqueueDelivery(tx, order.id, order.userId);
+}
+
+/** What a payment does to its order: applied once, however often and however concurrently it is reported. */
+export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliveries }) {
+  const { sql } = deps;
+  const { deliveries } = options;
+
+  async function recordPayment(
+    tx: Tx,
+    order: Order,
+    payment: IncomingPayment,
+    outcome: "applied" | "no_stock" | "duplicate",
+  ): Promise<void> {
+    await tx`
+      insert into payments (transaction_id, order_id, user_id, amount, currency, method, email, profit, test, source,
+                            outcome)
+      values (${payment.transactionId}, ${order.id}, ${order.userId}, ${payment.amount}, ${payment.currency},
+              ${payment.method?.slice(0, 64) ?? null}, ${payment.email?.slice(0, 254) ?? null},
+              ${decimalOrNull(payment.profit)}, ${payment.test}, ${payment.source}, ${outcome})`;
+  }
+
+  /**
+   * Applies a verified payment to its order, in one transaction: the order becomes paid and its reserved key sold
+   * to the buyer, with the delivery queued in the outbox. If the reservation had lapsed and its key went to someone
+   * else, another key is taken from stock; if none is left the order becomes `paid_no_stock` — recorded, never
+   * dropped. The order row is locked first, so repeated or concurrent reports of one payment apply it exactly once.
+   */
+  async function markPaid(payment: IncomingPayment): Promise<PaymentOutcome> {
+    let outcome: PaymentOutcome;
+    try {
+      outcome = await sql.begin(async (tx): Promise<PaymentOutcome> => {
+        const [row] = await tx<OrderRow[]>`
+          select o.*, p.name as product_name from orders o join products p on p.id = o.product_id
+          where o.id = ${payment.orderId} for update of o`;
+        if (!row) return { kind: "not_found" };
+        const order = toOrder(row);
+        const [seen] = await tx<{ order_id: string }[]>`
+          select order_id from payments where transaction_id = ${payment.transactionId}`;
+        if (seen) {
+          return Number(seen.order_id) === order.id ? { kind: "already", order } : { kind: "transaction_conflict" };
+        }
+        const event = {
+          orderId: order.id,
+          amount: payment.amount,
+          currency: payment.currency,
+          transactionId: payment.transactionId,
+          method: payment.method ?? null,
+          test: payment.test,
+        };
+
+        if (ALREADY_PAID_STATUSES.includes(order.status)) {
+          await recordPayment(tx, order, payment, "duplicate");
+          await tx`
+            insert into user_events (user_id, kind, detail)
+            values (${order.userId}, 'payment_duplicate', ${tx.json({ ...event, orderStatus: order.status })})`;
+          return { kind: "duplicate", order };
+        }
+
+        // pending (reservation possibly past its time but not yet expired by the job) or expired.
+        const [reserved] = await tx<{ id: string }[]>`
+          select id from keys where order_id = ${order.id} and state = 'reserved' for update`;
+        const key = reserved ? { id: Number(reserved.id) } : await allocateKey(tx, order.productId, order.days);
+        const status: OrderStatus = key ? "paid" : "paid_no_stock";
+        const [updated] = await tx<OrderRow[]>`
+          update orders set status = ${status}, paid_at = now(), transaction_id = ${payment.transactionId},
+            payment_method = ${payment.method?.slice(0, 64) ?? null}, test = ${payment.test}, updated_at = now()
+          where id = ${order.id}
+          returning *, ${order.productName}::text as product_name`;
+        const paid = toOrder(updated!);
+        if (key) await sellKey(tx, paid, key.id);
+        await recordPayment(tx, paid, payment, key ? "applied" : "no_stock");
+        await tx`
+          insert into user_events (user_id, kind, detail)
+          values (${order.userId}, ${key ? "order_paid" : "order_paid_no_stock"},
+                  ${tx.json({ ...event, reservationLapsed: order.status === "expired" || !reserved })})`;
+        return key ? { kind: "paid", order: paid, replacedKey: !reserved } : { kind: "paid_no_stock", order: paid };
+      });
+    } catch (error) {
+      // Two different orders claiming one transaction id at the same moment: the unique index lets one win.
+      if (pgCode(error) === "23505") return { kind: "transaction_conflict" };
+      throw error;
+    }
+
+    if (outcome.kind === "paid") {
+      deliveries.wake();
+      if (outcome.replacedKey) await invalidateCatalogue(deps);
+      log.info("order paid", {
+        orderId: outcome.order.id,
+        transactionId: payment.transactionId,
+        test: payment.test,
+        replacedKey: outcome.replacedKey,
+      });
+    } else if (outcome.kind === "paid_no_stock") {
+      log.error("order paid but no key is left: paid_no_stock", {
+        orderId: outcome.order.id,
+        userId: outcome.order.userId,
+        product: outcome.order.productName,
+        days: outcome.order.days,
+        transactionId: payment.transactionId,
+      });
+    } else if (outcome.kind === "duplicate") {
+      log.error("second payment for an order that was already paid: refund or settle by hand", {
+        orderId: outcome.order.id,
+        userId: outcome.order.userId,
+        transactionId: payment.transactionId,
+        amount: payment.amount,
+      });
+    }
+    return outcome;
+  }
+
+  /** Every payment recorded for an order (normally one; more means it was paid twice), oldest first. */
+  async function paymentsOf(orderId: number): Promise<PaymentRecord[]> {
+    const rows = await sql<
+      {
+        transaction_id: string;
+        amount: string;
+        currency: string;
+        method: string | null;
+        test: boolean;
+        source: "anypay" | "test";
+        outcome: PaymentRecord["outcome"];
+        received_at: Date;
+      }[]
+    >`
+      select transaction_id, amount, currency, method, test, source, outcome, received_at
+      from payments where order_id = ${orderId} order by id`;
+    return rows.map((r) => ({
+      transactionId: r.transaction_id,
+      amount: r.amount,
+      currency: r.currency,
+      method: r.method,
+      test: r.test,
+      source: r.source,
+      outcome: r.outcome,
+      receivedAt: r.received_at,
+    }));
+  }
+
+  return { markPaid, paymentsOf };
+}
