@@ -402,7 +402,7 @@ env_value() { # env_value KEY: its value in the env file as the app gets it (aft
   printf '%s' "$value"
 }
 
-# The operator CLI of SPEC §10, with exactly the app's environment (DATABASE_URL, REDIS_URL, REDIS_PREFIX and the
+# The operator CLI (docs/operator.md#cli), with exactly the app's environment (DATABASE_URL, REDIS_URL, REDIS_PREFIX and the
 # rest of the env file). Without DATABASE_URL the CLI would quietly open an empty embedded development database in
 # DATA_DIR, and without REDIS_URL running apps would not hear of its changes, so both must be there.
 run_cli() { # run_cli [--in DIR] ARGS...

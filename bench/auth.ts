@@ -1,5 +1,5 @@
 /**
- * bench/auth: the licence auth API (SPEC §4) under `wrk -t2 -c64`, against its two ceilings measured in the same
+ * bench/auth: the licence auth API (docs/licence-api.md) under `wrk -t2 -c64`, against its two ceilings measured in the same
  * run: a constant-JSON route on the same server (the framework ceiling: the same Elysia app, hooks and request log)
  * and the auth service's own lookup query straight through `postgres` from 64 callers (the database ceiling).
  *
@@ -8,7 +8,7 @@
  *      key asked again by its own PC), the HWID-mismatch path, the first-activation path (a write), random keys;
  *   B  the same database with the auth cache off: every call is one indexed read (the path a cache miss takes);
  *   C  1 000 sold keys, auth cache off: B against C shows whether latency grows with the table;
- *   F  as A with signing off (answers as before SPEC §11): the baseline of the signed hot path, which runs on A
+ *   F  as A with signing off (answers as before signing): the baseline of the signed hot path, which runs on A
  *      with a fresh nonce per request (every answer then has bytes of its own, so its signature is computed).
  * Scenarios take turns over ROUNDS rounds, so a burst of load from elsewhere on the shared machine does not land on
  * one of them only; figures are medians, ratios are the median of each round's own ratio.
@@ -189,7 +189,7 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     throw new Error(`bench/auth: the hot key is refused: ${check.status} ${await check.text()}`);
 
   const hot = wrkScript("auth-hot.lua", { expect: 200, body: JSON.stringify({ key: keyOf(1), uuid: hwidOf(1) }) });
-  // A loader of SPEC §11: a fresh nonce on every call (thread id and call number make each one unique).
+  // A loader that signs its calls: a fresh nonce on every call (thread id and call number make each one unique).
   const hotNonce = wrkScript("auth-hot-nonce.lua", {
     expect: 200,
     perRequest: `string.format('{"key":"${keyOf(1)}","uuid":"${hwidOf(1)}","nonce":"bench-%d-%d-%08x"}', tid, n, math.random(0, 0x7fffffff))`,
@@ -229,13 +229,13 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     },
     {
       id: "hot-nonce",
-      name: "**auth: hot path, signed, a fresh nonce per call (SPEC §11 loaders)**",
+      name: "**auth: hot path, signed, a fresh nonce per call (loaders that send a nonce)**",
       app: appA,
       measure: (s) => wrk("hot-nonce", `${appA.base}${authPath}`, hotNonce, s),
     },
     {
       id: "hot-unsigned",
-      name: "auth: hot path, signing off (app F: answers as before SPEC §11)",
+      name: "auth: hot path, signing off (app F: answers as before signing)",
       app: appF,
       measure: (s) => wrk("hot-unsigned", `${appF.base}${authPath}`, hot, s),
     },
@@ -502,7 +502,7 @@ async function measureAll(defer: (step: () => Promise<unknown>) => void): Promis
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
     "",
-    `Signing (SPEC §11): the hot path with a fresh nonce per call (every answer signed anew) / the same path with`,
+    `Signing: the hot path with a fresh nonce per call (every answer signed anew) / the same path with`,
     `signing off (app F) **${ratio(signedVsUnsigned)}**, p99 ${ms(signedP99)} ms. Without a nonce (old loaders) an answer repeats`,
     "byte for byte and its signature is reused, so that row costs what it did unsigned.",
     `Ratios in the same rounds: hot path / constant **${ratio(hotVsFramework)}**; hot path / its lookup through`,

@@ -20,7 +20,7 @@ await cache.ready(2_000);
 const shop = createShop({ sql, cache, config });
 // BENCH_AUTH_CACHE=off: every auth call reads its key from Postgres (bench/auth compares 1 000 keys with 1 000 000).
 if (process.env.BENCH_AUTH_CACHE === "off") shop.authCache.put = () => {};
-// BENCH_SIGNING=off: answers go out unsigned, as before SPEC §11 — the baseline bench/auth measures signing against.
+// BENCH_SIGNING=off: answers go out unsigned, as before signing — the baseline bench/auth measures signing against.
 if (process.env.BENCH_SIGNING === "off") {
   shop.signing.signatureHeader = () => null;
   shop.signing.repeatableSignatureHeader = () => null;

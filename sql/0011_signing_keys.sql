@@ -1,4 +1,4 @@
--- Ed25519 keys that sign every licence API answer (SPEC §11). Kept here, not in a file or the environment, so that
+-- Ed25519 keys that sign every licence API answer (docs/licence-api.md#signed-answers). Kept here, not in a file or the environment, so that
 -- every app process signs with the same keys and a backup restores them with the data they vouch for. The first key
 -- is created by the migration runner (PostgreSQL cannot make Ed25519 keys). Several keys are active during a
 -- rotation; a retired key keeps its id and public key for the record, and its private half is wiped.

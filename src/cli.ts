@@ -16,9 +16,9 @@ import { ShopError } from "./shop/errors.ts";
 import { createShop } from "./shop/index.ts";
 
 /**
- * `bun run cli <command>`: the operator's tools over SSH and in scripts (SPEC §10). Thin: every command checks its
- * arguments, then calls the same shop services as the panel. Changes are announced through the cache's pub/sub, so
- * running apps pick them up at once.
+ * `bun run cli <command>`: the operator's tools over SSH and in scripts (docs/operator.md#cli). Thin: every command
+ * checks its arguments, then calls the same shop services as the panel. Changes are announced through the cache's
+ * pub/sub, so running apps pick them up at once.
  *
  * Exit codes: 0 done; 1 the command ran and failed (one line on stderr); 2 wrong usage or bad configuration, in
  * which case nothing was touched. Results go to stdout (keys, passwords: what scripts read); everything else,

@@ -2,8 +2,8 @@ import { isIP } from "node:net";
 import * as v from "valibot";
 
 /**
- * The environment of SPEC §8, parsed once at start. A bad value stops the process with one line that names the
- * variable, so a typo in /etc/morpheus-shop.env is found from `journalctl` at a glance.
+ * The environment (docs/operator.md#configuration), parsed once at start. A bad value stops the process with one line
+ * that names the variable, so a typo in /etc/morpheus-shop.env is found from `journalctl` at a glance.
  */
 export const DEFAULT_ANYPAY_IPS = ["185.162.128.38", "185.162.128.39", "185.162.128.88"];
 

@@ -6,7 +6,8 @@ import { log, setLogLevel } from "./lib/log.ts";
 import { runShop } from "./server.ts";
 
 /**
- * `bun run start`: the production process that systemd runs, configured by the environment alone (SPEC §8).
+ * `bun run start`: the production process that systemd runs, configured by the environment alone
+ * (docs/operator.md#configuration).
  * Order: config → stores → migrations → shop; on SIGTERM the reverse, letting requests in flight finish.
  */
 async function main(): Promise<void> {

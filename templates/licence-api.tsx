@@ -2,9 +2,10 @@ import type { SigningKeyInfo } from "../src/shop/licence/signing.ts";
 import { when } from "./format.ts";
 
 /**
- * The product page's API section (SPEC §11): the auth API's address, the keys that sign its answers (id, base64,
- * PEM) and the command lines of the three loader kits with this product's address and key filled in, each with a
- * copy button. Everything shown comes from the product's name and the public keys, and is escaped.
+ * The product page's API section (docs/panel.md#products, docs/licence-api.md#the-public-key): the auth API's address,
+ * the keys that sign its answers (id, base64, PEM) and the command lines of the three loader kits with this product's
+ * address and key filled in, each with a copy button. Everything shown comes from the product's name and the public
+ * keys, and is escaped.
  */
 export type LicenceApiProps = {
   /** The auth API's full address for this product, percent-encoded. */
@@ -18,7 +19,7 @@ export function shellArgument(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The kits' common command line (SPEC §11), with placeholders for what only the loader knows. */
+/** The kits' common command line (docs/licence-api.md#loader-kits), with placeholders for what only the loader knows. */
 export function kitCommands(url: string, publicKey: string): { kit: string; id: string; command: string }[] {
   const args = `${shellArgument(url)} 'КЛЮЧ' 'HWID' ${shellArgument(publicKey)}`;
   return [

@@ -1,6 +1,7 @@
 /**
- * Both AnyPay signatures against fixed vectors, computed outside the shop (`printf … | sha256sum`) from the
- * formulas of SPEC §7: a field out of order or a wrong separator changes the hash and fails here.
+ * Both AnyPay signatures against fixed vectors, computed outside the shop (`printf … | sha256sum`) from the formulas of
+ * docs/operator.md#how-the-shop-talks-to-anypay: a field out of order or a wrong separator changes the hash and fails
+ * here.
  */
 import { expect, test } from "bun:test";
 import { notificationSign, paymentUrl } from "../src/payments/anypay/link.ts";

@@ -57,7 +57,7 @@ async function rawGet(port: number, target: string): Promise<{ status: number; b
   return { status: Number(head.split(" ")[1]), body };
 }
 
-describe("the auth table of SPEC §4", () => {
+describe("the auth table of docs/licence-api.md#the-answers", () => {
   test("first activation binds the HWID and starts the clock: a 1-day key answers 0 days 23 hours", async () => {
     const key = await soldKey(t, P, 1);
     const r = await auth(t, P, { key, uuid: "PC-1" });

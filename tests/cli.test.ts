@@ -33,7 +33,7 @@ async function cli(args: string[], options: { stdin?: string; env?: Record<strin
 const lines = (text: string) => text.split("\n").filter(Boolean);
 
 describe("usage", () => {
-  test("help lists every command of SPEC §10 and exits 0", async () => {
+  test("help lists every command of docs/operator.md#cli and exits 0", async () => {
     const r = await cli(["help"]);
     expect(r.code).toBe(0);
     for (const name of [

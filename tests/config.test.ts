@@ -11,7 +11,7 @@ const problem = (env: Record<string, string>) => {
   }
 };
 
-test("with nothing set, the defaults of SPEC §8 apply", () => {
+test("with nothing set, the defaults of docs/operator.md#configuration apply", () => {
   const c = loadConfig({});
   expect(c).toMatchObject({
     host: "127.0.0.1",

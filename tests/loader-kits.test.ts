@@ -22,8 +22,9 @@ import { freePort } from "./helpers/servers.ts";
 
 /**
  * The loader kits of clients/ against emulators: local servers that answer them as a cracker's fake licence server
- * would, each kit run as a process exactly as a loader developer runs it (SPEC §11: exit 0 valid, 1 refused by a
- * verified answer, 2 not trusted). The kits pin `shop`; the cracker has `cracker`, a key of his own.
+ * would, each kit run as a process exactly as a loader developer runs it (docs/licence-api.md#loader-kits: exit 0
+ * valid, 1 refused by a verified answer, 2 not trusted). The kits pin `shop`; the cracker has `cracker`, a key of his
+ * own.
  */
 // Hang protection only: four kits start as processes per test on a shared machine (the C kit is built first).
 setDefaultTimeout(60_000);

@@ -10,8 +10,8 @@ import { createTestShop, type TestShop } from "./helpers/shop.ts";
 setDefaultTimeout(60_000);
 
 /**
- * The product page's API section (SPEC §11) as the owner uses it: the address, the public key to pin (base64 and
- * PEM), and the kits' command lines, which really check a licence when pasted into a shell.
+ * The product page's API section (docs/panel.md#products) as the owner uses it: the address, the public key to pin
+ * (base64 and PEM), and the kits' command lines, which really check a licence when pasted into a shell.
  */
 
 let t: TestShop;

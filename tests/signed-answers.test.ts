@@ -12,9 +12,9 @@ import { TcpProxy } from "./helpers/tcp-proxy.ts";
 setDefaultTimeout(30_000);
 
 /**
- * Signed licence answers (SPEC §11) as a loader meets them: every answer carries X-Signature over its exact bytes,
- * verifiable with the key published at /api/public-key; with a nonce the answer repeats the request; without one
- * it is the old body byte for byte.
+ * Signed licence answers (docs/licence-api.md#signed-answers) as a loader meets them: every answer carries X-Signature
+ * over its exact bytes, verifiable with the key published at /api/public-key; with a nonce the answer repeats the
+ * request; without one it is the old body byte for byte.
  */
 
 const P = "Signed";

@@ -15,8 +15,8 @@ import { type PublishedKey, rawAnswer, signerIds, verifiedBy } from "./helpers/s
 setDefaultTimeout(90_000);
 
 /**
- * The signing keys' life (SPEC §11): made by `migrate`, kept in the database (so in backups and shared by every
- * process), rotated and retired without a restart, and never shown to anyone.
+ * The signing keys' life (docs/licence-api.md#rotating-the-key): made by `migrate`, kept in the database (so in backups
+ * and shared by every process), rotated and retired without a restart, and never shown to anyone.
  */
 
 const P = "Rotated";

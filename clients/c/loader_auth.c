@@ -35,7 +35,7 @@ enum verdict { LICENCE_VALID = 0, LICENCE_REFUSED = 1, LICENCE_UNTRUSTED = 2 };
 #define MAX_ANSWER_BYTES 16384
 /* A real header carries one entry per active key (two during a rotation); more is noise. */
 #define MAX_SIGNATURE_ENTRIES 8
-/* SPEC §11: server_time must be within 10 minutes of our clock. */
+/* docs/licence-api.md#checking-an-answer: server_time must be within 10 minutes of our clock. */
 #define MAX_CLOCK_SKEW_SECONDS 600
 #define NONCE_BYTES 24
 

@@ -34,7 +34,7 @@ import urllib.request
 VALID, REFUSED, UNTRUSTED = 0, 1, 2
 MAX_ANSWER_BYTES = 16384  # loader answers are under 1 kB; anything far bigger is not from the shop
 MAX_SIGNATURE_ENTRIES = 8  # one per active key, two during a rotation
-MAX_CLOCK_SKEW_SECONDS = 600  # SPEC §11: server_time within 10 minutes of our clock
+MAX_CLOCK_SKEW_SECONDS = 600  # docs/licence-api.md: server_time within 10 minutes of our clock
 UTC_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z")
 
 

@@ -27,7 +27,7 @@ export const UNTRUSTED = 2;
 const MAX_ANSWER_BYTES = 16_384;
 /** A real header carries one entry per active key (two during a rotation); more is noise. */
 const MAX_SIGNATURE_ENTRIES = 8;
-/** SPEC §11: server_time must be within 10 minutes of our clock. */
+/** docs/licence-api.md#checking-an-answer: server_time must be within 10 minutes of our clock. */
 const MAX_CLOCK_SKEW_MS = 10 * 60_000;
 const UTC_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$/;
 

@@ -62,8 +62,9 @@ type Success = { success: true; message: "OK"; days: number; hours: number; expi
 const fail = (message: string): Failure => ({ success: false, message });
 
 /**
- * What a signed answer repeats of its request (SPEC §11), so that it cannot be replayed to another request or
- * carried over to another key, PC or product: a signed "success" on its own would be a forgery anyone could reuse.
+ * What a signed answer repeats of its request (docs/licence-api.md#the-nonce-answers-bound-to-their-request), so that
+ * it cannot be replayed to another request or carried over to another key, PC or product: a signed "success" on its
+ * own would be a forgery anyone could reuse.
  */
 type Echo = { nonce: string; product: string | null; key: string | null; uuid: string | null };
 
@@ -105,7 +106,7 @@ function inputProblem(label: string, input: Input, check: (s: string) => string 
   return problem ? `Invalid ${label}: ${problem}` : null;
 }
 
-/** SPEC §11: what a loader may send as its nonce. */
+/** What a loader may send as its nonce (docs/licence-api.md#the-request). */
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
 /** Why a nonce is refused, or null when it is fine or absent (old loaders send none). */
@@ -139,15 +140,16 @@ function echoFromQuery(request: Request): Echo | null {
 type SetLike = { status?: number | string; headers: Record<string, string | number> };
 
 /**
- * The loader's auth API (SPEC §4): `{BASE_PATH}/api/<product>/auth`. It depends only on Postgres; the bot's state
- * and Redis (rate limits fail open) never stop it from answering. Every answer is signed (SPEC §11).
+ * The loader's auth API (docs/licence-api.md): `{BASE_PATH}/api/<product>/auth`. It depends only on Postgres; the
+ * bot's state and Redis (rate limits fail open) never stop it from answering. Every answer is signed
+ * (docs/licence-api.md#signed-answers).
  */
 export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
   const { signing, limits } = shop;
 
   /**
-   * The answer as bytes, signed over exactly those bytes. With an echo (the loader sent a nonce) the §4 body gains
-   * the request's nonce, product, key and uuid and the server's time; without one it is the §4 body byte for byte,
+   * The answer as bytes, signed over exactly those bytes. With an echo (the loader sent a nonce) the plain body gains
+   * the request's nonce, product, key and uuid and the server's time; without one it is the plain body byte for byte,
    * as old loaders know it.
    */
   async function answer(
@@ -198,7 +200,7 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
     set: SetLike;
   }) {
     const { set, request } = ctx;
-    // SPEC §4: oversized input is a 400 like any other bad input.
+    // Oversized input is a 400 like any other bad input (docs/licence-api.md#the-answers).
     if (ctx.body === TOO_LARGE) {
       const message = `Request too large: key and uuid are at most ${MAX_KEY_LENGTH} characters`;
       return answer(set, 400, fail(message), echoFromQuery(request));
@@ -228,8 +230,8 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
     const problem = inputProblem("key", key, keyStringProblem) ?? inputProblem("uuid", hwid, hwidProblem);
     if (problem) return answer(set, 400, fail(problem), echo);
     const name = product.name;
-    // No product is named like this (SPEC §3: 1–64 characters, no "/", no control characters — which Postgres
-    // would refuse to even compare), so no need to ask the database.
+    // No product is named like this (shop/products/products.ts: 1–64 characters, no "/", no control characters — which
+    // Postgres would refuse to even compare), so no need to ask the database.
     if (name.length === 0 || longerThan(name, MAX_PRODUCT_NAME) || name.includes("/") || CONTROL.test(name)) {
       return answer(set, 404, fail("Product not found"), echo);
     }
@@ -292,7 +294,7 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
       .put("/api/:product/auth", notAllowed)
       .patch("/api/:product/auth", notAllowed)
       .delete("/api/:product/auth", notAllowed)
-      // The keys a loader may pin (SPEC §11); public by nature, so no login.
+      // The keys a loader may pin (docs/licence-api.md#the-public-key); public by nature, so no login.
       .get("/api/public-key", async ({ set }) => {
         try {
           await signing.ready();

@@ -53,8 +53,8 @@ export async function migrate(sql: Sql, dir: string = SQL_DIR): Promise<Migratio
 }
 
 /**
- * The licence API signs every answer (SPEC §11): a database without a signing key gets its first one here, since
- * PostgreSQL cannot make Ed25519 keys itself. Nothing about the key is logged or returned.
+ * The licence API signs every answer (docs/licence-api.md#signed-answers): a database without a signing key gets its
+ * first one here, since PostgreSQL cannot make Ed25519 keys itself. Nothing about the key is logged or returned.
  */
 async function createFirstSigningKey(conn: Sql): Promise<void> {
   const [existing] = await conn`select 1 from signing_keys limit 1`;

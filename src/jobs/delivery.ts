@@ -65,9 +65,10 @@ export function backoff(attempt: number, baseMs: number, maxMs: number): number 
 }
 
 /**
- * Sends purchases from the outbox: the product's zip with the key in the caption (SPEC §5), or the text alone when
- * the product has no build. Work is claimed with SKIP LOCKED and a lease, so several processes can run this job,
- * and a delivery whose process died is picked up again; a restart loses nothing because the outbox is the database.
+ * Sends purchases from the outbox: the product's zip with the key in the caption (shop/texts/buyers.ts), or the text
+ * alone when the product has no build. Work is claimed with SKIP LOCKED and a lease, so several processes can run this
+ * job, and a delivery whose process died is picked up again; a restart loses nothing because the outbox is the
+ * database.
  */
 export function startDeliveryJob(shop: Shop, messenger: Messenger, options: DeliveryJobOptions = {}): DeliveryJob {
   const o = { ...DEFAULTS, ...options };

@@ -1,6 +1,9 @@
 import { DAYS, plural } from "./plural.ts";
 
-/** The only subscription lengths the shop sells, in days (SPEC §3). The database enforces the same list. */
+/**
+ * The only subscription lengths the shop sells, in days (docs/panel.md#products). The database enforces the same
+ * list.
+ */
 export const DURATIONS = [1, 7, 14, 30, 90] as const;
 export type DurationDays = (typeof DURATIONS)[number];
 

@@ -64,8 +64,9 @@ export function keyStringProblem(key: string): string | null {
 export function hwidProblem(hwid: string): string | null {
   if (hwid.length === 0) return "empty";
   if (longerThan(hwid, MAX_HWID_LENGTH)) return `longer than ${MAX_HWID_LENGTH} characters`;
-  // SPEC §4 says printable characters, not ASCII: a machine name may well be Cyrillic. Control, format and
-  // unassigned code points are what is refused — and a value of spaces alone, which would bind a key to nothing.
+  // The contract says printable characters, not ASCII (docs/licence-api.md#the-request): a machine name may well be
+  // Cyrillic. Control, format and unassigned code points are what is refused — and a value of spaces alone, which would
+  // bind a key to nothing.
   if (/\p{C}/u.test(hwid)) return "contains non-printable characters";
   if (hwid.trim() === "") return "blank";
   return null;

@@ -1,9 +1,9 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from "node:crypto";
 
 /**
- * Ed25519 key material for signed licence answers (SPEC §11), in the forms the shop stores and publishes: the raw
- * 32-byte public key, the 32-byte private seed (which never leaves the database and this process's memory), and
- * the key id loaders use to pick the right signature.
+ * Ed25519 key material for signed licence answers (docs/licence-api.md#signed-answers), in the forms the shop stores
+ * and publishes: the raw 32-byte public key, the 32-byte private seed (which never leaves the database and this
+ * process's memory), and the key id loaders use to pick the right signature.
  */
 export type KeyPairBytes = { keyId: string; publicKey: Buffer; seed: Buffer };
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 
-/** An AnyPay address from the default allow-list (SPEC §7). */
+/** An AnyPay address from the default allow-list (docs/operator.md#anypay). */
 export const ANYPAY_IP = "185.162.128.38";
 
 export type NotificationFields = Record<string, string>;
@@ -39,8 +39,9 @@ export class AnypayNotifier {
   }
 
   /**
-   * AnyPay's notification signature, written here from SPEC §7 and not taken from the shop's code, so a wrong
-   * formula in the shop fails the tests: sha256hex(currency:amount:pay_id:merchant_id:status:secret_key).
+   * AnyPay's notification signature, written here from AnyPay's contract
+   * (docs/operator.md#how-the-shop-talks-to-anypay) and not taken from the shop's code, so a wrong formula in the shop
+   * fails the tests: sha256hex(currency:amount:pay_id:merchant_id:status:secret_key).
    */
   sign(fields: NotificationFields, secretKey = this.secretKey): string {
     const { currency = "", amount = "", pay_id = "", merchant_id = "", status = "" } = fields;

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { cleanEnv, type Finished, runToEnd } from "./process.ts";
 
 /**
- * The loader kits of clients/ (SPEC §11), run as a loader developer runs them, and "emulators": local servers that
- * answer the kits as a cracker's fake licence server would (or as the real shop does, to prove what a kit accepts).
+ * The loader kits of clients/ (docs/licence-api.md#loader-kits), run as a loader developer runs them, and "emulators":
+ * local servers that answer the kits as a cracker's fake licence server would (or as the real shop does, to prove what
+ * a kit accepts).
  */
 const ROOT = join(import.meta.dir, "..", "..");
 const PYTHON_KIT = join(ROOT, "clients/python/loader_auth.py");
@@ -126,7 +127,7 @@ export type KitRequest = {
   contentType: string | null;
 };
 
-/** The answer SPEC §11 prescribes for a request with a nonce: the §4 body, then the echo and server_time. */
+/** The answer docs/licence-api.md prescribes for a request with a nonce: the plain body, the echo, server_time. */
 export function answerBody(req: KitRequest, fields: Record<string, unknown>, echo: Record<string, unknown> = {}) {
   return JSON.stringify({
     ...fields,

@@ -3,9 +3,9 @@ import * as v from "valibot";
 import { notificationSign } from "./link.ts";
 
 /**
- * AnyPay's payment notification (SPEC §7), as fields. The signed fields must be exactly well-formed; the ones kept
- * only for the record (profit, email, method) are accepted as any short string, so a format change on AnyPay's side
- * in a field we do not rely on never turns a real payment away.
+ * AnyPay's payment notification (docs/operator.md#how-the-shop-talks-to-anypay), as fields. The signed fields must be
+ * exactly well-formed; the ones kept only for the record (profit, email, method) are accepted as any short string, so a
+ * format change on AnyPay's side in a field we do not rely on never turns a real payment away.
  */
 const digits = (max: number, label: string) =>
   v.pipe(v.string(`${label} must be a string`), v.regex(new RegExp(`^\\d{1,${max}}$`), `${label} must be digits`));

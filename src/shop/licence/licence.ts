@@ -6,9 +6,10 @@ import { remaining } from "../../lib/time.ts";
 import { asUnavailable } from "../errors.ts";
 
 /**
- * The loader's licence check (SPEC §4): key + HWID → success with the time left, or one of the fixed refusals.
- * The hot path — an activated key asked again by its own PC — is one indexed read, or none when the answer is in the
- * in-process cache; nothing is written on it except a "last seen" stamp at most every few minutes per key.
+ * The loader's licence check (docs/licence-api.md#the-answers): key + HWID → success with the time left, or one of the
+ * fixed refusals. The hot path — an activated key asked again by its own PC — is one indexed read, or none when the
+ * answer is in the in-process cache; nothing is written on it except a "last seen" stamp at most every few minutes per
+ * key.
  */
 export type AuthRefusal = "Key mismatch" | "HWID mismatch" | "Key expired" | "Key banned" | "Product not found";
 

@@ -6,10 +6,11 @@ import type { ShopDeps } from "../deps.ts";
 import { asUnavailable, conflict, notFound } from "../errors.ts";
 
 /**
- * The keys that sign licence answers (SPEC §11). Every process holds the active keys in memory as KeyObjects and
- * signs with each of them, newest first; the database is asked only when a key was added or retired. Such a change
- * is announced through the cache, so every process follows within moments, and each process also checks the key
- * list whenever it re-reads its settings (followChanges), so a change announced while Redis is away still arrives.
+ * The keys that sign licence answers (docs/licence-api.md#signed-answers). Every process holds the active keys in
+ * memory as KeyObjects and signs with each of them, newest first; the database is asked only when a key was added or
+ * retired. Such a change is announced through the cache, so every process follows within moments, and each process also
+ * checks the key list whenever it re-reads its settings (followChanges), so a change announced while Redis is away
+ * still arrives.
  *
  * The private halves never leave this module: not in a return value, a log line or an error.
  */
