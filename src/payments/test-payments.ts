@@ -1,6 +1,6 @@
 import { log } from "../lib/log.ts";
 import type { Shop } from "../shop/index.ts";
-import { testPaymentRefusal } from "../shop/texts/admins.ts";
+import { testPaymentNotMade } from "../shop/texts/admins.ts";
 import type { PaymentProvider } from "./provider.ts";
 import type { Settlement } from "./settlement.ts";
 
@@ -22,13 +22,13 @@ export function createTestPayments(deps: {
   /** Every condition checked again here, whatever the button's screen said: the press may be old, or forged. */
   async function receive({ orderId, adminTelegramId }: TestPaymentNotice): Promise<TestPaymentAnswer> {
     const settings = await shop.settings.get();
-    if (!settings.testPayments) return { ok: false, reason: testPaymentRefusal.off };
+    if (!settings.testPayments) return { ok: false, reason: testPaymentNotMade.off };
     if (!(await shop.admins.isAdmin(adminTelegramId))) {
       log.warn("test payment refused: not an admin", { orderId, telegramId: adminTelegramId });
-      return { ok: false, reason: testPaymentRefusal.notAdmin };
+      return { ok: false, reason: testPaymentNotMade.notAdmin };
     }
     const order = await shop.orders.byId(orderId);
-    if (!order || order.userId !== adminTelegramId) return { ok: false, reason: testPaymentRefusal.noOrder };
+    if (!order || order.userId !== adminTelegramId) return { ok: false, reason: testPaymentNotMade.noOrder };
     const outcome = await settlement.settle({
       orderId,
       transactionId: `test:${orderId}`,
@@ -44,12 +44,12 @@ export function createTestPayments(deps: {
       case "already":
         return { ok: true };
       case "paid_no_stock":
-        return { ok: false, reason: testPaymentRefusal.noStock };
+        return { ok: false, reason: testPaymentNotMade.noStock };
       case "duplicate":
-        return { ok: false, reason: testPaymentRefusal.alreadyPaid };
+        return { ok: false, reason: testPaymentNotMade.alreadyPaid };
       case "not_found":
       case "transaction_conflict":
-        return { ok: false, reason: testPaymentRefusal.noOrder };
+        return { ok: false, reason: testPaymentNotMade.noOrder };
     }
   }
 

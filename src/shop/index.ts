@@ -41,7 +41,7 @@ export function createShop(deps: ShopDeps) {
   const accounts = createAccounts(deps);
   const botStatus = createBotStatus(deps);
   const shop = {
-    /** The stores themselves: for main.ts and tests, never for adapters (they use the capabilities below). */
+    /** The stores themselves: for the shop's own wiring (changes.ts) and tests, never for adapters. */
     deps,
     products,
     builds: createBuilds(deps, products),

@@ -48,7 +48,7 @@ export const testPaidText = (orderId: number) => `Заказ №${orderId} оп�
 export const TEST_PAY_ACCEPTED = "Тестовая оплата принята.";
 export const TEST_PAY_OFF = "Тестовые платежи выключены в панели.";
 /** Why a test payment was not made, as the admin's pressed button answers it. */
-export const testPaymentRefusal = {
+export const testPaymentNotMade = {
   off: TEST_PAY_OFF,
   notAdmin: "Тестовая оплата доступна только администраторам.",
   noOrder: "Заказ не найден.",
