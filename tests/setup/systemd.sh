@@ -108,8 +108,10 @@ done
 # The machine's Redis may have left its directory to root; the packaged service runs as redis and must write there.
 [[ -d $MNT/root/var/lib/redis ]] && chown -R redis:redis "$MNT/root/var/lib/redis"
 mkdir -p "$SHARED"
+# The checkout is bound in at its own path: under /tmp (where CI may clone it) the container would see only its own
+# empty /tmp. Read-only, since setup.sh only copies the code from it.
 systemd-nspawn --quiet --keep-unit --register=no --link-journal=no --directory="$MNT/root" --private-network \
-  --machine=morpheus-shop-test --console=passive --boot -- "${masks[@]}" >"$SHARED/nspawn.log" 2>&1 &
+  --bind-ro="$ROOT" --machine=morpheus-shop-test --console=passive --boot -- "${masks[@]}" >"$SHARED/nspawn.log" 2>&1 &
 NSPAWN_PID=$!
 state=""
 for ((i = 0; i < 120; i++)); do
