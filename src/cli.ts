@@ -5,7 +5,7 @@ import { type Args, type CommandSpec, type Io, UsageError } from "./cli/command.
 import { migrateDatabase } from "./cli/database.ts";
 import { keysGenerate, keysImport, keysIssue, keysResetHwid } from "./cli/keys.ts";
 import { apiPublicKey, apiRetireKey, apiRotateKey } from "./cli/licence.ts";
-import { botSet } from "./cli/settings.ts";
+import { botSet, settingsSet } from "./cli/settings.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { connectDatabase, type Sql } from "./db/client.ts";
 import { type EmbeddedDatabase, startEmbeddedDatabase } from "./db/embedded.ts";
@@ -37,6 +37,7 @@ const COMMANDS: CommandSpec[] = [
   keysResetHwid,
   buildUpload,
   botSet,
+  settingsSet,
   adminsAdd,
   adminsRemove,
   apiPublicKey,

@@ -1,10 +1,18 @@
 import type { BotState, BotStatus } from "../src/shop/bot/status.ts";
-import type { Settings } from "../src/shop/settings/settings.ts";
+import { NUMERIC_SETTINGS, type Settings } from "../src/shop/settings/settings.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo, Toggle } from "./components.tsx";
 import { Layout } from "./layout.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
 
-type SectionProps = { view: View; settings: Settings; bot: BotStatus; errors?: FieldErrors; saved?: string };
+type SectionProps = {
+  view: View;
+  settings: Settings;
+  bot: BotStatus;
+  errors?: FieldErrors;
+  saved?: string;
+  /** What the owner typed, shown again beside the errors of a refused form. */
+  typed?: Record<string, string>;
+};
 
 /** An error under a control that is not a text field (a switch): the same look and id as Field's. */
 function ControlError({ name, error }: { name: string; error: string | undefined }) {
@@ -261,7 +269,43 @@ export function AnypaySection({ view, settings, errors, saved }: SectionProps) {
   );
 }
 
-export type SettingsSection = "bot" | "token" | "anypay";
+/**
+ * The shop's numbers (NUMERIC_SETTINGS), one field each, saved together. Field names are the settings' own names,
+ * as `settings:set` knows them.
+ */
+export function NumbersSection({ view, settings, errors, saved, typed }: SectionProps) {
+  const e = errors ?? {};
+  return (
+    <section id="numbers" class="card">
+      <h2>Лимиты и пороги</h2>
+      {saved ? <Notice kind="ok">{<span safe>{saved}</span>}</Notice> : ""}
+      <form class="stack" {...postTo(href(view, "/settings/numbers"), "#numbers")} {...DISABLE_WHILE_SENDING}>
+        <CsrfField view={view} />
+        {NUMERIC_SETTINGS.map((s) => (
+          <Field label={s.label} name={s.name} error={e[s.name]} hint={s.hint}>
+            <input
+              id={`f-${s.name}`}
+              name={s.name}
+              type="number"
+              inputmode="numeric"
+              min={String(s.min)}
+              max={String(s.max)}
+              step="1"
+              required
+              class="tiny"
+              value={typed?.[s.name] ?? String(settings[s.field])}
+            />
+          </Field>
+        ))}
+        <button type="submit" class="primary">
+          Сохранить
+        </button>
+      </form>
+    </section>
+  );
+}
+
+export type SettingsSection = "bot" | "token" | "anypay" | "numbers";
 
 /**
  * The whole tab; `section` says which part shows `errors`/`saved` (a plain form post that came back); `broadcast`
@@ -271,7 +315,8 @@ export function SettingsPage(props: SectionProps & { section?: SettingsSection; 
   const { view } = props;
   // Already HTML: the card rendered (and escaped) by BroadcastBlock or BroadcastPreview.
   const safeBroadcast = props.broadcast;
-  const extra = (s: SettingsSection) => (props.section === s ? { errors: props.errors, saved: props.saved } : {});
+  const extra = (s: SettingsSection) =>
+    props.section === s ? { errors: props.errors, saved: props.saved, typed: props.typed } : {};
   return (
     <Layout view={view} title="Основные настройки" tab="settings">
       <h1>Основные настройки</h1>
@@ -279,6 +324,7 @@ export function SettingsPage(props: SectionProps & { section?: SettingsSection; 
         <BotSwitches view={view} settings={props.settings} bot={props.bot} {...extra("bot")} />
         <TokenSection view={view} settings={props.settings} bot={props.bot} {...extra("token")} />
         <AnypaySection view={view} settings={props.settings} bot={props.bot} {...extra("anypay")} />
+        <NumbersSection view={view} settings={props.settings} bot={props.bot} {...extra("numbers")} />
         {safeBroadcast}
       </div>
     </Layout>

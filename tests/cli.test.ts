@@ -47,6 +47,7 @@ describe("usage", () => {
       "keys:reset-hwid <key>",
       "build:upload <product> <zip path>",
       "bot:set [--token",
+      "settings:set <name> <value>",
       "admins:add <telegram id>",
       "admins:remove <telegram id>",
     ]) {
@@ -85,6 +86,17 @@ describe("usage", () => {
       [["admins:add", "12", "13"], /^error: unexpected argument "13"$/],
       [["admins:remove", "1e5"], /^error: telegram id must be/],
       [["admin:reset", "bad login"], /^error: login must be/],
+      [["settings:set", "hwid_reset_cooldown_days"], /^error: missing arguments$/],
+      [
+        ["settings:set", "cooldown", "3"],
+        /^error: unknown setting "cooldown"; the settings are hwid_reset_cooldown_days/,
+      ],
+      [
+        ["settings:set", "hwid_reset_cooldown_days", "366"],
+        /^error: hwid_reset_cooldown_days must be a whole number from 0 to 365, got "366"$/,
+      ],
+      [["settings:set", "hwid_reset_cooldown_days", "-1"], /^error: hwid_reset_cooldown_days must be a whole number/],
+      [["settings:set", "hwid_reset_cooldown_days", "2.5"], /^error: hwid_reset_cooldown_days must be a whole/],
     ];
     const results = await Promise.all(cases.map(([args]) => cli(args, { env })));
     results.forEach((r, i) => {
@@ -276,6 +288,20 @@ describe("commands", () => {
     expect(viaStdin.out).toBe("bot: on, maintenance: off, token: set\n");
     await eventually(async () => (await t.shop.settings.get()).botToken === token, 5_000);
     expect(viaStdin.out + viaStdin.err).not.toContain(token);
+  });
+
+  test("settings:set sets the buyer's HWID reset cooldown (0 turns it off), and a running app hears of it at once", async () => {
+    expect((await t.shop.settings.get()).hwidResetCooldownDays).toBe(7);
+    const r = await cli(["settings:set", "hwid_reset_cooldown_days", "3"]);
+    expect(r).toEqual({ code: 0, out: "hwid_reset_cooldown_days: 3\n", err: "" });
+    await eventually(async () => (await t.shop.settings.get()).hwidResetCooldownDays === 3, 5_000);
+    expect(await cli(["settings:set", "hwid_reset_cooldown_days", "0"])).toEqual({
+      code: 0,
+      out: "hwid_reset_cooldown_days: 0\n",
+      err: "",
+    });
+    await eventually(async () => (await t.shop.settings.get()).hwidResetCooldownDays === 0, 5_000);
+    await t.shop.settings.update({ hwidResetCooldownDays: 7 });
   });
 
   test("admins:add and admins:remove, heard by a running app; removing a non-admin fails", async () => {

@@ -95,6 +95,32 @@ describe("Основные настройки", () => {
     await c.post("/settings/test-payments", { testPayments: "on" }, { htmx: true });
     expect((await t.shop.settings.load()).testPayments).toBe(true);
   });
+
+  test("«Лимиты и пороги» sets the buyer's HWID reset cooldown; a number out of range is refused next to the field", async () => {
+    const page = await c.page("/settings");
+    expect(page.html).toContain("Сброс привязки покупателем: раз в N дней");
+    expect(page.html).toMatch(/name="hwid_reset_cooldown_days"[^>]*value="7"/);
+
+    for (const typed of ["366", "-1", "3.5", "три"]) {
+      const bad = await c.post("/settings/numbers", { hwid_reset_cooldown_days: typed }, { htmx: true });
+      expect(bad.status).toBe(422);
+      const html = await bad.text();
+      expect(html).toContain('id="e-hwid_reset_cooldown_days"');
+      expect(html).toContain("Целое число от 0 до 365");
+      expect(html).toContain(`value="${typed}"`);
+    }
+    expect((await t.shop.settings.load()).hwidResetCooldownDays).toBe(7);
+
+    const ok = await c.post("/settings/numbers", { hwid_reset_cooldown_days: "0" }, { htmx: true });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain("Сохранено.");
+    expect((await t.shop.settings.load()).hwidResetCooldownDays).toBe(0);
+    // A plain browser post goes back to the page.
+    const plain = await c.post("/settings/numbers", { hwid_reset_cooldown_days: "14" });
+    expect(plain.status).toBe(303);
+    expect((await t.shop.settings.load()).hwidResetCooldownDays).toBe(14);
+    await t.shop.settings.update({ hwidResetCooldownDays: 7 });
+  });
 });
 
 describe("Администраторы", () => {

@@ -3,6 +3,7 @@ import {
   AnypaySection,
   BotStatusLine,
   BotSwitches,
+  NumbersSection,
   SettingsPage,
   type SettingsSection,
   TokenSection,
@@ -10,12 +11,17 @@ import {
 import type { View } from "../../templates/view.ts";
 import { type BotReport, tokenHint } from "../shop/bot/status.ts";
 import { ShopError } from "../shop/errors.ts";
-import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings/settings.ts";
+import {
+  BOT_TOKEN_PATTERN,
+  NUMERIC_SETTINGS,
+  numericSettingProblem,
+  type SettingsPatch,
+} from "../shop/settings/settings.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, isHtmx, redirect, render } from "./respond.ts";
 
-const SECTIONS = { bot: BotSwitches, token: TokenSection, anypay: AnypaySection } as const;
+const SECTIONS = { bot: BotSwitches, token: TokenSection, anypay: AnypaySection, numbers: NumbersSection } as const;
 
 /** "on"/"off" from a toggle button; anything else is not a switch position. */
 function onOff(text: string): boolean | null {
@@ -59,6 +65,7 @@ export async function settingsPage(
     section?: SettingsSection;
     errors?: Record<string, string> | undefined;
     saved?: string | undefined;
+    typed?: Record<string, string> | undefined;
     broadcast?: JSX.Element;
     status?: number;
   } = {},
@@ -84,15 +91,17 @@ export function settingsRoutes(routes: PanelRoutes, panel: PanelContext) {
     request: Request,
     view: View,
     section: SettingsSection,
-    result: { status?: number; errors?: Record<string, string>; saved?: string },
+    result: { status?: number; errors?: Record<string, string>; saved?: string; typed?: Record<string, string> },
   ): Promise<Response> {
     const status = result.status ?? 200;
     if (!isHtmx(request)) {
       if (status < 400) return redirect(request, `${base}/settings`);
-      return settingsPage(panel, view, { section, errors: result.errors, saved: result.saved, status });
+      const { errors, saved, typed } = result;
+      return settingsPage(panel, view, { section, errors, saved, typed, status });
     }
     const [settings, bot] = await Promise.all([shop.settings.get(), shop.botStatus.current()]);
-    return render(SECTIONS[section]({ view, settings, bot, errors: result.errors, saved: result.saved }), status);
+    const { errors, saved, typed } = result;
+    return render(SECTIONS[section]({ view, settings, bot, errors, saved, typed }), status);
   }
 
   /** Applies a patch; a refusal from the domain becomes an error next to its field (the answer), else null. */
@@ -179,6 +188,23 @@ export function settingsRoutes(routes: PanelRoutes, panel: PanelContext) {
         }
         const saved = on ? "Тестовые платежи включены." : "Тестовые платежи выключены.";
         return update(request, p.view, "anypay", { testPayments: on }, saved);
+      })
+      .post("/settings/numbers", ({ request, body, panel: p }) => {
+        const patch: Record<string, number> = {};
+        const errors: Record<string, string> = {};
+        const typed: Record<string, string> = {};
+        for (const setting of NUMERIC_SETTINGS) {
+          const text = field(body, setting.name).trim();
+          typed[setting.name] = text;
+          // Left empty (or absent: a page opened before this setting existed): the value stays as it is.
+          if (text === "") continue;
+          const value = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+          const problem = numericSettingProblem(setting, value);
+          if (problem) errors[setting.name] = problem;
+          else patch[setting.field] = value;
+        }
+        if (Object.keys(errors).length > 0) return answer(request, p.view, "numbers", { status: 422, errors, typed });
+        return update(request, p.view, "numbers", patch as SettingsPatch, "Сохранено.");
       })
   );
 }

@@ -1,7 +1,7 @@
-import { BOT_TOKEN_PATTERN, type SettingsPatch } from "../shop/settings/settings.ts";
-import { bool, command, UsageError } from "./command.ts";
+import { BOT_TOKEN_PATTERN, NUMERIC_SETTINGS, numericSetting, type SettingsPatch } from "../shop/settings/settings.ts";
+import { bool, command, UsageError, wholeNumber } from "./command.ts";
 
-/** The CLI's commands for the shop's settings: the bot's token and switches. */
+/** The CLI's commands for the shop's settings: the bot's token and switches, the numeric settings. */
 
 export const botSet = command({
   name: "bot:set",
@@ -39,6 +39,27 @@ export const botSet = command({
     io.out(
       `bot: ${s.botEnabled ? "on" : "off"}, maintenance: ${s.maintenance ? "on" : "off"}, token: ${s.botToken ? "set" : "not set"}`,
     );
+    return 0;
+  },
+});
+
+export const settingsSet = command({
+  name: "settings:set",
+  usage: "settings:set <name> <value>",
+  summary: `set a numeric setting: ${NUMERIC_SETTINGS.map((s) => `${s.name} (${s.min}–${s.max})`).join(", ")}`,
+  positionals: { min: 2, max: 2 },
+  parse: ({ positionals: [name, value] }) => {
+    const setting = numericSetting(name!);
+    if (!setting) {
+      throw new UsageError(
+        `unknown setting "${name}"; the settings are ${NUMERIC_SETTINGS.map((s) => s.name).join(", ")}`,
+      );
+    }
+    return { setting, value: wholeNumber(value!, setting.name, setting.min, setting.max) };
+  },
+  run: async ({ shop, io }, { setting, value }) => {
+    const saved = await shop.settings.update({ [setting.field]: value });
+    io.out(`${setting.name}: ${saved[setting.field]}`);
     return 0;
   },
 });

@@ -10,8 +10,50 @@ export type Settings = {
   anypayMerchantId: string | null;
   anypaySecretKey: string | null;
   testPayments: boolean;
+  /** «Сброс привязки покупателем: раз в N дней»; 0 = buyers cannot reset (NUMERIC_SETTINGS). */
+  hwidResetCooldownDays: number;
   updatedAt: Date;
 };
+
+/**
+ * The shop's numeric settings, each with the name the CLI knows it by (`settings:set <name> <value>`), its field in
+ * Settings, its column, its range and the words the panel shows it with. One entry here (and its column in sql/)
+ * is all a new number needs: validation, the CLI and the panel's «Лимиты и пороги» card go over this list.
+ */
+export const NUMERIC_SETTINGS = [
+  {
+    name: "hwid_reset_cooldown_days",
+    field: "hwidResetCooldownDays",
+    min: 0,
+    max: 365,
+    label: "Сброс привязки покупателем: раз в N дней",
+    hint: "Покупатель сам отвязывает ключ от ПК в «Моих покупках» не чаще этого. 0 — выключено: кнопки нет.",
+  },
+] as const satisfies readonly NumericSetting[];
+
+export type NumericSetting = {
+  /** As the CLI and docs name it: snake_case, the column's name. */
+  name: string;
+  field: keyof Settings;
+  min: number;
+  max: number;
+  label: string;
+  hint: string;
+};
+
+export type NumericSettingName = (typeof NUMERIC_SETTINGS)[number]["name"];
+type NumericField = (typeof NUMERIC_SETTINGS)[number]["field"];
+
+export function numericSetting(name: string): (typeof NUMERIC_SETTINGS)[number] | null {
+  return NUMERIC_SETTINGS.find((s) => s.name === name) ?? null;
+}
+
+/** What is wrong with a value for a numeric setting (in the panel's words), or null when it is fine. */
+export function numericSettingProblem(setting: NumericSetting, value: number): string | null {
+  return Number.isInteger(value) && value >= setting.min && value <= setting.max
+    ? null
+    : `Целое число от ${setting.min} до ${setting.max}`;
+}
 
 export type SettingsPatch = Partial<Omit<Settings, "updatedAt">>;
 
@@ -25,7 +67,7 @@ type SettingsRow = {
   anypay_secret_key: string | null;
   test_payments: boolean;
   updated_at: Date;
-};
+} & Record<NumericSettingName, number>;
 
 const toSettings = (r: SettingsRow): Settings => ({
   botToken: r.bot_token,
@@ -35,7 +77,13 @@ const toSettings = (r: SettingsRow): Settings => ({
   anypaySecretKey: r.anypay_secret_key,
   testPayments: r.test_payments,
   updatedAt: r.updated_at,
+  ...numbersOf(r),
 });
+
+/** The numeric settings of a row, by their fields in Settings. */
+function numbersOf(r: SettingsRow): Record<NumericField, number> {
+  return Object.fromEntries(NUMERIC_SETTINGS.map((s) => [s.field, r[s.name]])) as Record<NumericField, number>;
+}
 
 function validate(patch: SettingsPatch): void {
   if (patch.botToken != null && !BOT_TOKEN_PATTERN.test(patch.botToken)) {
@@ -47,6 +95,12 @@ function validate(patch: SettingsPatch): void {
   if (patch.anypaySecretKey != null && (patch.anypaySecretKey.length < 1 || patch.anypaySecretKey.length > 200)) {
     throw invalid("Секретный ключ AnyPay — от 1 до 200 символов", "anypaySecretKey");
   }
+  for (const setting of NUMERIC_SETTINGS) {
+    const value = patch[setting.field as NumericField];
+    if (value === undefined) continue;
+    const problem = numericSettingProblem(setting, value);
+    if (problem) throw invalid(`${setting.label}: ${problem.toLowerCase()}`, setting.field);
+  }
 }
 
 /**
@@ -55,6 +109,14 @@ function validate(patch: SettingsPatch): void {
  */
 export function createSettings(deps: ShopDeps) {
   const { sql, cache } = deps;
+
+  /** `column = value,` for each numeric setting in the patch (each column is named by NUMERIC_SETTINGS, not input). */
+  function numbersPatched(patch: SettingsPatch) {
+    return NUMERIC_SETTINGS.filter((s) => patch[s.field] !== undefined).reduce(
+      (set, s) => sql`${set} ${sql(s.name)} = ${patch[s.field]!},`,
+      sql``,
+    );
+  }
   let current: Settings | null = null;
   const listeners = new Set<(settings: Settings, previous: Settings | null) => void>();
   // Reads and saves in this process take turns. Otherwise a read that started before a save (the periodic reload,
@@ -100,6 +162,7 @@ export function createSettings(deps: ShopDeps) {
         anypay_merchant_id = ${patch.anypayMerchantId === undefined ? sql`anypay_merchant_id` : patch.anypayMerchantId},
         anypay_secret_key = ${patch.anypaySecretKey === undefined ? sql`anypay_secret_key` : patch.anypaySecretKey},
         test_payments = ${patch.testPayments === undefined ? sql`test_payments` : patch.testPayments},
+        ${numbersPatched(patch)}
         updated_at = clock_timestamp()
       where id = 1
       returning *`;
