@@ -58,11 +58,14 @@ async function seed(url: string): Promise<void> {
           case when g % 10 < 7 then 10000000 + 1 + g % ${USERS} end
         from generate_series(1, ${KEYS}) g`,
       sql`
-        insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at)
+        insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at,
+                            provider, paid_rub)
         select 10000000 + 1 + g % ${USERS}, 1, 7, 899,
           (array['delivered','delivered','delivered','expired','pending','paid_no_stock'])[1 + g % 6]::order_status,
           now() - make_interval(mins => g), now(),
-          case when g % 6 in (0, 1, 2, 5) then now() - make_interval(mins => g) end
+          case when g % 6 in (0, 1, 2, 5) then now() - make_interval(mins => g) end,
+          case when g % 6 in (0, 1, 2, 5) then 'anypay' end,
+          case when g % 6 in (0, 1, 2, 5) then 899 end
         from generate_series(1, ${ORDERS}) g`,
     ]);
     await sql`vacuum analyze`;

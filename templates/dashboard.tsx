@@ -1,11 +1,11 @@
 import { escapeHtml } from "@kitajs/html";
 import type { Attention } from "../src/shop/orders/attention.ts";
 import type { OrderListItem } from "../src/shop/orders/lists.ts";
-import type { RevenueDay, Sales } from "../src/shop/orders/sales.ts";
+import type { RevenueDay, Sales, SalesFigure } from "../src/shop/orders/sales.ts";
 import type { LowStock, StockLine } from "../src/shop/products/stock.ts";
 import type { Settings } from "../src/shop/settings/settings.ts";
 import { Badge, Notice } from "./components.tsx";
-import { calendarDay, count, days, plural, rub } from "./format.ts";
+import { calendarDay, count, days, plural, rub, stars } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { OrdersTable } from "./order-parts.tsx";
 import { AttentionNotices } from "./orders.tsx";
@@ -111,16 +111,22 @@ function niceCeiling(value: number): number {
   return 10 * power;
 }
 
-function SalesCard(props: { label: string; orders: number; amount: number }) {
+/** Money in over a period: roubles, and the Stars beside them when there are any. */
+function SalesCard(props: { label: string; figure: SalesFigure }) {
+  const { figure } = props;
   return (
     <div class="stat">
       <p class="stat-label" safe>
         {props.label}
       </p>
       <p class="stat-value" safe>
-        {rub(props.amount)}
+        {rub(figure.rub)}
       </p>
-      <p class="stat-sub" safe>{`${count(props.orders)} ${plural(props.orders, ["продажа", "продажи", "продаж"])}`}</p>
+      {figure.stars > 0 ? <p class="stat-sub" safe>{`и ${stars(figure.stars)}`}</p> : ""}
+      <p
+        class="stat-sub"
+        safe
+      >{`${count(figure.orders)} ${plural(figure.orders, ["продажа", "продажи", "продаж"])}`}</p>
     </div>
   );
 }
@@ -209,9 +215,9 @@ export function DashboardPage(props: DashboardProps) {
         <AttentionNotices view={view} attention={props.attention} />
       </div>
       <section class="stats" aria-label="Продажи">
-        <SalesCard label="Сегодня" orders={props.sales.today.orders} amount={props.sales.today.rub} />
-        <SalesCard label="7 дней" orders={props.sales.week.orders} amount={props.sales.week.rub} />
-        <SalesCard label="30 дней" orders={props.sales.month.orders} amount={props.sales.month.rub} />
+        <SalesCard label="Сегодня" figure={props.sales.today} />
+        <SalesCard label="7 дней" figure={props.sales.week} />
+        <SalesCard label="30 дней" figure={props.sales.month} />
       </section>
       <section class="card">
         <h2>Выручка за 30 дней</h2>

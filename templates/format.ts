@@ -40,6 +40,11 @@ export function rub(amount: number): string {
   return `${integer.format(amount)} ₽`;
 }
 
+/** "1 500 ⭐": Telegram Stars, the shop's second currency. */
+export function stars(amount: number): string {
+  return `${integer.format(amount)} ⭐`;
+}
+
 export function count(n: number): string {
   return integer.format(n);
 }

@@ -5,7 +5,7 @@ import type { UserEvent, UserKey, UserListItem, UserSort, UserStats } from "../s
 import type { BotUser } from "../src/shop/users/users.ts";
 import { Badge, Pager, ProductDuration } from "./components.tsx";
 import { EventLog } from "./events.tsx";
-import { count, personName, plural, rub, when } from "./format.ts";
+import { count, personName, plural, rub, stars, when } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { OrdersTable } from "./order-parts.tsx";
 import { href, type View } from "./view.ts";
@@ -205,7 +205,9 @@ export function UserPage(props: UserPageProps) {
           <p class="stat-value" safe>
             {rub(stats.paidRub)}
           </p>
-          <p class="stat-sub" safe>{`${count(stats.paidOrders)} из ${count(stats.orders)} заказов`}</p>
+          <p class="stat-sub" safe>
+            {`${stats.paidStars > 0 ? `и ${stars(stats.paidStars)}, ` : ""}${count(stats.paidOrders)} из ${count(stats.orders)} заказов`}
+          </p>
         </div>
         <div class="stat">
           <p class="stat-label">Ключей</p>

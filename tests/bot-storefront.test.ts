@@ -198,13 +198,14 @@ test("«Мои покупки» right after paying when no key was left shows th
   expect((await bot.say(frank, "/purchases")).params.text).toBe("У вас пока нет покупок.");
   // Paid while the last key went to someone else: the order is paid_no_stock and has no key yet.
   const [order] = await bot.sql<{ id: string }[]>`
-    insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at)
-    values (${frank.id}, ${productId}, 30, 1999, 'paid_no_stock', now(), '2030-03-04T10:05:00Z')
+    insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at, provider, paid_rub)
+    values (${frank.id}, ${productId}, 30, 1999, 'paid_no_stock', now(), '2030-03-04T10:05:00Z', 'anypay', 1999)
     returning id`;
   // An earlier one an admin closed without a key (refunded outside the shop).
   const [closed] = await bot.sql<{ id: string }[]>`
-    insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at, failure)
-    values (${frank.id}, ${productId}, 1, 299, 'failed', now(), '2030-02-01T09:00:00Z', 'refunded')
+    insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at, failure, provider,
+                        paid_rub)
+    values (${frank.id}, ${productId}, 1, 299, 'failed', now(), '2030-02-01T09:00:00Z', 'refunded', 'anypay', 299)
     returning id`;
   // A gift from the shop's own stock, replaced so the other tests see the same durations.
   await bot.shop.keys.generate(productId, 7, 1);

@@ -57,8 +57,8 @@ test("a cache hit runs zero SQL queries — it even works with the database pool
       description: "Описание",
       // 30 days has a price but no key: not offered.
       offers: [
-        { days: 1, rub: 299, stock: 2 },
-        { days: 7, rub: 899, stock: 1 },
+        { days: 1, rub: 299, stars: null, stock: 2 },
+        { days: 7, rub: 899, stars: null, stock: 1 },
       ],
     },
   ]);

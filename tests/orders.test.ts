@@ -130,7 +130,8 @@ describe("buying the last keys", () => {
         await Bun.sleep(20);
       }
       await tx`
-        update orders set status = 'paid', paid_at = now(), transaction_id = 'race-200104', updated_at = now()
+        update orders set status = 'paid', paid_at = now(), transaction_id = 'race-200104', provider = 'anypay',
+          paid_rub = amount_rub, updated_at = now()
         where id = ${first.order.id}`;
     });
     const second = await placing!;

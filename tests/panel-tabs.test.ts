@@ -29,9 +29,10 @@ afterAll(async () => {
 async function paidOrder(productId: number, userId: number, rub: number, daysAgo: number, status = "delivered") {
   await t.sql`insert into bot_users (telegram_id, first_name) values (${userId}, 'Buyer') on conflict do nothing`;
   const [o] = await t.sql<{ id: string }[]>`
-    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at)
+    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, provider,
+                        paid_rub)
     values (${userId}, ${productId}, 7, ${rub}, ${status}::order_status, now() - make_interval(days => ${daysAgo}),
-            now(), now() - make_interval(days => ${daysAgo}))
+            now(), now() - make_interval(days => ${daysAgo}), 'anypay', ${rub})
     returning id`;
   return Number(o!.id);
 }
@@ -249,8 +250,10 @@ describe("Заказы and Главная", () => {
     const add = async (rub: number, daysAgo: number, test = false) => {
       await s.sql`insert into bot_users (telegram_id) values (42) on conflict do nothing`;
       await s.sql`
-        insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at, test)
-        values (42, ${product.id}, 1, ${rub}, 'delivered', now(), now() - make_interval(days => ${daysAgo}), ${test})`;
+        insert into orders (user_id, product_id, days, amount_rub, status, reserved_until, paid_at, test, provider,
+                            paid_rub)
+        values (42, ${product.id}, 1, ${rub}, 'delivered', now(), now() - make_interval(days => ${daysAgo}), ${test},
+                'anypay', ${rub})`;
     };
     await add(100, 0);
     await add(200, 3);

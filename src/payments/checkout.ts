@@ -3,8 +3,10 @@ import type { DurationDays } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import type { Shop } from "../shop/index.ts";
 import type { Messenger } from "../shop/messenger.ts";
-import type { Order } from "../shop/orders/orders.ts";
+import type { Order, PromoRefused } from "../shop/orders/orders.ts";
 import type { CatalogueProduct, Offer } from "../shop/products/catalogue.ts";
+import { discounted, type Price } from "../shop/promos/discount.ts";
+import type { AppliedPromo } from "../shop/promos/promos.ts";
 import type { Settings } from "../shop/settings/settings.ts";
 import { alertTexts } from "../shop/texts/admins.ts";
 import { createAnypay } from "./anypay/provider.ts";
@@ -23,16 +25,32 @@ export type Quote =
   /** Off sale: the duration (`product` still on sale) or the whole product (`product` null). */
   | { kind: "gone"; product: CatalogueProduct | null };
 
+/** Why a promo code was not taken, whether it was typed or came back with «Подтвердить». */
+export type PromoRefusal =
+  /** The code does not apply, and `verdict` says why (and what it is for instead). */
+  | { kind: "promo_refused"; verdict: PromoRefused }
+  /** This buyer typed too many unknown codes: codes are not checked for them for `retryAfterS`. */
+  | { kind: "promo_guessing"; retryAfterS: number };
+
+/** A duration with a promo code applied, as the buyer would pay for it now. */
+export type PromoQuote =
+  | { kind: "ok"; product: CatalogueProduct; offer: Offer; promo: AppliedPromo; price: Price }
+  | (PromoRefusal & { product: CatalogueProduct; offer: Offer })
+  | Exclude<Quote, { kind: "ok" }>;
+
 /** What confirming a purchase came to. */
 export type Placement =
   /** The order holds a key for the buyer (a new order, or their unpaid one for the same thing), and how to pay it. */
   | { kind: "placed"; order: Order; options: PaymentOption[] }
+  /** A promo code covered the whole price: the order is paid, and the key is on its way (the delivery outbox). */
+  | { kind: "paid_by_promo"; order: Order }
   /** No way to pay is open to this buyer: no order was placed, and the admins have been told. */
   | { kind: "no_way_to_pay" }
   | { kind: "price_changed"; rub: number }
   | { kind: "out_of_stock" }
   /** The product is archived or the duration is no longer for sale. */
-  | { kind: "unavailable" };
+  | { kind: "unavailable" }
+  | PromoRefusal;
 
 /** Why an admin's «Оплатить (тест)» press is refused before anything is paid. */
 export type TestPaymentRefusal = "not_admin" | "off" | "not_theirs";
@@ -65,21 +83,73 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
   }
 
   /**
-   * Confirming a purchase: if a way to pay is open to the buyer, an order reserves a key for them (shop.orders.place),
-   * and each open way says how to pay it. With none open no order is placed — holding a key for a payment that
-   * cannot happen would only hide it from others — and the admins are told.
+   * Asks the shop whether a code applies to this buyer's purchase, within the limit on unknown codes. The shop's
+   * answer is a verdict; an unknown code counts against the buyer.
+   */
+  async function checkPromo(
+    userId: number,
+    productId: number,
+    days: DurationDays,
+    code: string,
+  ): Promise<PromoRefusal | { kind: "ok"; promo: AppliedPromo }> {
+    const allowed = await shop.limits.promoGuessAllowed(userId);
+    if (!allowed.allowed) return { kind: "promo_guessing", retryAfterS: allowed.retryAfterS };
+    const verdict = await shop.promos.check({ code, userId, productId, days });
+    if (verdict.ok) return { kind: "ok", promo: verdict.promo };
+    if (verdict.reason === "unknown") await shop.limits.promoGuessFailed(userId);
+    log.info("promo code refused", { userId, code: verdict.code, reason: verdict.reason });
+    return { kind: "promo_refused", verdict };
+  }
+
+  /**
+   * The buyer typed a promo code on the confirmation: the price after it, or why it does not apply. A preview —
+   * nothing is held until the buyer confirms (place() checks the code again, under its lock).
+   */
+  async function quotePromo(input: {
+    userId: number;
+    productId: number;
+    days: number;
+    /** The list price on the confirmation the buyer was looking at. */
+    seenRub: number;
+    code: string;
+  }): Promise<PromoQuote> {
+    const q = await quote(input.productId, input.days, input.seenRub);
+    if (q.kind !== "ok") return q;
+    const { product, offer } = q;
+    const checked = await checkPromo(input.userId, input.productId, offer.days, input.code);
+    if (checked.kind !== "ok") return { ...checked, product, offer };
+    const price = discounted({ rub: offer.rub, stars: offer.stars }, checked.promo.discount);
+    return { kind: "ok", product, offer, promo: checked.promo, price };
+  }
+
+  /**
+   * Confirming a purchase: if a way to pay the price is open to the buyer, an order reserves a key for them
+   * (shop.orders.place, which also takes the promo code's use), and each open way says how to pay it. With none
+   * open no order is placed — holding a key for a payment that cannot happen would only hide it from others — and
+   * the admins are told. An order a code makes free needs no way to pay: it is paid at once, through the same
+   * settlement as any payment, and its key goes out through the delivery outbox.
    */
   async function place(input: {
     userId: number;
     productId: number;
     days: DurationDays;
-    /** The price the buyer saw; a different current price is reported instead of charging it silently. */
+    /** The price the buyer saw (after the code); a different current price is reported instead of charged. */
     seenRub: number;
+    /** The promo code applied on the confirmation, if any. */
+    promoCode?: string | null | undefined;
   }): Promise<Placement> {
     const { settings, payer } = await payerOf(input.userId);
-    const open = providers.filter((p) => p.ready(settings, payer));
-    if (open.length === 0) {
-      log.warn("purchase refused: AnyPay is not configured", {
+    // The price as it will be, to know which ways can pay it; the order checks everything again under its locks.
+    const offer = (await shop.catalogue.product(input.productId))?.offers.find((o) => o.days === input.days);
+    let expected: Price = offer ? { rub: offer.rub, stars: offer.stars } : { rub: input.seenRub, stars: null };
+    if (input.promoCode) {
+      const checked = await checkPromo(input.userId, input.productId, input.days, input.promoCode);
+      if (checked.kind !== "ok") return checked;
+      expected = discounted(expected, checked.promo.discount);
+    }
+    const open = providers.filter((p) => p.ready(settings, payer, expected));
+    if (open.length === 0 && expected.rub > 0) {
+      log.warn("purchase refused: no way to pay is configured", {
         userId: input.userId,
         productId: input.productId,
         days: input.days,
@@ -94,20 +164,46 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
       productId: input.productId,
       days: input.days,
       expectedRub: input.seenRub,
+      promoCode: input.promoCode ?? null,
     });
+    if (result.kind === "promo_refused") return result;
     if (!("order" in result)) return result;
+    if (result.order.amountRub === 0) return await payByPromo(result.order);
     // The settings as they are now: the owner may have just cleared AnyPay's, and a link signed with nothing is none.
     const now = await shop.settings.get();
-    const options = open.map((p) => p.option(result.order, now)).filter((o): o is PaymentOption => o !== null);
+    const options = providers
+      .filter((p) => p.ready(now, payer, { rub: result.order.amountRub, stars: result.order.stars }))
+      .map((p) => p.option(result.order, now))
+      .filter((o): o is PaymentOption => o !== null);
     return { kind: "placed", order: result.order, options };
+  }
+
+  /** An order its promo code makes free: paid with nothing, once, like any payment (its ledger row says so). */
+  async function payByPromo(order: Order): Promise<Placement> {
+    const outcome = await settlement.settle({
+      orderId: order.id,
+      transactionId: `promo:${order.id}`,
+      amount: "0",
+      currency: "RUB",
+      method: order.promoCode,
+      test: false,
+      source: "promo",
+    });
+    log.info("order paid by its promo code", { orderId: order.id, code: order.promoCode, outcome: outcome.kind });
+    if (outcome.kind === "paid" || outcome.kind === "already" || outcome.kind === "paid_no_stock") {
+      return { kind: "paid_by_promo", order: outcome.order };
+    }
+    // Nothing else can come of a fresh order's own transaction id; if it ever does, the buyer is not left hanging.
+    log.error("an order paid by its promo code was not settled", { orderId: order.id, outcome: outcome.kind });
+    return { kind: "unavailable" };
   }
 
   /** Whether an admin's test payment of this order can go ahead; the pressed button may be old, or forged. */
   async function testPaymentRefusal(userId: number, orderId: number): Promise<TestPaymentRefusal | null> {
     const { settings, payer } = await payerOf(userId);
     if (!payer.admin) return "not_admin";
-    if (!testPayments.ready(settings, payer)) return "off";
     const order = await shop.orders.byId(orderId);
+    if (!testPayments.ready(settings, payer, { rub: order?.amountRub ?? 0, stars: null })) return "off";
     if (!order || order.userId !== userId) return "not_theirs";
     return null;
   }
@@ -119,6 +215,7 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
 
   return {
     quote,
+    quotePromo,
     place,
     testPaymentRefusal,
     payTest,

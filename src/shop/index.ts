@@ -22,6 +22,7 @@ import { createBuilds } from "./products/builds.ts";
 import { createCatalogue } from "./products/catalogue.ts";
 import { createProducts } from "./products/products.ts";
 import { createStock } from "./products/stock.ts";
+import { createPromos } from "./promos/promos.ts";
 import { createSettings } from "./settings/settings.ts";
 import { createAdmins } from "./users/admins.ts";
 import { createUserLists } from "./users/lists.ts";
@@ -60,6 +61,7 @@ export function createShop(deps: ShopDeps) {
     },
     deliveries,
     refusedNotifications,
+    promos: createPromos(deps),
     users: { ...createUsers(deps), ...createUserLists(deps) },
     purchases: createPurchases(deps),
     admins: createAdmins(deps),

@@ -1,10 +1,14 @@
-import { checkRates, type RateDecision, RateLimiter } from "../cache/rate-limit.ts";
+import { checkRates, countRates, peekRates, type RateDecision, RateLimiter } from "../cache/rate-limit.ts";
 import type { ShopDeps } from "./deps.ts";
 
 /** A key's rate-limit counter, named by a digest: whoever can list Redis keys must not read licence keys there. */
 export function licenceRateKey(key: string): string {
   return `auth:key:${new Bun.CryptoHasher("sha256").update(key).digest("base64url").slice(0, 22)}`;
 }
+
+/** Unknown promo codes a buyer may type in the window before the bot stops checking theirs for a while. */
+export const PROMO_GUESSES_ALLOWED = 5;
+export const PROMO_GUESS_WINDOW_MS = 15 * 60_000;
 
 /**
  * The shop's rate limits, counted in the cache so that every app process counts together. They fail open while
@@ -32,6 +36,19 @@ export function createLimits(deps: ShopDeps) {
     },
 
     /**
+     * Whether a buyer may try a promo code now: trying codes one after another is not a way to find the owner's
+     * private ones. Only unknown codes count (promoGuessFailed); a real code never locks its buyer out.
+     */
+    promoGuessAllowed(userId: number): Promise<RateDecision> {
+      return peekRates(cache, [promoGuessRule(userId)]);
+    },
+
+    /** A buyer typed a code that does not exist. */
+    async promoGuessFailed(userId: number): Promise<void> {
+      await countRates(cache, [promoGuessRule(userId)], 1);
+    },
+
+    /**
      * True for the first call in each window of `windowMs`, across processes: for a notice that must not be sent
      * again for every buyer who meets the same trouble. False as well when the cache cannot answer.
      */
@@ -40,5 +57,11 @@ export function createLimits(deps: ShopDeps) {
     },
   };
 }
+
+const promoGuessRule = (userId: number) => ({
+  key: `bot:promo-guess:${userId}`,
+  limit: PROMO_GUESSES_ALLOWED,
+  windowMs: PROMO_GUESS_WINDOW_MS,
+});
 
 export type Limits = ReturnType<typeof createLimits>;

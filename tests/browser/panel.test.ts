@@ -75,21 +75,27 @@ async function seedShop(): Promise<void> {
   await t.shop.settings.update({ anypayMerchantId: "12345", anypaySecretKey: "test-secret" });
   // A month and a half of sales, oldest first, across the buyers and both products, plus a few orders in the other states.
   await t.sql`
-    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, delivered_at)
+    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, delivered_at,
+                        provider, paid_rub)
     select (${ids}::bigint[])[1 + g % ${ids.length}],
            case when g % 3 = 0 then ${escapeId}::bigint else ${rustId}::bigint end,
            case when g % 3 = 0 then 30 when g % 2 = 0 then 7 else 1 end,
-           case when g % 3 = 0 then 3490 when g % 2 = 0 then 990 else 249 end,
+           price,
            'delivered',
            now() - make_interval(days => (89 - g) / 2, hours => g % 7), now(),
-           now() - make_interval(days => (89 - g) / 2, hours => g % 7), now() - make_interval(days => (89 - g) / 2)
-    from generate_series(0, 89) g`;
+           now() - make_interval(days => (89 - g) / 2, hours => g % 7), now() - make_interval(days => (89 - g) / 2),
+           'anypay', price
+    from generate_series(0, 89) g
+    cross join lateral (select case when g % 3 = 0 then 3490 when g % 2 = 0 then 990 else 249 end as price) p`;
   await t.sql`
-    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, failure)
-    values (${ids[1]!}, ${rustId}, 7, 990, 'pending', now() - interval '3 minutes', now() + interval '12 minutes', null, null),
-           (${ids[2]!}, ${escapeId}, 30, 3490, 'expired', now() - interval '2 hours', now() - interval '100 minutes', null, null),
+    insert into orders (user_id, product_id, days, amount_rub, status, created_at, reserved_until, paid_at, failure,
+                        provider, paid_rub)
+    values (${ids[1]!}, ${rustId}, 7, 990, 'pending', now() - interval '3 minutes', now() + interval '12 minutes', null, null,
+            null, null),
+           (${ids[2]!}, ${escapeId}, 30, 3490, 'expired', now() - interval '2 hours', now() - interval '100 minutes', null, null,
+            null, null),
            (${ids[4]!}, ${escapeId}, 90, 7990, 'paid_no_stock', now() - interval '40 minutes', now() - interval '25 minutes',
-            now() - interval '38 minutes', null)`;
+            now() - interval '38 minutes', null, 'anypay', 7990)`;
   for (const b of BUYERS.slice(0, 5)) {
     await t.shop.users.logEvent(b.id, "start");
     await t.shop.keys.issue(rustId, 7, b.id);

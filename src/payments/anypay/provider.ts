@@ -188,8 +188,10 @@ export function createAnypay(deps: { shop: Shop; settlement: Settlement; config:
 
   const provider: PaymentProvider<AnypayNotice, NotificationAnswer> = {
     name: "anypay",
-    ready: (settings) => Boolean(settings.anypayMerchantId && settings.anypaySecretKey),
+    ready: (settings, _payer, price) => price.rub > 0 && Boolean(settings.anypayMerchantId && settings.anypaySecretKey),
     option(order, settings) {
+      // A code that covers the whole price leaves nothing to pay: AnyPay takes no zero payment.
+      if (order.amountRub === 0) return null;
       if (!settings.anypayMerchantId || !settings.anypaySecretKey) {
         log.warn(
           "a buyer wanted to pay but AnyPay is not configured — set the merchant id and secret key in the panel",

@@ -5,8 +5,15 @@ import { log } from "../../lib/log.ts";
 import type { ShopDeps } from "../deps.ts";
 import { invalid } from "../errors.ts";
 import { allocateKey } from "../keys/keys.ts";
+import { discounted, type Price } from "../promos/discount.ts";
+import { type AppliedPromo, applyPromo, type PromoVerdict } from "../promos/promos.ts";
+
+export type PromoRefused = Extract<PromoVerdict, { ok: false }>;
 
 export type OrderStatus = "pending" | "paid" | "delivered" | "failed" | "expired" | "paid_no_stock";
+
+/** Who paid an order: AnyPay, Telegram Stars, a promo code that covered all of it, or an admin's test button. */
+export type PaidBy = "anypay" | "telegram_stars" | "promo" | "test";
 
 export type Order = {
   id: number;
@@ -14,14 +21,31 @@ export type Order = {
   productId: number;
   productName: string;
   days: DurationDays;
+  /** What the buyer is asked to pay in roubles, after the promo code (0: the code pays it all). */
   amountRub: number;
+  /** What the code took off; `amountRub + discountRub` is the duration's price when the order was placed. */
+  discountRub: number;
+  listRub: number;
+  /** The same in Telegram Stars; null when the duration has no Stars price. */
+  stars: number | null;
+  /** The promo code applied, as the buyer typed it (canonical), and its id. */
+  promoCode: string | null;
+  promoCodeId: number | null;
   status: OrderStatus;
   createdAt: Date;
   reservedUntil: Date;
   paidAt: Date | null;
   deliveredAt: Date | null;
   test: boolean;
-  /** The payment that paid it: AnyPay's transaction id, or "test:<id>" for a test payment. */
+  /** Who paid it (null until paid). */
+  paidBy: PaidBy | null;
+  /** What was actually charged (null until paid): roubles through AnyPay, Stars through Telegram. */
+  paidRub: number | null;
+  paidStars: number | null;
+  /**
+   * The payment that paid it: AnyPay's transaction id, Telegram's telegram_payment_charge_id, "promo:<id>" for an
+   * order a code paid in full, or "test:<id>" for a test payment.
+   */
   transactionId: string | null;
   /** Why it was closed without a key (an admin's note), for status `failed`. */
   failure: string | null;
@@ -34,12 +58,19 @@ export type OrderRow = {
   product_name: string;
   days: number;
   amount_rub: number;
+  discount_rub: number;
+  stars: number | null;
+  promo_code: string | null;
+  promo_code_id: string | null;
   status: OrderStatus;
   created_at: Date;
   reserved_until: Date;
   paid_at: Date | null;
   delivered_at: Date | null;
   test: boolean;
+  provider: PaidBy | null;
+  paid_rub: number | null;
+  paid_stars: number | null;
   transaction_id: string | null;
   failure: string | null;
 };
@@ -52,12 +83,20 @@ export function toOrder(r: OrderRow): Order {
     productName: r.product_name,
     days: r.days as DurationDays,
     amountRub: r.amount_rub,
+    discountRub: r.discount_rub,
+    listRub: r.amount_rub + r.discount_rub,
+    stars: r.stars,
+    promoCode: r.promo_code,
+    promoCodeId: r.promo_code_id === null ? null : Number(r.promo_code_id),
     status: r.status,
     createdAt: r.created_at,
     reservedUntil: r.reserved_until,
     paidAt: r.paid_at,
     deliveredAt: r.delivered_at,
     test: r.test,
+    paidBy: r.provider,
+    paidRub: r.paid_rub,
+    paidStars: r.paid_stars,
     transactionId: r.transaction_id,
     failure: r.failure,
   };
@@ -69,8 +108,10 @@ export type PlaceOrderResult =
   | { kind: "out_of_stock" }
   /** The product is archived or the duration is no longer for sale. */
   | { kind: "unavailable" }
-  /** The price changed since the buyer saw the card: show the new one and ask again. */
-  | { kind: "price_changed"; rub: number };
+  /** The price (after the code, if any) changed since the buyer saw it: show the new one and ask again. */
+  | { kind: "price_changed"; rub: number }
+  /** The promo code does not apply (any more): nothing was placed, and an order the buyer had is as it was. */
+  | { kind: "promo_refused"; verdict: PromoRefused };
 
 /** Where a key for an order comes from. "wait" is plain FOR UPDATE, kept only to measure SKIP LOCKED against. */
 export type AllocationStrategy = "skip_locked" | "wait";
@@ -107,15 +148,21 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
 
   /**
    * Confirming a purchase: creates the order and reserves one key for it in one transaction (SKIP LOCKED, so
-   * concurrent buyers never wait on each other or get the same key). A buyer who already has an unpaid order for
-   * the same product and duration gets that order back instead of holding a second key.
+   * concurrent buyers never wait on each other or get the same key), at the duration's price less the promo code's
+   * discount. The code is checked and its use taken in the same transaction, under the code's row lock, so its
+   * limits hold however many buyers apply it at once; the use is held while the reservation lasts and counted for
+   * good once the order is paid. A buyer who already has an unpaid order for the same product and duration gets that
+   * order back instead of holding a second key (or, if it was for another price or code, it ends and its key moves
+   * to the new one).
    */
   async function place(input: {
     userId: number;
     productId: number;
     days: number;
-    /** The price the buyer saw; a different current price is reported instead of charging it silently. */
+    /** The price the buyer saw, after the code; a different current price is reported instead of charging it. */
     expectedRub?: number;
+    /** The promo code the buyer typed (any case), if any. */
+    promoCode?: string | null | undefined;
   }): Promise<PlaceOrderResult> {
     if (!isDuration(input.days)) throw invalid("Неверная длительность", "days");
     const days = input.days;
@@ -125,14 +172,11 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
       // unique index: a pending order past its reservation stays 'pending' until the expiry job gets to it.
       await tx`
         select pg_advisory_xact_lock(${PLACE_ORDER_LOCK}, hashtext(${`${input.userId}:${input.productId}:${days}`}))`;
-      const [offer] = await tx<{ rub: number; archived: boolean }[]>`
-        select pr.rub, p.archived_at is not null as archived
+      const [offer] = await tx<{ rub: number; stars: number | null; archived: boolean }[]>`
+        select pr.rub, pr.stars, p.archived_at is not null as archived
         from products p join prices pr on pr.product_id = p.id and pr.days = ${days}
         where p.id = ${input.productId}`;
       if (!offer || offer.archived || offer.rub <= 0) return { kind: "unavailable" };
-      if (input.expectedRub !== undefined && input.expectedRub !== offer.rub) {
-        return { kind: "price_changed", rub: offer.rub };
-      }
       // The buyer's unpaid order, even one whose reservation ran out a moment ago and that the expiry job has not
       // reached yet (it still holds its key). Locked, so a payment or the expiry job being applied to it right now
       // finishes first — and then it is no longer pending, and is left alone here.
@@ -142,12 +186,35 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
           and o.status = 'pending'
         order by o.id desc limit 1
         for update of o`;
+      let promo: AppliedPromo | null = null;
+      if (input.promoCode) {
+        const verdict = await applyPromo(tx, {
+          code: input.promoCode,
+          userId: input.userId,
+          productId: input.productId,
+          days,
+          excludeOrderId: existing ? Number(existing.id) : null,
+          lock: true,
+        });
+        if (!verdict.ok) return { kind: "promo_refused", verdict };
+        promo = verdict.promo;
+      }
+      const list: Price = { rub: offer.rub, stars: offer.stars };
+      const price = promo ? discounted(list, promo.discount) : list;
+      if (input.expectedRub !== undefined && input.expectedRub !== price.rub) {
+        return { kind: "price_changed", rub: price.rub };
+      }
       let key: { id: number } | null = null;
       if (existing) {
         const [held] = await tx<{ id: string }[]>`
           select id from keys where order_id = ${existing.id} and state = 'reserved' for update`;
         if (held) key = { id: Number(held.id) };
-        if (key && existing.amount_rub === offer.rub) {
+        const same =
+          existing.amount_rub === price.rub &&
+          existing.discount_rub === list.rub - price.rub &&
+          existing.stars === price.stars &&
+          (existing.promo_code_id === null ? null : Number(existing.promo_code_id)) === (promo?.id ?? null);
+        if (key && same) {
           // Confirming again is the buyer still paying: the reservation runs from now, the payment link stays.
           const [renewed] = await tx<OrderRow[]>`
             update orders
@@ -157,24 +224,32 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
             returning *, ${existing.product_name}::text as product_name`;
           return { kind: "existing", order: toOrder(renewed!) };
         }
-        // The price changed since that order was placed and the buyer confirmed the new one: that order ends and its
-        // key moves to the new order, so one buyer never holds two keys for the same purchase.
+        // The price or the code changed since that order was placed and the buyer confirmed the new terms: that
+        // order ends (and with it the code's use it held) and its key moves to the new order, so one buyer never
+        // holds two keys for the same purchase.
         await tx`update orders set status = 'expired', updated_at = now() where id = ${existing.id}`;
         await tx`
           insert into user_events (user_id, kind, detail)
-          values (${input.userId}, 'order_replaced', ${tx.json({ orderId: Number(existing.id), newRub: offer.rub })})`;
+          values (${input.userId}, 'order_replaced', ${tx.json({ orderId: Number(existing.id), newRub: price.rub })})`;
       }
       key ??= await allocate(tx, input.productId, days);
       if (!key) return { kind: "out_of_stock" };
       const [row] = await tx<OrderRow[]>`
-        insert into orders (user_id, product_id, days, amount_rub, reserved_until)
-        values (${input.userId}, ${input.productId}, ${days}, ${offer.rub},
+        insert into orders (user_id, product_id, days, amount_rub, discount_rub, stars, promo_code_id, promo_code,
+                            reserved_until)
+        values (${input.userId}, ${input.productId}, ${days}, ${price.rub}, ${list.rub - price.rub}, ${price.stars},
+                ${promo?.id ?? null}, ${promo?.code ?? null},
                 now() + make_interval(mins => ${config.reservationMinutes}))
         returning *, (select name from products where id = ${input.productId}) as product_name`;
       await tx`update keys set state = 'reserved', order_id = ${row!.id} where id = ${key.id}`;
-      await tx`
-        insert into user_events (user_id, kind, detail)
-        values (${input.userId}, 'order_placed', ${tx.json({ orderId: Number(row!.id), productId: input.productId, days, rub: offer.rub })})`;
+      const placed = {
+        orderId: Number(row!.id),
+        productId: input.productId,
+        days,
+        rub: price.rub,
+        ...(promo ? { listRub: list.rub, promoCode: promo.code } : {}),
+      };
+      await tx`insert into user_events (user_id, kind, detail) values (${input.userId}, 'order_placed', ${tx.json(placed)})`;
       return { kind: "placed", order: toOrder(row!) };
     });
     if (result.kind === "placed") {
@@ -184,6 +259,7 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
         productId: input.productId,
         days,
         rub: result.order.amountRub,
+        ...(result.order.promoCode ? { listRub: result.order.listRub, promoCode: result.order.promoCode } : {}),
       });
     }
     return result;

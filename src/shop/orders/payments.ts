@@ -5,21 +5,27 @@ import type { ShopDeps } from "../deps.ts";
 import { pgCode } from "../errors.ts";
 import { allocateKey } from "../keys/keys.ts";
 import { type Deliveries, enqueueDelivery } from "./deliveries.ts";
-import { type Order, type OrderRow, type OrderStatus, toOrder } from "./orders.ts";
+import { type Order, type OrderRow, type OrderStatus, type PaidBy, toOrder } from "./orders.ts";
 
-/** A payment reported by AnyPay (already verified) or by an admin's test button. */
+/**
+ * A payment, already verified by its provider: AnyPay's notification, Telegram's successful_payment, the zero payment
+ * of an order a promo code covers in full, or an admin's test button.
+ */
 export type IncomingPayment = {
   orderId: number;
-  /** AnyPay's transaction_id, or "test:<order id>": one transaction is applied once, however often it is reported. */
+  /**
+   * AnyPay's transaction_id, Telegram's telegram_payment_charge_id, "promo:<order id>" or "test:<order id>": one
+   * transaction is applied once, however often it is reported.
+   */
   transactionId: string;
-  /** As received, e.g. "299" or "299.00"; the caller has checked it equals the order's amount. */
+  /** As received, e.g. "299" or "299.00" (roubles), "150" (Stars); the provider has checked it is the order's. */
   amount: string;
   currency: string;
   method?: string | null;
   email?: string | null;
   profit?: string | null;
   test: boolean;
-  source: "anypay" | "test";
+  source: PaidBy;
 };
 
 export type PaymentOutcome =
@@ -43,10 +49,23 @@ export type PaymentRecord = {
   currency: string;
   method: string | null;
   test: boolean;
-  source: "anypay" | "test";
+  source: PaidBy;
   outcome: "applied" | "no_stock" | "duplicate";
   receivedAt: Date;
+  /** A Stars payment given back to the buyer (refundStarPayment), and by whom. */
+  refundedAt: Date | null;
+  refundedBy: string | null;
 };
+
+/**
+ * What a payment actually charged, in the order's terms (the provider has checked the amount): AnyPay charges the
+ * order's roubles, Telegram its Stars; a code that covers the whole price and an admin's test button charge nothing.
+ */
+function charged(order: Order, source: PaidBy): { rub: number; stars: number | null } {
+  if (source === "anypay") return { rub: order.amountRub, stars: null };
+  if (source === "telegram_stars") return { rub: 0, stars: order.stars ?? 0 };
+  return { rub: 0, stars: null };
+}
 
 /**
  * Orders a payment has already been applied to, whatever became of them since (`failed` is a paid order an admin
@@ -128,9 +147,11 @@ export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliv
           select id from keys where order_id = ${order.id} and state = 'reserved' for update`;
         const key = reserved ? { id: Number(reserved.id) } : await allocateKey(tx, order.productId, order.days);
         const status: OrderStatus = key ? "paid" : "paid_no_stock";
+        const money = charged(order, payment.source);
         const [updated] = await tx<OrderRow[]>`
           update orders set status = ${status}, paid_at = now(), transaction_id = ${payment.transactionId},
-            payment_method = ${payment.method?.slice(0, 64) ?? null}, test = ${payment.test}, updated_at = now()
+            payment_method = ${payment.method?.slice(0, 64) ?? null}, test = ${payment.test},
+            provider = ${payment.source}, paid_rub = ${money.rub}, paid_stars = ${money.stars}, updated_at = now()
           where id = ${order.id}
           returning *, ${order.productName}::text as product_name`;
         const paid = toOrder(updated!);
@@ -185,12 +206,14 @@ export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliv
         currency: string;
         method: string | null;
         test: boolean;
-        source: "anypay" | "test";
+        source: PaidBy;
         outcome: PaymentRecord["outcome"];
         received_at: Date;
+        refunded_at: Date | null;
+        refunded_by: string | null;
       }[]
     >`
-      select transaction_id, amount, currency, method, test, source, outcome, received_at
+      select transaction_id, amount, currency, method, test, source, outcome, received_at, refunded_at, refunded_by
       from payments where order_id = ${orderId} order by id`;
     return rows.map((r) => ({
       transactionId: r.transaction_id,
@@ -201,6 +224,8 @@ export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliv
       source: r.source,
       outcome: r.outcome,
       receivedAt: r.received_at,
+      refundedAt: r.refunded_at,
+      refundedBy: r.refunded_by,
     }));
   }
 

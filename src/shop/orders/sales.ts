@@ -8,35 +8,38 @@ import { PAID_STATUSES } from "./lists.ts";
  */
 export const SHOP_TIME_ZONE = "Europe/Moscow";
 
-export type SalesFigure = { orders: number; rub: number };
+/** Paid orders and what they actually charged: roubles through AnyPay, Stars through Telegram. */
+export type SalesFigure = { orders: number; rub: number; stars: number };
 export type Sales = { today: SalesFigure; week: SalesFigure; month: SalesFigure };
 export type RevenueDay = { day: string; orders: number; rub: number };
 
-/** Money in: the dashboard's figures for today, 7 and 30 days, and the last 30 days day by day. */
+/** Money in (what payments actually charged, not list prices): the dashboard's figures for today, 7 and 30 days, and the last 30 days day by day. */
 export function createSales(deps: ShopDeps) {
   const { sql } = deps;
   const paid = [...PAID_STATUSES];
 
   async function sales(): Promise<Sales> {
-    const [row] = await sql<
-      { today_n: string; today_rub: string; week_n: string; week_rub: string; month_n: string; month_rub: string }[]
-    >`
+    const [row] = await sql<Record<`${"today" | "week" | "month"}_${"n" | "rub" | "stars"}`, string>[]>`
       with bounds as (select date_trunc('day', now(), ${SHOP_TIME_ZONE}) as today)
       select
         count(*) filter (where paid_at >= today) as today_n,
-        coalesce(sum(amount_rub) filter (where paid_at >= today), 0) as today_rub,
+        coalesce(sum(paid_rub) filter (where paid_at >= today), 0) as today_rub,
+        coalesce(sum(paid_stars) filter (where paid_at >= today), 0) as today_stars,
         count(*) filter (where paid_at >= today - interval '6 days') as week_n,
-        coalesce(sum(amount_rub) filter (where paid_at >= today - interval '6 days'), 0) as week_rub,
+        coalesce(sum(paid_rub) filter (where paid_at >= today - interval '6 days'), 0) as week_rub,
+        coalesce(sum(paid_stars) filter (where paid_at >= today - interval '6 days'), 0) as week_stars,
         count(*) as month_n,
-        coalesce(sum(amount_rub), 0) as month_rub
+        coalesce(sum(paid_rub), 0) as month_rub,
+        coalesce(sum(paid_stars), 0) as month_stars
       from orders, bounds
       where paid_at >= today - interval '29 days' and status in ${sql(paid)} and not test`;
     const r = row!;
-    return {
-      today: { orders: Number(r.today_n), rub: Number(r.today_rub) },
-      week: { orders: Number(r.week_n), rub: Number(r.week_rub) },
-      month: { orders: Number(r.month_n), rub: Number(r.month_rub) },
-    };
+    const figure = (p: "today" | "week" | "month"): SalesFigure => ({
+      orders: Number(r[`${p}_n`]),
+      rub: Number(r[`${p}_rub`]),
+      stars: Number(r[`${p}_stars`]),
+    });
+    return { today: figure("today"), week: figure("week"), month: figure("month") };
   }
 
   /** Revenue of each of the last 30 Moscow days, oldest first, days without sales included as zero. */
@@ -50,7 +53,7 @@ export function createSales(deps: ShopDeps) {
           interval '1 day') as d
       )
       select to_char(days.start at time zone ${SHOP_TIME_ZONE}, 'YYYY-MM-DD') as day,
-        count(o.id) as orders, coalesce(sum(o.amount_rub), 0) as rub
+        count(o.id) as orders, coalesce(sum(o.paid_rub), 0) as rub
       from days
       left join orders o on o.paid_at >= days.start and o.paid_at < days.stop
         and o.status in ${sql(paid)} and not o.test

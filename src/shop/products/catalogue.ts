@@ -4,8 +4,11 @@ import { type DurationDays, isDuration } from "../../lib/durations.ts";
 import { log } from "../../lib/log.ts";
 import type { ShopDeps } from "../deps.ts";
 
-/** A duration a buyer can choose right now: it has a price and at least one available key. */
-export type Offer = { days: DurationDays; rub: number; stock: number };
+/**
+ * A duration a buyer can choose right now: it has a price and at least one available key. `stars`: its price in
+ * Telegram Stars, if it has one.
+ */
+export type Offer = { days: DurationDays; rub: number; stars: number | null; stock: number };
 
 export type CatalogueProduct = { id: number; name: string; description: string; offers: Offer[] };
 
@@ -15,7 +18,15 @@ export type CatalogueProduct = { id: number; name: string; description: string; 
  */
 const CACHE_TTL_MS = 60_000;
 
-type OfferRow = { id: string; name: string; description: string; days: number; rub: number; stock: string };
+type OfferRow = {
+  id: string;
+  name: string;
+  description: string;
+  days: number;
+  rub: number;
+  stars: number | null;
+  stock: string;
+};
 
 /**
  * What the bot shows: every product on sale with its offered durations, read from the cache and rebuilt from
@@ -31,7 +42,7 @@ export function createCatalogue(deps: ShopDeps) {
    */
   async function fromDatabase(): Promise<CatalogueProduct[]> {
     const rows = await sql<OfferRow[]>`
-      select p.id, p.name, p.description, pr.days, pr.rub, s.stock
+      select p.id, p.name, p.description, pr.days, pr.rub, pr.stars, s.stock
       from products p
       join prices pr on pr.product_id = p.id and pr.rub > 0
       cross join lateral (
@@ -49,7 +60,7 @@ export function createCatalogue(deps: ShopDeps) {
         product = { id, name: row.name, description: row.description, offers: [] };
         products.push(product);
       }
-      product.offers.push({ days: row.days, rub: row.rub, stock: Number(row.stock) });
+      product.offers.push({ days: row.days, rub: row.rub, stars: row.stars, stock: Number(row.stock) });
     }
     return products;
   }
@@ -104,7 +115,12 @@ function parse(text: string | null): CatalogueProduct[] | null {
   if (text === null) return null;
   try {
     const value = JSON.parse(text) as unknown;
-    if (Array.isArray(value)) return value as CatalogueProduct[];
+    // A catalogue cached by a process from before Stars prices has offers without `stars`: no Stars price, then.
+    if (Array.isArray(value)) {
+      const products = value as CatalogueProduct[];
+      for (const p of products) for (const o of p.offers) o.stars ??= null;
+      return products;
+    }
   } catch {
     // A value we cannot read is treated as a miss and overwritten.
   }

@@ -27,7 +27,9 @@ export type UserListItem = {
 export type UserStats = {
   orders: number;
   paidOrders: number;
+  /** What the buyer's payments actually charged (after promo codes; test payments left out). */
   paidRub: number;
+  paidStars: number;
   firstPaidAt: Date | null;
   lastPaidAt: Date | null;
   keys: number;
@@ -151,7 +153,7 @@ export function createUserLists(deps: ShopDeps) {
           from bot_users u
           cross join lateral (
             select count(*) as orders,
-              coalesce(sum(o.amount_rub) filter (where o.status in ${sql(paid)} and not o.test), 0) as paid_rub
+              coalesce(sum(o.paid_rub) filter (where o.status in ${sql(paid)} and not o.test), 0) as paid_rub
             from orders o where o.user_id = u.telegram_id
           ) s
           where ${filter} and ${where}
@@ -184,13 +186,15 @@ export function createUserLists(deps: ShopDeps) {
           orders: string;
           paid_orders: string;
           paid_rub: string;
+          paid_stars: string;
           first_paid_at: Date | null;
           last_paid_at: Date | null;
         }[]
       >`
         select count(*) as orders,
           count(*) filter (where status in ${sql(paid)} and not test) as paid_orders,
-          coalesce(sum(amount_rub) filter (where status in ${sql(paid)} and not test), 0) as paid_rub,
+          coalesce(sum(paid_rub) filter (where status in ${sql(paid)} and not test), 0) as paid_rub,
+          coalesce(sum(paid_stars) filter (where status in ${sql(paid)} and not test), 0) as paid_stars,
           min(paid_at) as first_paid_at, max(paid_at) as last_paid_at
         from orders where user_id = ${telegramId}`,
       sql<{ n: string }[]>`select count(*) as n from keys where buyer_id = ${telegramId}`,
@@ -199,6 +203,7 @@ export function createUserLists(deps: ShopDeps) {
       orders: Number(o!.orders),
       paidOrders: Number(o!.paid_orders),
       paidRub: Number(o!.paid_rub),
+      paidStars: Number(o!.paid_stars),
       firstPaidAt: o!.first_paid_at,
       lastPaidAt: o!.last_paid_at,
       keys: Number(k!.n),
