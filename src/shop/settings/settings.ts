@@ -12,6 +12,9 @@ export type Settings = {
   testPayments: boolean;
   /** «Сброс привязки покупателем: раз в N дней»; 0 = buyers cannot reset (NUMERIC_SETTINGS). */
   hwidResetCooldownDays: number;
+  /** A sharing alert: this many distinct foreign PCs within `sharingAlertHours` hours (NUMERIC_SETTINGS). */
+  sharingAlertUuids: number;
+  sharingAlertHours: number;
   updatedAt: Date;
 };
 
@@ -28,6 +31,22 @@ export const NUMERIC_SETTINGS = [
     max: 365,
     label: "Сброс привязки покупателем: раз в N дней",
     hint: "Покупатель сам отвязывает ключ от ПК в «Моих покупках» не чаще этого. 0 — выключено: кнопки нет.",
+  },
+  {
+    name: "sharing_alert_uuids",
+    field: "sharingAlertUuids",
+    min: 1,
+    max: 50,
+    label: "Оповещение о передаче ключа: чужих ПК",
+    hint: "Ключ, которому лоадер ответил «HWID mismatch» со стольких разных чужих ПК за период ниже, — повод для оповещения администраторам в Telegram.",
+  },
+  {
+    name: "sharing_alert_hours",
+    field: "sharingAlertHours",
+    min: 1,
+    max: 720,
+    label: "Период оповещения, часов",
+    hint: "За сколько последних часов считать чужие ПК; об одном ключе — не чаще одного оповещения за этот период.",
   },
 ] as const satisfies readonly NumericSetting[];
 
