@@ -3,7 +3,7 @@ import { adminReset, adminsAdd, adminsRemove } from "./cli/admins.ts";
 import { buildUpload, priceSet, productAdd } from "./cli/catalogue.ts";
 import { type Args, type CommandSpec, type Io, UsageError } from "./cli/command.ts";
 import { migrateDatabase } from "./cli/database.ts";
-import { keysGenerate, keysImport, keysIssue, keysResetHwid } from "./cli/keys.ts";
+import { keysCompensate, keysGenerate, keysImport, keysIssue, keysResetHwid } from "./cli/keys.ts";
 import { apiPublicKey, apiRetireKey, apiRotateKey } from "./cli/licence.ts";
 import { botSet, settingsSet } from "./cli/settings.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
@@ -35,6 +35,7 @@ const COMMANDS: CommandSpec[] = [
   keysImport,
   keysIssue,
   keysResetHwid,
+  keysCompensate,
   buildUpload,
   botSet,
   settingsSet,

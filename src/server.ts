@@ -13,6 +13,7 @@ import { flushRequestTally, requestLog } from "./http/request-log.ts";
 import { startBroadcastJob } from "./jobs/broadcast.ts";
 import { startDeliveryJob } from "./jobs/delivery.ts";
 import { startExpiryJob } from "./jobs/expiry.ts";
+import { startSharingAlertJob } from "./jobs/sharing-alerts.ts";
 import { log } from "./lib/log.ts";
 import { type Checkout, createCheckout } from "./payments/checkout.ts";
 import { followChanges } from "./shop/changes.ts";
@@ -104,6 +105,7 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
   const deliveryJob = startDeliveryJob(shop, messenger);
   const expiryJob = await startExpiryJob(shop);
   const broadcastJob = startBroadcastJob({ broadcasts: shop.broadcasts, messenger });
+  const sharingAlertJob = startSharingAlertJob(shop, messenger);
   return {
     shop,
     checkout,
@@ -114,8 +116,14 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
       await app.stop(false);
       // The auth API's calls since the last tally line would otherwise go unlogged, and its last-seen stamps unwritten.
       flushRequestTally();
-      await shop.licence.flushStamps();
-      await Promise.all([deliveryJob.stop(), expiryJob.stop(), broadcastJob.stop(), checkout.idle()]);
+      await shop.licence.flush();
+      await Promise.all([
+        deliveryJob.stop(),
+        expiryJob.stop(),
+        broadcastJob.stop(),
+        sharingAlertJob.stop(),
+        checkout.idle(),
+      ]);
       await bot.stop();
       await stopFollowing();
     },

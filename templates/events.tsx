@@ -111,6 +111,11 @@ function describe(e: UserEvent): string {
       return e.detail.on === true
         ? "Начал технические работы (администратор)"
         : "Закончил технические работы (администратор)";
+    case "sharing_alert_pressed": {
+      const what =
+        e.detail.action === "ban" ? "«Забанить»" : e.detail.action === "reset" ? "«Сбросить HWID»" : "«Оставить»";
+      return `Нажал ${what} в оповещении о передаче ключа (администратор)`;
+    }
     case "button":
       return "Нажал кнопку старого сообщения";
     default:

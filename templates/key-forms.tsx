@@ -1,7 +1,7 @@
 import { escapeHtml } from "@kitajs/html";
 import { DURATIONS } from "../src/lib/durations.ts";
 import { type KeyStringFault, MAX_KEY_LENGTH } from "../src/lib/keys.ts";
-import type { ImportResult as ShopImportResult } from "../src/shop/keys/keys.ts";
+import { MAX_COMPENSATION_DAYS, type ImportResult as ShopImportResult } from "../src/shop/keys/keys.ts";
 import type { Product } from "../src/shop/products/products.ts";
 import { CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
 import { count, days, plural } from "./format.ts";
@@ -135,6 +135,64 @@ export function IssueForm(
             </button>
           </div>
         </div>
+      ) : (
+        ""
+      )}
+    </form>
+  );
+}
+
+export type CompensateResult = { days: number; keys: number };
+
+/**
+ * «Компенсировать»: days added to every activated, unexpired, unbanned key of the product, for a time it could not be
+ * used (an update, a detection). One transaction; each key gets a line on its timeline.
+ */
+export function CompensateForm(
+  props: ProductProps & { errors?: FieldErrors; values?: { days?: string }; result?: CompensateResult },
+) {
+  const { view, product } = props;
+  const e = props.errors ?? {};
+  const url = href(view, `/products/${product.id}/compensate`);
+  const r = props.result;
+  return (
+    <form
+      id="compensate"
+      class="card stack"
+      {...postTo(url, "this")}
+      {...DISABLE_WHILE_SENDING}
+      hx-confirm="Добавить дни всем активным ключам этого продукта? Отменить это нельзя."
+    >
+      <h2>Компенсировать</h2>
+      <p class="hint">
+        Продукт не работал (обновление, детект)? Добавьте дни всем активированным, не истёкшим и не забаненным ключам.
+        Неактивированные ничего не теряют: их срок ещё не начался.
+      </p>
+      <CsrfField view={view} />
+      <Field label="Дней" name="compensate-days" error={e.days} hint={`От 1 до ${MAX_COMPENSATION_DAYS}.`}>
+        <input
+          id="f-compensate-days"
+          name="days"
+          type="number"
+          inputmode="numeric"
+          min="1"
+          max={String(MAX_COMPENSATION_DAYS)}
+          required
+          class="tiny"
+          value={props.values?.days ?? "1"}
+        />
+      </Field>
+      <button type="submit" class="primary">
+        Компенсировать
+      </button>
+      {r ? (
+        <Notice kind="ok">
+          {escapeHtml(
+            r.keys === 0
+              ? "Активных ключей нет: компенсировать некому."
+              : `Компенсировано: ${count(r.keys)} ${plural(r.keys, ["ключ", "ключа", "ключей"])} получили +${days(r.days)}.`,
+          )}
+        </Notice>
       ) : (
         ""
       )}

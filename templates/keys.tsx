@@ -34,9 +34,9 @@ export function SoldKeyRow(props: {
   return (
     <tr id={`key-${k.id}`}>
       <td data-label="Ключ">
-        <span class="mono key" safe>
+        <a class="mono key" href={href(view, `/keys/${k.id}`)} safe>
           {k.key}
-        </span>
+        </a>
         <span class="sub" safe>
           {days(k.days)}
         </span>
@@ -144,9 +144,9 @@ export function UnsoldKeyRow(props: { view: View; productId: number; k: KeyListI
   return (
     <tr id={`key-${k.id}`}>
       <td data-label="Ключ">
-        <span class="mono key" safe>
+        <a class="mono key" href={href(view, `/keys/${k.id}`)} safe>
           {k.key}
-        </span>
+        </a>
         {props.error ? (
           <p class="field-error" role="alert" safe>
             {props.error}

@@ -142,7 +142,7 @@ function PaymentCells({ view, order: o }: { view: View; order: OrderListItem }) 
           ""
         )}
         {o.keyId !== null ? (
-          <a class="sub" href={href(view, `/products/${o.productId}/keys`, { list: "sold", q: String(o.id) })}>
+          <a class="sub" href={href(view, `/keys/${o.keyId}`)}>
             ключ
           </a>
         ) : (

@@ -58,12 +58,11 @@ export type OrderViewProps = {
 };
 
 function KeyFacts({ view, k }: { view: View; k: KeyListItem }) {
-  const list = k.state === "sold" ? "sold" : "unsold";
   return (
     <dl class="facts">
       <dt>Ключ</dt>
       <dd>
-        <a class="mono" href={href(view, `/products/${k.productId}/keys`, { list, q: k.key })} safe>
+        <a class="mono" href={href(view, `/keys/${k.id}`)} safe>
           {k.key}
         </a>
       </dd>

@@ -7,7 +7,7 @@ import type { Product } from "../src/shop/products/products.ts";
 import type { StockLine } from "../src/shop/products/stock.ts";
 import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
 import { count, days, rub, size, when } from "./format.ts";
-import { GenerateForm, ImportForm, IssueForm } from "./key-forms.tsx";
+import { CompensateForm, GenerateForm, ImportForm, IssueForm } from "./key-forms.tsx";
 import { type KeyCounts, type KeyRowError, type KeysQuery, KeysSection } from "./keys.tsx";
 import { Layout } from "./layout.tsx";
 import { type LicenceApiProps, LicenceApiSection } from "./licence-api.tsx";
@@ -365,7 +365,10 @@ export type ProductPageProps = {
   /** The keys that sign the auth API's answers, newest first. */
   signingKeys: LicenceApiProps["keys"];
   /** A section re-rendered with errors after a plain (non-htmx) form post. */
-  override?: { id: "description" | "build" | "prices" | "generate" | "import" | "issue" | "archive"; html: string };
+  override?: {
+    id: "description" | "build" | "prices" | "generate" | "import" | "issue" | "compensate" | "archive";
+    html: string;
+  };
 };
 
 export function ProductPage(props: ProductPageProps) {
@@ -389,6 +392,7 @@ export function ProductPage(props: ProductPageProps) {
         {section("import", <ImportForm view={view} product={product} />)}
         {section("issue", <IssueForm view={view} product={product} />)}
         {section("build", <BuildSection view={view} product={product} />)}
+        {section("compensate", <CompensateForm view={view} product={product} />)}
       </div>
       <KeysSection view={view} productId={product.id} {...props.keys} />
     </Layout>

@@ -245,11 +245,7 @@ export function UserPage(props: UserPageProps) {
                 {props.keys.map((k) => (
                   <tr>
                     <td data-label="Ключ">
-                      <a
-                        class="mono"
-                        href={href(view, `/products/${k.productId}/keys`, { list: "sold", q: k.key })}
-                        safe
-                      >
+                      <a class="mono" href={href(view, `/keys/${k.id}`)} safe>
                         {k.key}
                       </a>
                     </td>

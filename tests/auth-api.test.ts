@@ -101,8 +101,8 @@ describe("the auth table of docs/licence-api.md#the-answers", () => {
     t.shop.authCache.clear();
     const before = Date.now();
     for (const key of keys) expect((await auth(t, P, { key, uuid: `PC-${key}` })).status).toBe(200);
-    // Written with the others within a second (flushStamps is what the timer and shutdown run).
-    await t.shop.licence.flushStamps();
+    // Written with the others within a second (flush is what the timer and shutdown run).
+    await t.shop.licence.flush();
     const rows = await t.sql<{ last_auth_at: Date; last_auth_ip: string }[]>`
       select last_auth_at, last_auth_ip from keys where key = any(${keys})`;
     for (const r of rows) {

@@ -78,9 +78,10 @@ describe("the order page", () => {
     expect(html).toContain("30 дней");
     expect(html).toContain(rub(1999));
     expect(html).toContain("Выдан");
-    // The key, linked to its place in the product's sold keys, with its state.
+    // The key, linked to its own page, with its state.
     const key = product.keys[0]!;
-    expect(html).toContain(`href="/Morpheus%20Private/products/${product.id}/keys?list=sold&q=${key}"`);
+    const [keyRow] = await s.sql<{ id: string }[]>`select id from keys where key = ${key}`;
+    expect(html).toContain(`href="/Morpheus%20Private/keys/${keyRow!.id}"`);
     expect(html).toContain("не активирован");
     // The delivery.
     expect(html).toContain("Доставлен");
@@ -120,7 +121,8 @@ describe("the order page", () => {
     expect(html).toContain("Ожидает оплаты");
     expect(html).toContain("Бронь до");
     expect(html).toContain("зарезервирован для заказа");
-    expect(html).toContain("list=unsold");
+    const [keyRow] = await s.sql<{ id: string }[]>`select id from keys where order_id = ${order.id}`;
+    expect(html).toContain(`href="/Morpheus%20Private/keys/${keyRow!.id}"`);
     expect(html).toContain("Заказ не оплачен — доставлять нечего.");
     expect(html).toContain("Платежей нет.");
   });

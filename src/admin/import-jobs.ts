@@ -2,6 +2,7 @@ import type { DurationDays } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
 import type { Shop } from "../shop/index.ts";
+import type { Actor } from "../shop/keys/events.ts";
 import type { ImportResult, KeyLines } from "../shop/keys/keys.ts";
 
 /**
@@ -36,12 +37,13 @@ export function createImportJobs(shop: Shop) {
     for (const [id, job] of jobs) if (job.finishedAt && now - job.finishedAt > KEEP_FINISHED_MS) jobs.delete(id);
   }
 
-  function start(productId: number, days: DurationDays, lines: KeyLines): ImportJob {
+  function start(productId: number, days: DurationDays, lines: KeyLines, by: Actor): ImportJob {
     forgetOld();
     const job: ImportJob = { id: crypto.randomUUID(), productId, days, done: 0, total: lines.keys.length };
     jobs.set(job.id, job);
     void shop.keys
       .importKeys(productId, days, lines, {
+        by,
         onProgress: ({ done, total }) => {
           job.done = done;
           job.total = total;

@@ -9,6 +9,7 @@ import { panelContext } from "./context.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { panelErrorPages } from "./error-pages.ts";
 import { loggedInRoutes } from "./guard.ts";
+import { keyPageRoutes } from "./key-page.ts";
 import { keysRoutes } from "./keys.ts";
 import { ordersRoutes } from "./orders.ts";
 import { productsRoutes } from "./products.ts";
@@ -35,6 +36,7 @@ export function adminPanel(shop: Shop, config: Config) {
     usersRoutes,
     productsRoutes,
     keysRoutes,
+    keyPageRoutes,
     ordersRoutes,
     accountRoutes,
   ]) {

@@ -1,4 +1,5 @@
 import {
+  CompensateForm,
   GenerateForm,
   ImportForm,
   ImportProgress,
@@ -11,6 +12,7 @@ import { Refusal } from "../http/errors.ts";
 import { isDuration } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
+import { actor } from "../shop/keys/events.ts";
 import { type ImportResult, type KeyRecord, MAX_GENERATE, MAX_IMPORT, parseKeyLines } from "../shop/keys/keys.ts";
 import type { KeyListItem } from "../shop/keys/lists.ts";
 import type { Product } from "../shop/products/products.ts";
@@ -18,6 +20,7 @@ import { parseTelegramId } from "../shop/users/admins.ts";
 import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { BACKGROUND_IMPORT_FROM, createImportJobs } from "./import-jobs.ts";
+import { applyKeyAction, keyAction } from "./key-actions.ts";
 import { countsOf, keysQuery, productPage, requireProduct } from "./product-page.ts";
 import { field, file, html, idParam, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
 
@@ -67,9 +70,6 @@ function csvLine(k: KeyListItem): string {
   ].join(",")}\r\n`;
 }
 
-type KeyAction = "reset-hwid" | "ban" | "unban" | "extend" | "note" | "delete";
-const KEY_ACTIONS: readonly KeyAction[] = ["reset-hwid", "ban", "unban", "extend", "note", "delete"];
-
 /**
  * A product's keys: the unsold and sold lists (search, pages, CSV), generating and importing, and the actions on
  * one key (reset HWID, ban/unban, extend, note, delete an unsold one).
@@ -84,7 +84,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
     request: Request,
     view: View,
     product: Product,
-    id: "generate" | "import" | "issue",
+    id: "generate" | "import" | "issue" | "compensate",
     form: JSX.Element,
     status: number,
     changed: boolean,
@@ -164,7 +164,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
         const form = GenerateForm({ view: p.view, product, values, errors });
         return formAnswer(request, p.view, product, "generate", form, 422, false);
       }
-      const keys = await shop.keys.generate(product.id, days, count);
+      const keys = await shop.keys.generate(product.id, days, count, actor.panel(p.account.login));
       const form = GenerateForm({ view: p.view, product, values, result: { days, keys } });
       return formAnswer(request, p.view, product, "generate", form, 200, true);
     })
@@ -197,12 +197,12 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       }
       // A big import takes seconds: htmx gets a progress block that polls the job instead of a long silence.
       if (isHtmx(request) && lines.keys.length >= BACKGROUND_IMPORT_FROM) {
-        const job = imports.start(product.id, days, lines);
+        const job = imports.start(product.id, days, lines, actor.panel(p.account.login));
         return render(ImportProgress({ view: p.view, product, job }), 202);
       }
       let result: ImportResult;
       try {
-        result = await shop.keys.importKeys(product.id, days, lines);
+        result = await shop.keys.importKeys(product.id, days, lines, { by: actor.panel(p.account.login) });
       } catch (error) {
         if (error instanceof ShopError && error.code === "invalid") return refuse({ keys: error.message });
         throw error;
@@ -231,7 +231,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       if (Object.keys(errors).length > 0) return refuse(422, errors);
       let key: KeyRecord;
       try {
-        key = await shop.keys.issue(product.id, days, to ?? undefined, values.note);
+        key = await shop.keys.issue(product.id, days, to ?? undefined, values.note, actor.panel(p.account.login));
       } catch (error) {
         if (error instanceof ShopError && (error.code === "invalid" || error.code === "out_of_stock")) {
           return refuse(error.code === "invalid" ? 422 : 409, { [error.field ?? "days"]: error.message });
@@ -242,6 +242,33 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       const result = { key: key.key, days, to };
       const form = IssueForm({ view: p.view, product, values: { days: values.days }, result });
       return formAnswer(request, p.view, product, "issue", form, 200, true);
+    })
+    .post("/products/:id/compensate", async ({ request, params, body, panel: p }) => {
+      const product = await requireProduct(panel, params.id);
+      const values = { days: field(body, "days").trim() };
+      const days = /^\d{1,3}$/.test(values.days) ? Number(values.days) : Number.NaN;
+      const answer = (
+        status: number,
+        extra: { errors?: Record<string, string>; result?: { days: number; keys: number } },
+      ) =>
+        formAnswer(
+          request,
+          p.view,
+          product,
+          "compensate",
+          CompensateForm({ view: p.view, product, values, ...extra }),
+          status,
+          (extra.result?.keys ?? 0) > 0,
+        );
+      let keys: number;
+      try {
+        keys = await shop.keys.compensate(product.id, days, actor.panel(p.account.login));
+      } catch (error) {
+        if (error instanceof ShopError && error.code === "invalid")
+          return answer(422, { errors: { days: error.message } });
+        throw error;
+      }
+      return answer(200, { result: { days, keys } });
     })
     .get("/products/:id/keys/import/:job", async ({ params, panel: p }) => {
       const product = await requireProduct(panel, params.id);
@@ -262,7 +289,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
     .post("/products/:id/keys/:keyId/:action", async ({ request, params, body, panel: p }) => {
       const product = await requireProduct(panel, params.id);
       const keyId = idParam(params.keyId);
-      const action = KEY_ACTIONS.find((a) => a === params.action);
+      const action = params.action === "delete" ? "delete" : keyAction(params.action);
       const key = keyId === null ? null : await shop.keys.item(product.id, keyId);
       if (!key || !action) throw new Refusal(404, "Такого ключа нет (возможно, он уже удалён).");
       const back = `${productUrl(product.id)}/keys?list=${key.state === "sold" ? "sold" : "unsold"}&q=${encodeURIComponent(key.key)}`;
@@ -273,36 +300,13 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
       };
       let saved: string;
       try {
-        switch (action) {
-          case "reset-hwid":
-            await shop.keys.resetHwid({ id: key.id });
-            saved = "HWID сброшен: ключ привяжется к следующему ПК.";
-            break;
-          case "ban":
-            await shop.keys.setBanned({ id: key.id }, true);
-            saved = "Ключ забанен.";
-            break;
-          case "unban":
-            await shop.keys.setBanned({ id: key.id }, false);
-            saved = "Ключ разбанен.";
-            break;
-          case "extend": {
-            const text = field(body, "days").trim();
-            const extra = /^\d{1,4}$/.test(text) ? Number(text) : Number.NaN;
-            await shop.keys.extend({ id: key.id }, extra);
-            saved = `Продлён на ${extra} дн.`;
-            break;
-          }
-          case "note":
-            await shop.keys.setNote({ id: key.id }, field(body, "note"));
-            saved = "Заметка сохранена.";
-            break;
-          case "delete":
-            await shop.keys.remove({ id: key.id });
-            if (!isHtmx(request)) return redirect(request, `${productUrl(product.id)}/keys`);
-            // An empty answer removes the row; the event refreshes the counts and the stock hints.
-            return html("", 200, KEYS_CHANGED);
+        if (action === "delete") {
+          await shop.keys.remove({ id: key.id });
+          if (!isHtmx(request)) return redirect(request, `${productUrl(product.id)}/keys`);
+          // An empty answer removes the row; the event refreshes the counts and the stock hints.
+          return html("", 200, KEYS_CHANGED);
         }
+        saved = await applyKeyAction(shop, key.id, action, body, actor.panel(p.account.login));
       } catch (error) {
         if (error instanceof ShopError && error.code === "invalid") {
           if (isHtmx(request)) return row(422, { error: error.message });

@@ -6,6 +6,7 @@ import { adminFunctions } from "./features/admin.ts";
 import { fallback } from "./features/fallback.ts";
 import { gatekeeping } from "./features/gatekeeping.ts";
 import { purchases } from "./features/purchases.ts";
+import { sharingAlerts } from "./features/sharing.ts";
 import { storefront } from "./features/storefront.ts";
 import { botApiBase } from "./messenger.ts";
 import type { BotDeps } from "./screen.ts";
@@ -28,6 +29,7 @@ export function createShopBot(token: string, telegramApiUrl: string, deps: BotDe
   return new Bot(token, { api: { baseURL: botApiBase(telegramApiUrl) } })
     .extend(gatekeeping(deps).as("scoped"))
     .extend(adminFunctions(deps).as("scoped"))
+    .extend(sharingAlerts(deps).as("scoped"))
     .extend(storefront(deps).as("scoped"))
     .extend(purchases(deps).as("scoped"))
     .extend(fallback(deps).as("scoped"))

@@ -1,5 +1,6 @@
 import type { TelegramInlineKeyboardButton, TelegramInlineKeyboardMarkup } from "gramio";
 import type { PaymentOption } from "../payments/provider.ts";
+import { SHARING_ALERT_PATTERN } from "../shop/keys/sharing.ts";
 import type { CatalogueProduct } from "../shop/products/catalogue.ts";
 import {
   BROADCAST_BUTTON,
@@ -38,6 +39,8 @@ export const pattern = {
   broadcast: /^adm:bc$/,
   maintenance: /^adm:mt:([01])$/,
   broadcastDraft: /^bc:(go|no):([\w-]{1,24})$/,
+  /** Made by the shop (the alerts job sends the alert): shop/keys/sharing.ts. */
+  sharingAlert: SHARING_ALERT_PATTERN,
 };
 
 /**
@@ -70,6 +73,7 @@ const PRESSES: [RegExp, (groups: string[]) => PressedEvent][] = [
   [pattern.broadcast, () => ({ kind: "broadcast_opened", detail: {} })],
   [pattern.maintenance, (m) => ({ kind: "maintenance_switched", detail: { on: m[0] === "1" } })],
   [pattern.broadcastDraft, (m) => ({ kind: m[0] === "go" ? "broadcast_confirmed" : "broadcast_dropped", detail: {} })],
+  [pattern.sharingAlert, (m) => ({ kind: "sharing_alert_pressed", detail: { action: m[0], alertId: Number(m[1]) } })],
 ];
 
 type Button = TelegramInlineKeyboardButton;

@@ -54,12 +54,30 @@ export function createTelegramMessenger(options: {
     async sendText(chatId, text, opts) {
       try {
         const markup = keyboard(opts?.buttons);
-        await (await bot(opts?.signal)).api.sendMessage({
+        const message = await (await bot(opts?.signal)).api.sendMessage({
           chat_id: chatId,
           text,
           ...(markup ? { reply_markup: markup } : {}),
         });
+        return { messageId: message?.message_id ?? null };
       } catch (error) {
+        throw translate(error);
+      }
+    },
+    async editText(chatId, messageId, text, opts) {
+      try {
+        const markup = keyboard(opts?.buttons);
+        await (await bot(opts?.signal)).api.editMessageText({
+          chat_id: chatId,
+          message_id: messageId,
+          text,
+          // Without a markup Telegram keeps the old buttons: an empty one removes them.
+          reply_markup: markup ?? { inline_keyboard: [] },
+        });
+      } catch (error) {
+        if (error instanceof TelegramError && error.code === 400 && /message is not modified/i.test(error.message)) {
+          return;
+        }
         throw translate(error);
       }
     },

@@ -5,6 +5,7 @@
 export const CHANNELS = {
   settings: "changes:settings",
   catalogue: "changes:catalogue",
+  /** Keys whose cached auth answers are stale: a JSON list of key strings, or FORGET_ALL. */
   keys: "changes:keys",
   admins: "changes:admins",
   /** A licence-answer signing key was added or retired: every process re-reads its keys. */
@@ -12,3 +13,6 @@ export const CHANNELS = {
   /** A broadcast was created: wakes the broadcast job at once instead of at its next poll. */
   broadcasts: "changes:broadcasts",
 } as const;
+
+/** On CHANNELS.keys: too many keys changed to list (a compensation): drop every cached auth answer. */
+export const FORGET_ALL = "*";

@@ -1,5 +1,5 @@
 import { keyFaultText } from "../lib/keys.ts";
-import { MAX_GENERATE } from "../shop/keys/keys.ts";
+import { MAX_COMPENSATION_DAYS, MAX_GENERATE } from "../shop/keys/keys.ts";
 import { command, days, keyString, telegramId, wholeNumber } from "./command.ts";
 
 /** The CLI's commands for licence keys: generated, imported, issued by hand, their HWID cleared. */
@@ -16,7 +16,7 @@ export const keysGenerate = command({
   }),
   run: async ({ shop, io }, input) => {
     const product = await shop.products.require(input.product);
-    const keys = await shop.keys.generate(product.id, input.days, input.count);
+    const keys = await shop.keys.generate(product.id, input.days, input.count, "cli");
     io.out(keys.join("\n"));
     return 0;
   },
@@ -31,7 +31,7 @@ export const keysImport = command({
   run: async ({ shop, io }, input) => {
     const product = await shop.products.require(input.product);
     if (process.stdin.isTTY) io.err("paste the keys, one per line, then press Ctrl-D");
-    const result = await shop.keys.importText(product.id, input.days, await io.readStdin());
+    const result = await shop.keys.importText(product.id, input.days, await io.readStdin(), "cli");
     io.out(`imported ${result.imported}, duplicates ${result.duplicates}`);
     if (result.invalid.length === 0) return 0;
     for (const bad of result.invalid.slice(0, 20)) io.err(`line ${bad.line}: ${keyFaultText(bad.fault)}`);
@@ -53,7 +53,7 @@ export const keysIssue = command({
   },
   run: async ({ shop, io }, input) => {
     const product = await shop.products.require(input.product);
-    const key = await shop.keys.issue(product.id, input.days, input.to);
+    const key = await shop.keys.issue(product.id, input.days, input.to, "", "cli");
     io.out(key.key);
     return 0;
   },
@@ -66,9 +66,26 @@ export const keysResetHwid = command({
   positionals: { min: 1, max: 1 },
   parse: ({ positionals: [key] }) => keyString(key!),
   run: async ({ shop, io }, key) => {
-    const record = await shop.keys.resetHwid({ key });
+    const record = await shop.keys.resetHwid({ key }, "cli");
     const expiry = record.expiresAt ? `expires ${record.expiresAt.toISOString()}` : "not activated yet";
     io.out(`HWID cleared: ${record.key} (${expiry})`);
+    return 0;
+  },
+});
+
+export const keysCompensate = command({
+  name: "keys:compensate",
+  usage: "keys:compensate <product> <days>",
+  summary: `add 1–${MAX_COMPENSATION_DAYS} days to every activated, unexpired, unbanned key of a product (downtime); prints \`compensated N keys\``,
+  positionals: { min: 2, max: 2 },
+  parse: ({ positionals: [product, d] }) => ({
+    product: product!,
+    days: wholeNumber(d!, "days", 1, MAX_COMPENSATION_DAYS),
+  }),
+  run: async ({ shop, io }, input) => {
+    const product = await shop.products.require(input.product);
+    const count = await shop.keys.compensate(product.id, input.days, "cli");
+    io.out(`compensated ${count} keys`);
     return 0;
   },
 });

@@ -1,4 +1,4 @@
-import { CHANNELS } from "../cache/channels.ts";
+import { CHANNELS, FORGET_ALL } from "../cache/channels.ts";
 import { log } from "../lib/log.ts";
 import type { Shop } from "./index.ts";
 
@@ -16,6 +16,10 @@ export async function followChanges(
   const { cache } = shop.deps;
   const stops = await Promise.all([
     cache.subscribe(CHANNELS.keys, (message) => {
+      if (message === FORGET_ALL) {
+        shop.authCache.clear();
+        return;
+      }
       try {
         const keys = JSON.parse(message) as unknown;
         if (Array.isArray(keys)) shop.authCache.forget(keys.filter((k): k is string => typeof k === "string"));

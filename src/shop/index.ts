@@ -7,6 +7,8 @@ import type { ShopDeps } from "./deps.ts";
 import { createHealth } from "./health.ts";
 import { createKeys } from "./keys/keys.ts";
 import { createKeyLists } from "./keys/lists.ts";
+import { createSharingAlerts } from "./keys/sharing.ts";
+import { createKeyTimeline } from "./keys/timeline.ts";
 import { AuthCache, createLicence } from "./licence/licence.ts";
 import { createSigning } from "./licence/signing.ts";
 import { createLimits } from "./limits.ts";
@@ -41,14 +43,19 @@ export function createShop(deps: ShopDeps) {
   const refusedNotifications = createRefusedNotifications(deps);
   const accounts = createAccounts(deps);
   const botStatus = createBotStatus(deps);
+  const keys = { ...createKeys(deps, authCache), ...createKeyLists(deps), ...createKeyTimeline(deps) };
+  const settings = createSettings(deps);
+  const sharing = createSharingAlerts(deps, { keys, settings });
   const shop = {
     /** The stores themselves: for the shop's own wiring (changes.ts) and tests, never for adapters. */
     deps,
     products,
     builds: createBuilds(deps, products),
     catalogue: createCatalogue(deps),
-    keys: { ...createKeys(deps, authCache), ...createKeyLists(deps) },
-    licence: createLicence(deps, authCache),
+    keys,
+    /** Sharing alerts: raised from the licence's HWID mismatches, decided by the admins in the bot. */
+    sharing,
+    licence: createLicence(deps, authCache, { onMismatches: async (keyIds) => void (await sharing.check(keyIds)) }),
     authCache,
     signing: createSigning(deps),
     orders: {
@@ -67,7 +74,7 @@ export function createShop(deps: ShopDeps) {
     admins: createAdmins(deps),
     accounts: { ...accounts, ...createLoginLimits(deps, accounts) },
     broadcasts: { ...createBroadcasts(deps), drafts: createBroadcastDrafts(deps) },
-    settings: createSettings(deps),
+    settings,
     botStatus,
     // What adapters need of the stores, by name: limits counted across processes, and how the parts answer.
     limits: createLimits(deps),

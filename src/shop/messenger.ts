@@ -16,7 +16,22 @@ export type OutgoingDocument = {
 export type SendOptions = { signal?: AbortSignal };
 
 export interface Messenger {
-  sendText(chatId: number, text: string, options?: { buttons?: InlineButton[][] } & SendOptions): Promise<void>;
+  /** Sends a text; returns Telegram's id of the message, for a later edit. */
+  sendText(
+    chatId: number,
+    text: string,
+    options?: { buttons?: InlineButton[][] } & SendOptions,
+  ): Promise<{ messageId: number | null }>;
+  /**
+   * Replaces the text (and the buttons: none when not given) of a message the bot sent. Editing it to what it
+   * already says counts as done.
+   */
+  editText(
+    chatId: number,
+    messageId: number,
+    text: string,
+    options?: { buttons?: InlineButton[][] } & SendOptions,
+  ): Promise<void>;
   /** Sends a document with a caption; returns Telegram's file_id of the document, to be reused. */
   sendDocument(
     chatId: number,

@@ -1,5 +1,5 @@
 import { invalidateCatalogue } from "../../cache/catalogue.ts";
-import { CHANNELS } from "../../cache/channels.ts";
+import { CHANNELS, FORGET_ALL } from "../../cache/channels.ts";
 import type { Tx } from "../../db/client.ts";
 import { DURATIONS, type DurationDays, daysLabel, isDuration } from "../../lib/durations.ts";
 import { generateKeyString, type KeyStringFault, keyStringFault, maskKey } from "../../lib/keys.ts";
@@ -8,8 +8,15 @@ import { plainText } from "../../lib/text.ts";
 import type { ShopDeps } from "../deps.ts";
 import { invalid, notFound, ShopError } from "../errors.ts";
 import type { AuthCache } from "../licence/licence.ts";
+import { type Actor, recordKeyEvent } from "./events.ts";
 
 export const MAX_GENERATE = 10_000;
+
+/** Compensation for a product's downtime: 1 to 90 days. */
+export const MAX_COMPENSATION_DAYS = 90;
+
+/** Keys changed at once beyond which their announcement tells every process to drop all its cached answers. */
+const ANNOUNCE_ONE_BY_ONE = 1_000;
 export const MAX_IMPORT = 100_000;
 
 /** A line of an import that is not a key, and why (each adapter words the fault for its reader). */
@@ -56,6 +63,9 @@ export type KeyRecord = {
   note: string;
   lastAuthAt: Date | null;
   createdAt: Date;
+  /** How the key came into the shop, and who added it (null for keys added before the shop recorded it). */
+  origin: "generated" | "imported" | null;
+  addedBy: Actor | null;
 };
 
 /** A row of `keys` as postgres returns it (bigints as text); the key lists add their joined columns to it. */
@@ -76,6 +86,8 @@ export type KeyRow = {
   note: string;
   last_auth_at: Date | null;
   created_at: Date;
+  origin: KeyRecord["origin"];
+  added_by: Actor | null;
 };
 
 export function toKeyRecord(row: KeyRow): KeyRecord {
@@ -96,6 +108,8 @@ export function toKeyRecord(row: KeyRow): KeyRecord {
     note: row.note,
     lastAuthAt: row.last_auth_at,
     createdAt: row.created_at,
+    origin: row.origin,
+    addedBy: row.added_by,
   };
 }
 
@@ -122,17 +136,59 @@ export async function allocateKey(
   return row ? { id: Number(row.id), key: row.key } : null;
 }
 
+/**
+ * Bans a sold key inside the caller's transaction and records who did it; null when it was banned already (nothing
+ * changed, nothing recorded). The caller announces the key after commit, so every process obeys at once.
+ */
+export async function banKey(
+  tx: Tx,
+  keyId: number,
+  by: Actor,
+  details: { alertId?: number } = {},
+): Promise<KeyRow | null> {
+  const [row] = await tx<KeyRow[]>`
+    update keys set banned_at = now() where id = ${keyId} and state = 'sold' and banned_at is null returning *`;
+  if (row) await recordKeyEvent(tx, keyId, "banned", by, details);
+  return row ?? null;
+}
+
+/** Clears a sold key's HWID inside the caller's transaction, recording the PC it was bound to and who did it. */
+export async function clearHwid(
+  tx: Tx,
+  keyId: number,
+  by: Actor,
+  details: { alertId?: number } = {},
+): Promise<KeyRow | null> {
+  const [row] = await tx<(KeyRow & { previous: string | null })[]>`
+    update keys k set hwid = null
+    from (select id, hwid from keys where id = ${keyId} and state = 'sold' for update) old
+    where k.id = old.id
+    returning k.*, old.hwid as previous`;
+  if (!row) return null;
+  await recordKeyEvent(tx, keyId, "hwid_reset", by, { uuid: row.previous, ...details });
+  return row;
+}
+
 export function createKeys(deps: ShopDeps, authCache: AuthCache) {
   const { sql, cache } = deps;
 
-  /** Drops cached auth answers for these keys here at once, and in every other process through pub/sub. */
+  /**
+   * Drops cached auth answers for these keys here at once, and in every other process through pub/sub. Past a
+   * thousand keys (a compensation) every process drops all its answers instead: one small message, and the cache
+   * refills from single reads within seconds.
+   */
   async function announce(...keys: string[]): Promise<void> {
     if (keys.length === 0) return;
+    if (keys.length > ANNOUNCE_ONE_BY_ONE) {
+      authCache.clear();
+      await cache.publish(CHANNELS.keys, FORGET_ALL);
+      return;
+    }
     authCache.forget(keys);
     await cache.publish(CHANNELS.keys, JSON.stringify(keys));
   }
 
-  async function generate(productId: number, days: number, count: number): Promise<string[]> {
+  async function generate(productId: number, days: number, count: number, by: Actor = "system"): Promise<string[]> {
     const duration = requireDuration(days);
     if (!Number.isInteger(count) || count < 1 || count > MAX_GENERATE) {
       throw invalid(`Количество — от 1 до ${MAX_GENERATE}`, "count");
@@ -142,8 +198,8 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
     while (created.length < count) {
       const batch = Array.from({ length: count - created.length }, generateKeyString);
       const rows = await sql<{ key: string }[]>`
-        insert into keys (product_id, days, key)
-        select ${productId}, ${duration}, k from unnest(${batch}::text[]) as k
+        insert into keys (product_id, days, key, origin, added_by)
+        select ${productId}, ${duration}, k, 'generated', ${by} from unnest(${batch}::text[]) as k
         on conflict (key) do nothing
         returning key`;
       created.push(...rows.map((r) => r.key));
@@ -162,7 +218,11 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
     productId: number,
     days: number,
     lines: KeyLines,
-    options: { onProgress?: (progress: { done: number; total: number }) => void; batchSize?: number } = {},
+    options: {
+      onProgress?: (progress: { done: number; total: number }) => void;
+      batchSize?: number;
+      by?: Actor;
+    } = {},
   ): Promise<ImportResult> {
     const duration = requireDuration(days);
     const all = lines.keys;
@@ -175,8 +235,8 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
       // Counted in the database: returning a row per key would send 100 000 ids back for nothing.
       const [row] = await sql<{ n: number }[]>`
         with added as (
-          insert into keys (product_id, days, key)
-          select ${productId}, ${duration}, k from unnest(${chunk}::text[]) as k
+          insert into keys (product_id, days, key, origin, added_by)
+          select ${productId}, ${duration}, k, 'imported', ${options.by ?? "system"} from unnest(${chunk}::text[]) as k
           on conflict (key) do nothing
           returning 1
         )
@@ -191,9 +251,14 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
   }
 
   /** Imports keys from text, one per line: parseKeyLines, then importKeys. */
-  async function importText(productId: number, days: number, text: string): Promise<ImportResult> {
+  async function importText(
+    productId: number,
+    days: number,
+    text: string,
+    by: Actor = "system",
+  ): Promise<ImportResult> {
     requireDuration(days);
-    return importKeys(productId, days, parseKeyLines(text));
+    return importKeys(productId, days, parseKeyLines(text), { by });
   }
 
   async function find(key: string): Promise<KeyRecord | null> {
@@ -210,7 +275,13 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
    * Sells one key without payment (a gift or a support case), optionally to a Telegram user, with a note saying
    * why. The key is marked as a gift so the database's "a sold key has an order or is a gift" rule holds.
    */
-  async function issue(productId: number, days: number, toTelegramId?: number, note = ""): Promise<KeyRecord> {
+  async function issue(
+    productId: number,
+    days: number,
+    toTelegramId?: number,
+    note = "",
+    by: Actor = "system",
+  ): Promise<KeyRecord> {
     const duration = requireDuration(days);
     const text = plainText(note);
     if (text.length > 500) throw invalid("Заметка длиннее 500 символов", "note");
@@ -228,6 +299,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
           insert into user_events (user_id, kind, detail)
           values (${toTelegramId}, 'key_gifted', ${sql.json({ keyId: key.id, productId, days })})`;
       }
+      await recordKeyEvent(tx, key.id, "issued", by, { to: toTelegramId ?? null, note: text });
       return sold!;
     });
     if (!row) throw new ShopError("out_of_stock", `Нет свободных ключей на ${daysLabel(duration)}`, "days");
@@ -243,50 +315,99 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
   }
 
   /** Clears the HWID of a sold key; the expiry stays, so the next loader to call rebinds without extending it. */
-  async function resetHwid(where: { key: string } | { id: number }): Promise<KeyRecord> {
+  async function resetHwid(where: { key: string } | { id: number }, by: Actor = "system"): Promise<KeyRecord> {
     const record = await requireKey(where);
     if (record.state !== "sold") throw invalid("HWID можно сбросить только у проданного ключа", "key");
-    await sql`update keys set hwid = null where id = ${record.id}`;
+    const row = await sql.begin((tx) => clearHwid(tx, record.id, by));
     await announce(record.key);
-    log.info("hwid reset", { key: maskKey(record.key) });
-    return { ...record, hwid: null };
+    log.info("hwid reset", { key: maskKey(record.key), by });
+    return row ? toKeyRecord(row) : { ...record, hwid: null };
   }
 
   /**
    * Bans or unbans a sold key. An unsold key is never banned: allocation does not look at bans, so it would be sold
    * to a buyer whose loader then hears "Key banned" — an unwanted unsold key is deleted instead.
    */
-  async function setBanned(where: { key: string } | { id: number }, banned: boolean): Promise<KeyRecord> {
+  async function setBanned(
+    where: { key: string } | { id: number },
+    banned: boolean,
+    by: Actor = "system",
+  ): Promise<KeyRecord> {
     const record = await requireKey(where);
     if (banned && record.state !== "sold") {
       throw invalid("Забанить можно только проданный ключ; непроданный удалите", "key");
     }
-    const [row] = await sql<KeyRow[]>`
-      update keys set banned_at = ${banned ? sql`coalesce(banned_at, now())` : null}
-      where id = ${record.id} returning *`;
+    // Banning a banned key (or unbanning an unbanned one) changes nothing, and records nothing.
+    const row = await sql.begin(async (tx) => {
+      if (banned) return banKey(tx, record.id, by);
+      const [unbanned] = await tx<KeyRow[]>`
+        update keys set banned_at = null where id = ${record.id} and banned_at is not null returning *`;
+      if (unbanned) await recordKeyEvent(tx, record.id, "unbanned", by, {});
+      return unbanned ?? null;
+    });
     await announce(record.key);
-    log.info(banned ? "key banned" : "key unbanned", { key: maskKey(record.key) });
-    return toKeyRecord(row!);
+    if (row) log.info(banned ? "key banned" : "key unbanned", { key: maskKey(record.key), by });
+    return row ? toKeyRecord(row) : ((await byId(record.id)) ?? record);
   }
 
-  /** Adds days to an activated key's expiry, or to its duration's start if it has not been activated yet. */
-  async function extend(where: { key: string } | { id: number }, days: number): Promise<KeyRecord> {
+  /** Adds days to an activated key's expiry (from now, if it has already expired). */
+  async function extend(
+    where: { key: string } | { id: number },
+    days: number,
+    by: Actor = "system",
+  ): Promise<KeyRecord> {
     if (!Number.isInteger(days) || days < 1 || days > 3650) throw invalid("Продление — от 1 до 3650 дней", "days");
     const record = await requireKey(where);
     if (record.state !== "sold") throw invalid("Продлить можно только проданный ключ", "key");
     if (!record.expiresAt) throw invalid("Ключ ещё не активирован: срок начнётся с первой активации", "key");
-    const [row] = await sql<KeyRow[]>`
-      update keys set expires_at = greatest(expires_at, now()) + make_interval(days => ${days})
-      where id = ${record.id} returning *`;
+    const row = await sql.begin(async (tx) => {
+      const [extended] = await tx<KeyRow[]>`
+        update keys set expires_at = greatest(expires_at, now()) + make_interval(days => ${days})
+        where id = ${record.id} returning *`;
+      await recordKeyEvent(tx, record.id, "extended", by, { days, expiresAt: extended!.expires_at!.toISOString() });
+      return extended!;
+    });
     await announce(record.key);
-    return toKeyRecord(row!);
+    return toKeyRecord(row);
   }
 
-  async function setNote(where: { key: string } | { id: number }, note: string): Promise<void> {
+  /** Saves the key's support note; an unchanged note is not recorded again. */
+  async function setNote(where: { key: string } | { id: number }, note: string, by: Actor = "system"): Promise<void> {
     const text = plainText(note);
     if (text.length > 500) throw invalid("Заметка длиннее 500 символов", "note");
     const record = await requireKey(where);
-    await sql`update keys set note = ${text} where id = ${record.id}`;
+    if (record.note === text) return;
+    await sql.begin(async (tx) => {
+      await tx`update keys set note = ${text} where id = ${record.id}`;
+      await recordKeyEvent(tx, record.id, "note", by, { note: text });
+    });
+  }
+
+  /**
+   * Compensates a product's downtime: every activated, unexpired, unbanned key of the product gets `days` more, in
+   * one statement (one transaction), each with a line on its timeline. Keys not yet activated lose nothing (their
+   * clock has not started), expired and banned ones are not brought back. Returns how many keys moved.
+   */
+  async function compensate(productId: number, days: number, by: Actor = "system"): Promise<number> {
+    if (!Number.isInteger(days) || days < 1 || days > MAX_COMPENSATION_DAYS) {
+      throw invalid(`Компенсация — от 1 до ${MAX_COMPENSATION_DAYS} дней`, "days");
+    }
+    const moved = await sql<{ key: string }[]>`
+      with moved as (
+        update keys set expires_at = expires_at + make_interval(days => ${days})
+        where product_id = ${productId} and state = 'sold' and banned_at is null and expires_at > now()
+        returning id, key, expires_at
+      ), recorded as (
+        insert into key_events (key_id, kind, actor, details)
+        select id, 'compensated', ${by},
+          jsonb_build_object('days', ${days}::int,
+            'expiresAt', to_char(expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        from moved
+      )
+      select key from moved`;
+    await announce(...moved.map((r) => r.key));
+    log.info("keys compensated", { productId, days, keys: moved.length, by });
+    return moved.length;
   }
 
   /** Deletes an unsold key. Sold and reserved keys belong to somebody and cannot be deleted. */
@@ -317,7 +438,9 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
     setBanned,
     extend,
     setNote,
+    compensate,
     remove,
+    announce,
     compactCounts,
   };
 }

@@ -4,6 +4,7 @@ import { maskKey } from "../../lib/keys.ts";
 import { log } from "../../lib/log.ts";
 import { remaining } from "../../lib/time.ts";
 import { asUnavailable } from "../errors.ts";
+import { MismatchLog } from "./mismatches.ts";
 
 /**
  * The loader's licence check (docs/licence-api.md#the-answers): key + HWID → success with the time left, or one of the
@@ -216,9 +217,22 @@ class LastSeenStamps {
   }
 }
 
-export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
+/**
+ * `onMismatches` hears which keys had HWID mismatches written (once a second at most): the sharing alerts' check.
+ */
+export function createLicence(
+  deps: { sql: Sql },
+  authCache: AuthCache,
+  hooks: { onMismatches?: (keyIds: number[]) => Promise<void> } = {},
+) {
   const { sql } = deps;
   const stamps = new LastSeenStamps(sql);
+  const mismatches = new MismatchLog(sql, hooks.onMismatches ?? (async () => {}));
+
+  /** A refusal worth remembering for the key's timeline and the sharing alerts: counted in memory, written later. */
+  function noteMismatch(snapshot: KeySnapshot, verdict: AuthResult, hwid: string, ip: string | null, now: Date): void {
+    if (!verdict.ok && verdict.message === "HWID mismatch") mismatches.add(snapshot.id, hwid, ip, now.getTime());
+  }
 
   /** Product and key in one round trip: no row → no product; a row without a key → not this product's key. */
   async function lookup(product: string, key: string): Promise<{ product: boolean; key: KeySnapshot | null }> {
@@ -231,18 +245,30 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
     return { product: true, key: toSnapshot(row) };
   }
 
-  /** Binds the HWID if the key is still unbound; the expiry starts only on the very first activation. */
+  /**
+   * Binds the HWID if the key is still unbound; the expiry starts only on the very first activation. The key's
+   * timeline gets its line (key_events 'activated': the PC, the address, first or after a reset) in the same
+   * statement: an activation is a write anyway, and its record can then never be lost or told apart from it.
+   */
   async function bind(snapshot: KeySnapshot, hwid: string, ip: string | null): Promise<KeySnapshot | null> {
+    const first = snapshot.expiresAt === null;
     const [row] = await sql<{ hwid: string; expires_at: Date; activated_at: Date }[]>`
-      update keys set
-        hwid = ${hwid},
-        activated_at = coalesce(activated_at, now()),
-        expires_at = coalesce(expires_at, now() + make_interval(days => days)),
-        last_auth_at = now(),
-        last_auth_ip = ${ip}
-      where id = ${snapshot.id} and state = 'sold' and hwid is null and banned_at is null
-        and (expires_at is null or expires_at > now())
-      returning hwid, expires_at, activated_at`;
+      with bound as (
+        update keys set
+          hwid = ${hwid},
+          activated_at = coalesce(activated_at, now()),
+          expires_at = coalesce(expires_at, now() + make_interval(days => days)),
+          last_auth_at = now(),
+          last_auth_ip = ${ip}
+        where id = ${snapshot.id} and state = 'sold' and hwid is null and banned_at is null
+          and (expires_at is null or expires_at > now())
+        returning id, hwid, expires_at, activated_at
+      ), recorded as (
+        insert into key_events (key_id, kind, actor, details)
+        select id, 'activated', 'loader', jsonb_build_object('uuid', hwid, 'ip', ${ip}::text, 'first', ${first}::boolean)
+        from bound
+      )
+      select hwid, expires_at, activated_at from bound`;
     if (!row) return null;
     return { ...snapshot, hwid: row.hwid, expiresAt: row.expires_at.getTime(), lastAuthAt: Date.now() };
   }
@@ -275,6 +301,7 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
       const verdict = decide(cached, input.hwid, now);
       if (verdict !== "bind") {
         if (verdict.ok) touch(cached, input.ip, now);
+        else noteMismatch(cached, verdict, input.hwid, input.ip, now);
         return verdict;
       }
     }
@@ -316,14 +343,21 @@ export function createLicence(deps: { sql: Sql }, authCache: AuthCache) {
     if (snapshot && snapshot.state === "sold" && snapshot.hwid !== null) {
       // Stamped first: the cache keeps a copy, which must know the stamp was just sent.
       if (verdict !== "bind" && verdict.ok) touch(snapshot, input.ip, now);
+      else if (verdict !== "bind") noteMismatch(snapshot, verdict, input.hwid, input.ip, now);
       authCache.put(input.product, input.key, snapshot, generation);
     }
     return verdict as AuthResult;
   }
 
   // `lookup` is exported for bench/auth, whose database ceiling runs this very query without HTTP around it.
-  // `flushStamps` writes the pending "last seen" stamps now: at shutdown, and for tests.
-  return { authenticate, lookup, flushStamps: () => stamps.flush() };
+  // `flush` writes the pending "last seen" stamps and HWID mismatches now: at shutdown, and for tests.
+  return {
+    authenticate,
+    lookup,
+    flush: async () => {
+      await Promise.all([stamps.flush(), mismatches.flush()]);
+    },
+  };
 }
 
 export type Licence = ReturnType<typeof createLicence>;

@@ -120,3 +120,66 @@ export const alertTexts = {
       "Ключ — в панели, вкладка «Заказы»: выдайте его вручную или повторите доставку.",
     ].join("\n"),
 };
+
+// A sharing alert (docs/panel.md#sharing-alerts): one message per key per period to every admin, with three buttons;
+// once one admin presses one, every admin's copy says who did what, without the buttons.
+
+/** What an alert tells about the key. */
+export type SharingAlertFacts = {
+  key: string;
+  productName: string;
+  days: number;
+  buyer: { id: number; username: string | null } | null;
+  gift: boolean;
+  hwid: string | null;
+  uuids: number;
+  mismatches: number;
+  hours: number;
+  /** The key's page in the panel. */
+  url: string;
+};
+
+export type SharingAction = "ban" | "reset" | "ignore";
+
+const SHARING_DONE: Record<SharingAction, string> = {
+  ban: "ключ забанен",
+  reset: "HWID сброшен: ключ привяжется к следующему ПК",
+  ignore: "оставлен как есть",
+};
+
+export const sharingAlertTexts = {
+  buttons: { ban: "🚫 Забанить", reset: "♻️ Сбросить HWID", ignore: "👌 Оставить" } satisfies Record<
+    SharingAction,
+    string
+  >,
+
+  alert: (f: SharingAlertFacts) =>
+    [
+      "🔑 Похоже, ключ передают другим.",
+      `Ключ: ${f.key}`,
+      `Товар: ${f.productName} ${daysLabel(f.days)}`,
+      `Покупатель: ${f.buyer ? who(f.buyer.id, f.buyer.username) : f.gift ? "выдан без оплаты" : "—"}`,
+      `За ${f.hours} ч: ${counted(f.uuids, ["чужой ПК", "чужих ПК", "чужих ПК"])}, ` +
+        `${counted(f.mismatches, ["отказ", "отказа", "отказов"])} «HWID mismatch».`,
+      `Привязан к ПК: ${f.hwid ?? "— (HWID сброшен)"}`,
+      `Страница ключа: ${f.url}`,
+    ].join("\n"),
+
+  /** The alert once decided: `by` is the admin as the others know them, `at` already in Moscow time. */
+  resolved: (f: SharingAlertFacts, action: SharingAction, by: string, at: string) =>
+    `${sharingAlertTexts.alert(f)}\n\n✅ ${by}: ${SHARING_DONE[action]} (${at}).`,
+
+  /** The pressing admin's notice. */
+  done: (action: SharingAction) =>
+    action === "ban" ? "Ключ забанен." : action === "reset" ? "HWID сброшен." : "Ключ оставлен как есть.",
+  already: (action: SharingAction, by: string) => `Уже решено: ${by} — ${SHARING_DONE[action]}.`,
+  GONE: "Это оповещение больше не действует.",
+};
+
+/** An admin as the others know them: «Иван (@ivan)», else the Telegram id. */
+export const adminName = (admin: { id: number; firstName: string | null; username: string | null }) =>
+  admin.firstName && admin.username
+    ? `${admin.firstName} (@${admin.username})`
+    : admin.username
+      ? `@${admin.username}`
+      : (admin.firstName ?? String(admin.id));
