@@ -5,6 +5,7 @@ import { type Args, type CommandSpec, type Io, UsageError } from "./cli/command.
 import { migrateDatabase } from "./cli/database.ts";
 import { keysCompensate, keysGenerate, keysImport, keysIssue, keysResetHwid } from "./cli/keys.ts";
 import { apiPublicKey, apiRetireKey, apiRotateKey } from "./cli/licence.ts";
+import { promoAdd, promoDisable, promoList } from "./cli/promos.ts";
 import { botSet, settingsSet } from "./cli/settings.ts";
 import { type Config, ConfigError, loadConfig } from "./config.ts";
 import { connectDatabase, type Sql } from "./db/client.ts";
@@ -37,6 +38,9 @@ const COMMANDS: CommandSpec[] = [
   keysResetHwid,
   keysCompensate,
   buildUpload,
+  promoAdd,
+  promoList,
+  promoDisable,
   botSet,
   settingsSet,
   adminsAdd,

@@ -1,6 +1,6 @@
 import type { Children } from "@kitajs/html";
 import type { DeliveryStatus } from "../src/shop/orders/deliveries.ts";
-import type { OrderStatus } from "../src/shop/orders/orders.ts";
+import type { OrderStatus, PaidBy } from "../src/shop/orders/orders.ts";
 import { days } from "./format.ts";
 import { href, type View } from "./view.ts";
 
@@ -118,6 +118,14 @@ export const ORDER_STATUS_LABELS: Record<OrderStatus, string> = {
   failed: "Закрыт без ключа",
   expired: "Истёк",
   paid_no_stock: "Оплачен, нет ключей",
+};
+
+/** Who paid an order, as the owner reads it. */
+export const PAID_BY_LABELS: Record<PaidBy, string> = {
+  anypay: "AnyPay",
+  telegram_stars: "Telegram Stars",
+  promo: "промокод (бесплатно)",
+  test: "тестовая оплата",
 };
 
 export const DELIVERY_LABELS: Record<DeliveryStatus, string> = {

@@ -41,6 +41,10 @@ function payment(e: UserEvent): string {
   return parts.filter(Boolean).join(", ");
 }
 
+/** « с промокодом SPRING25» when the event names one. */
+const withCode = (e: UserEvent) =>
+  text(e.detail.promoCode) ? ` с промокодом ${clip(text(e.detail.promoCode)!, 32)}` : "";
+
 const key = (e: UserEvent) => e.maskedKey ?? text(e.detail.key);
 const withKey = (e: UserEvent) => (key(e) ? ` ${key(e)}` : "");
 const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, max)}…` : s);
@@ -72,9 +76,11 @@ function describe(e: UserEvent): string {
     case "duration_chosen":
       return `Выбрал ${purchase(e)}`;
     case "purchase_confirmed":
-      return `Подтвердил покупку: ${purchase(e)}`;
+      return `Подтвердил покупку: ${purchase(e)}${withCode(e)}`;
+    case "promo_entry":
+      return `Нажал «Ввести промокод»: ${purchase(e)}`;
     case "order_placed":
-      return `Оформил ${orderNo(e)}: ${purchase(e)}`;
+      return `Оформил ${orderNo(e)}: ${purchase(e)}${withCode(e)}`;
     case "order_replaced":
       return `${orderNo(e)} заменён новым: цена изменилась${number(e.detail.newRub) !== null ? ` на ${rub(number(e.detail.newRub)!)}` : ""}`;
     case "test_payment":

@@ -2,7 +2,7 @@ import type { Children } from "@kitajs/html";
 import { CsrfField } from "./components.tsx";
 import { href, type View } from "./view.ts";
 
-export type Tab = "dashboard" | "settings" | "admins" | "users" | "products" | "orders" | "account";
+export type Tab = "dashboard" | "settings" | "admins" | "users" | "products" | "orders" | "promos" | "account";
 
 const TABS: { tab: Tab; path: string; label: string }[] = [
   { tab: "dashboard", path: "/", label: "Главная" },
@@ -11,6 +11,7 @@ const TABS: { tab: Tab; path: string; label: string }[] = [
   { tab: "users", path: "/users", label: "Пользователи" },
   { tab: "products", path: "/products", label: "Продукты" },
   { tab: "orders", path: "/orders", label: "Заказы" },
+  { tab: "promos", path: "/promos", label: "Промокоды" },
 ];
 
 function Head(props: { view: View; title: string }) {

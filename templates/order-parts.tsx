@@ -1,6 +1,6 @@
 import { escapeHtml } from "@kitajs/html";
 import type { OrderListItem } from "../src/shop/orders/lists.ts";
-import { DELIVERY_LABELS, OrderLink, OrderStatusBadge, ProductDuration } from "./components.tsx";
+import { DELIVERY_LABELS, OrderLink, OrderStatusBadge, PAID_BY_LABELS, ProductDuration } from "./components.tsx";
 import { personName, rub, when } from "./format.ts";
 import { href, type View } from "./view.ts";
 
@@ -90,7 +90,7 @@ export function OrdersTable(props: OrdersTableProps) {
                 />
               </td>
               <td data-label="Сумма" class="num">
-                {escapeHtml(rub(o.amountRub))}
+                <OrderAmount order={o} />
               </td>
               <td data-label="Статус">
                 <OrderStatusBadge status={o.status} test={o.test} />
@@ -118,12 +118,33 @@ export function OrdersTable(props: OrdersTableProps) {
   );
 }
 
+/**
+ * What an order costs, and what paid it: «1 500 ₽» with the code that took its discount, «150 ⭐» for an order paid
+ * in Telegram Stars (its rouble price was not charged).
+ */
+export function OrderAmount({ order: o }: { order: OrderListItem }) {
+  const stars = o.paidBy === "telegram_stars" && o.paidStars !== null;
+  return (
+    <>
+      {escapeHtml(stars ? `${o.paidStars} ⭐` : rub(o.amountRub))}
+      {o.promoCode ? <span class="sub mono" safe>{`${o.promoCode} −${rub(o.discountRub)}`}</span> : ""}
+    </>
+  );
+}
+
 /** The orders tab's payment and delivery cells: the transaction, what the delivery is waiting on, the key sold. */
 function PaymentCells({ view, order: o }: { view: View; order: OrderListItem }) {
   return (
     <>
       <td data-label="Оплата">
         {escapeHtml(when(o.paidAt))}
+        {o.paidBy ? (
+          <span class="sub" safe>
+            {PAID_BY_LABELS[o.paidBy]}
+          </span>
+        ) : (
+          ""
+        )}
         {o.transactionId ? (
           <span class="sub mono" safe>
             {o.transactionId}

@@ -13,11 +13,12 @@ import {
   Field,
   Notice,
   OrderStatusBadge,
+  PAID_BY_LABELS,
   ProductDuration,
   postTo,
 } from "./components.tsx";
 import { EventLog } from "./events.tsx";
-import { count, personName, rub, when } from "./format.ts";
+import { count, personName, rub, stars, when } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { keyStateBadge } from "./users.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
@@ -36,6 +37,26 @@ const OUTCOME_LABELS: Record<PaymentRecord["outcome"], string> = {
   no_stock: "зачтён, ключей не было",
   duplicate: "повторная оплата — верните в AnyPay",
 };
+
+/** What the payment actually charged: roubles through AnyPay, Stars through Telegram, nothing for a code or a test. */
+function charged(order: Order): string {
+  if (order.paidBy === "telegram_stars") return stars(order.paidStars ?? 0);
+  return rub(order.paidRub ?? 0);
+}
+
+/** How a ledger row was paid: AnyPay's method (card, sbp…), Telegram Stars, the code that covered it, a test. */
+function paymentMethod(p: PaymentRecord): string {
+  switch (p.source) {
+    case "anypay":
+      return p.method ?? "—";
+    case "telegram_stars":
+      return "Telegram Stars";
+    case "promo":
+      return `промокод ${p.method ?? ""}`.trim();
+    case "test":
+      return "кнопка в боте";
+  }
+}
 
 /** Deliveries an admin can send again: the job has stopped trying. */
 export function canRetry(delivery: DeliveryView | null): boolean {
@@ -228,7 +249,7 @@ function PaymentsCard({ payments }: { payments: PaymentRecord[] }) {
                     {`${p.amount} ${p.currency}`}
                   </td>
                   <td data-label="Способ">
-                    <span safe>{p.method ?? "—"}</span>
+                    <span safe>{paymentMethod(p)}</span>
                     {p.source === "test" ? <Badge tone="warn">тестовая оплата</Badge> : ""}
                     {p.source !== "test" && p.test ? <Badge tone="warn">тест AnyPay</Badge> : ""}
                   </td>
@@ -299,7 +320,20 @@ export function OrderView(props: OrderViewProps) {
             />
           </dd>
           <dt>Сумма</dt>
-          <dd safe>{rub(order.amountRub)}</dd>
+          <dd safe>{order.stars ? `${rub(order.amountRub)} или ${stars(order.stars)}` : rub(order.amountRub)}</dd>
+          {order.promoCode && order.promoCodeId !== null ? (
+            <>
+              <dt>Промокод</dt>
+              <dd>
+                <a class="mono" href={href(view, `/promos/${order.promoCodeId}`)} safe>
+                  {order.promoCode}
+                </a>{" "}
+                <span class="sub" safe>{`скидка ${rub(order.discountRub)} от цены ${rub(order.listRub)}`}</span>
+              </dd>
+            </>
+          ) : (
+            ""
+          )}
           <dt>Создан</dt>
           <dd safe>{when(order.createdAt)}</dd>
           {order.status === "pending" ? (
@@ -312,6 +346,14 @@ export function OrderView(props: OrderViewProps) {
           )}
           <dt>Оплачен</dt>
           <dd safe>{when(order.paidAt)}</dd>
+          {order.paidBy ? (
+            <>
+              <dt>Чем оплачен</dt>
+              <dd safe>{`${PAID_BY_LABELS[order.paidBy]}: ${charged(order)}`}</dd>
+            </>
+          ) : (
+            ""
+          )}
           <dt>Выдан</dt>
           <dd safe>{when(order.deliveredAt)}</dd>
           {order.test ? (

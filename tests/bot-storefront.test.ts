@@ -90,7 +90,7 @@ test("choosing a duration edits the card into the exact confirmation text; confi
       "Morpheus Private 7 дней • 899₽.\n" +
       "После подтверждения вам предоставится страница для оплаты подписки, после успешной оплаты вы получите товар.",
   );
-  expect(buttonsOf(confirm).map((b) => b.text)).toEqual(["Подтвердить", "« Назад"]);
+  expect(buttonsOf(confirm).map((b) => b.text)).toEqual(["Подтвердить", "🎟 Ввести промокод", "« Назад"]);
 
   const payment = (await bot.press(bob, buttonData(confirm, "Подтвердить"), confirm)).screen!;
   expect(payment.method).toBe("editMessageText");

@@ -13,6 +13,7 @@ import { keyPageRoutes } from "./key-page.ts";
 import { keysRoutes } from "./keys.ts";
 import { ordersRoutes } from "./orders.ts";
 import { productsRoutes } from "./products.ts";
+import { promosRoutes } from "./promos.ts";
 import { settingsRoutes } from "./settings.ts";
 import { staticFiles } from "./static.ts";
 import { usersRoutes } from "./users.ts";
@@ -38,6 +39,7 @@ export function adminPanel(shop: Shop, config: Config) {
     keysRoutes,
     keyPageRoutes,
     ordersRoutes,
+    promosRoutes,
     accountRoutes,
   ]) {
     tab(routes, panel);

@@ -64,6 +64,13 @@ export function field(body: unknown, name: string): string {
   return "";
 }
 
+/** Every value of a repeated text field (checkboxes of one name); [] when absent. */
+export function fields(body: unknown, name: string): string[] {
+  const value = asBody(body)[name];
+  const all = Array.isArray(value) ? value : [value];
+  return all.filter((v): v is string => typeof v === "string");
+}
+
 /** An uploaded file; null when absent or empty. */
 export function file(body: unknown, name: string): File | null {
   const value = asBody(body)[name];

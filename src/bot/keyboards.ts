@@ -9,7 +9,17 @@ import {
   maintenanceButton,
   TEST_PAY,
 } from "../shop/texts/admins.ts";
-import { BACK, CONFIRM, MY_PURCHASES, offerButton, payButton, TO_CATALOGUE } from "../shop/texts/buyers.ts";
+import {
+  BACK,
+  CANCEL,
+  CONFIRM,
+  MY_PURCHASES,
+  OTHER_PROMO_BUTTON,
+  offerButton,
+  PROMO_BUTTON,
+  payButton,
+  TO_CATALOGUE,
+} from "../shop/texts/buyers.ts";
 
 /**
  * Callback data of every inline button (Telegram allows 64 bytes). Offers carry the price the buyer saw, so a
@@ -21,6 +31,14 @@ export const data = {
   product: (productId: number) => `p:${productId}`,
   offer: (productId: number, days: number, rub: number) => `d:${productId}:${days}:${rub}`,
   confirm: (productId: number, days: number, rub: number) => `buy:${productId}:${days}:${rub}`,
+  /** «Ввести промокод» on the confirmation at list price `rub`. */
+  promo: (productId: number, days: number, rub: number) => `pc:${productId}:${days}:${rub}`,
+  /**
+   * «Подтвердить» with a code applied: `rub` is the price after it. The code itself rides along (at most 63 bytes in
+   * all) and is checked again on the press, as if typed: a forged one gains nothing and counts as a guess.
+   */
+  confirmPromo: (productId: number, days: number, rub: number, code: string) =>
+    `bp:${productId}:${days}:${rub}:${code}`,
   payTest: (orderId: number) => `pay:${orderId}`,
   broadcast: "adm:bc",
   maintenance: (on: boolean) => `adm:mt:${on ? 1 : 0}`,
@@ -35,6 +53,8 @@ export const pattern = {
   product: /^p:(\d{1,15})$/,
   offer: /^d:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
   confirm: /^buy:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  promo: /^pc:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  confirmPromo: /^bp:(\d{1,15}):(\d{1,2}):(\d{1,8}):([A-Z0-9_-]{3,32})$/,
   payTest: /^pay:(\d{1,15})$/,
   broadcast: /^adm:bc$/,
   maintenance: /^adm:mt:([01])$/,
@@ -69,6 +89,8 @@ const PRESSES: [RegExp, (groups: string[]) => PressedEvent][] = [
   [pattern.product, (m) => ({ kind: "product_viewed", detail: { productId: Number(m[0]) } })],
   [pattern.offer, offer("duration_chosen")],
   [pattern.confirm, offer("purchase_confirmed")],
+  [pattern.promo, offer("promo_entry")],
+  [pattern.confirmPromo, (m) => ({ kind: "purchase_confirmed", detail: { ...offer("")(m).detail, promoCode: m[3] } })],
   [pattern.payTest, (m) => ({ kind: "test_payment", detail: { orderId: Number(m[0]) } })],
   [pattern.broadcast, () => ({ kind: "broadcast_opened", detail: {} })],
   [pattern.maintenance, (m) => ({ kind: "maintenance_switched", detail: { on: m[0] === "1" } })],
@@ -100,9 +122,29 @@ export function productKeyboard(product: CatalogueProduct): TelegramInlineKeyboa
   ]);
 }
 
-export function confirmKeyboard(productId: number, days: number, rub: number): TelegramInlineKeyboardMarkup {
-  return markup([[button(CONFIRM, data.confirm(productId, days, rub))], [button(BACK, data.product(productId))]]);
+/**
+ * The confirmation: «Подтвердить» (with the code, if one is applied), the promo code button, the way back. `listRub`
+ * is the duration's price; `applied` the code and the price after it.
+ */
+export function confirmKeyboard(
+  productId: number,
+  days: number,
+  listRub: number,
+  applied?: { code: string; rub: number },
+): TelegramInlineKeyboardMarkup {
+  const confirm = applied
+    ? data.confirmPromo(productId, days, applied.rub, applied.code)
+    : data.confirm(productId, days, listRub);
+  return markup([
+    [button(CONFIRM, confirm)],
+    [button(applied ? OTHER_PROMO_BUTTON : PROMO_BUTTON, data.promo(productId, days, listRub))],
+    [button(BACK, data.product(productId))],
+  ]);
 }
+
+/** Under the promo code prompt: back to the confirmation at the price it had. */
+export const promoPromptKeyboard = (productId: number, days: number, listRub: number): TelegramInlineKeyboardMarkup =>
+  markup([[button(CANCEL, data.offer(productId, days, listRub))]]);
 
 /** One button per way to pay the order, in the checkout's order, then the way back. */
 export function paymentKeyboard(options: PaymentOption[]): TelegramInlineKeyboardMarkup {

@@ -24,6 +24,7 @@ import { createBuilds } from "./products/builds.ts";
 import { createCatalogue } from "./products/catalogue.ts";
 import { createProducts } from "./products/products.ts";
 import { createStock } from "./products/stock.ts";
+import { createCodeEntries } from "./promos/entry.ts";
 import { createPromos } from "./promos/promos.ts";
 import { createSettings } from "./settings/settings.ts";
 import { createAdmins } from "./users/admins.ts";
@@ -68,7 +69,7 @@ export function createShop(deps: ShopDeps) {
     },
     deliveries,
     refusedNotifications,
-    promos: createPromos(deps),
+    promos: { ...createPromos(deps), entries: createCodeEntries(deps) },
     users: { ...createUsers(deps), ...createUserLists(deps) },
     purchases: createPurchases(deps),
     admins: createAdmins(deps),

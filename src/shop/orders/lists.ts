@@ -3,7 +3,7 @@ import type { DurationDays } from "../../lib/durations.ts";
 import type { ShopDeps } from "../deps.ts";
 import { cleanQuery, num, type Page, type PageRequest } from "../lists.ts";
 import type { DeliveryStatus } from "./deliveries.ts";
-import type { OrderStatus } from "./orders.ts";
+import type { OrderStatus, PaidBy } from "./orders.ts";
 
 export const ORDER_STATUSES: readonly OrderStatus[] = [
   "pending",
@@ -30,8 +30,13 @@ export type OrderListItem = {
   productName: string;
   days: DurationDays;
   amountRub: number;
+  discountRub: number;
+  promoCode: string | null;
   status: OrderStatus;
   test: boolean;
+  /** Who paid it, and what was charged in Stars (roubles: amountRub); null until paid. */
+  paidBy: PaidBy | null;
+  paidStars: number | null;
   createdAt: Date;
   paidAt: Date | null;
   deliveredAt: Date | null;
@@ -53,8 +58,12 @@ type OrderListRow = {
   product_name: string;
   days: number;
   amount_rub: number;
+  discount_rub: number;
+  promo_code: string | null;
   status: OrderStatus;
   test: boolean;
+  provider: PaidBy | null;
+  paid_stars: number | null;
   created_at: Date;
   paid_at: Date | null;
   delivered_at: Date | null;
@@ -73,8 +82,12 @@ const toOrderItem = (r: OrderListRow): OrderListItem => ({
   productName: r.product_name,
   days: r.days as DurationDays,
   amountRub: r.amount_rub,
+  discountRub: r.discount_rub,
+  promoCode: r.promo_code,
   status: r.status,
   test: r.test,
+  paidBy: r.provider,
+  paidStars: r.paid_stars,
   createdAt: r.created_at,
   paidAt: r.paid_at,
   deliveredAt: r.delivered_at,
@@ -90,7 +103,8 @@ export function createOrderLists(deps: ShopDeps) {
 
   const orderColumns = () => sql`
     o.id::text as page_id, null as page_key, o.user_id, u.first_name, u.last_name, u.username,
-    o.product_id, p.name as product_name, o.days, o.amount_rub, o.status, o.test, o.created_at, o.paid_at,
+    o.product_id, p.name as product_name, o.days, o.amount_rub, o.discount_rub, o.promo_code, o.status, o.test,
+    o.provider, o.paid_stars, o.created_at, o.paid_at,
     o.delivered_at, o.failure, o.transaction_id,
     (select k.id from keys k where k.order_id = o.id limit 1) as key_id,
     (select d.status from deliveries d where d.order_id = o.id) as delivery_status`;

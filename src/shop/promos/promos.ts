@@ -226,14 +226,10 @@ export async function applyPromo(
   return { ok: true, promo: { id: promo.id, code: promo.code, discount: promo.discount } };
 }
 
-/** How a code's product and durations read in the panel and the bot: «Stalcraft, 7 и 30 дней», «все товары». */
-export function promoScope(p: Pick<PromoCode, "productName" | "days">): string {
-  const what = p.productName === null ? "все товары" : `«${p.productName}»`;
-  if (p.days === null) return what;
-  const labels = p.days.map((d) => String(d));
-  const last = p.days.at(-1)!;
-  const list = labels.length === 1 ? daysLabel(last) : `${labels.slice(0, -1).join(", ")} и ${daysLabel(last)}`;
-  return `${what}, ${list}`;
+/** Durations as a phrase: «7 дней», «7 и 30 дней», «1, 7 и 30 дней». */
+export function daysList(days: readonly DurationDays[]): string {
+  const last = days.at(-1)!;
+  return days.length === 1 ? daysLabel(last) : `${days.slice(0, -1).join(", ")} и ${daysLabel(last)}`;
 }
 
 export function createPromos(deps: ShopDeps) {

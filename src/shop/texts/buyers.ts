@@ -1,4 +1,6 @@
 import { daysLabel } from "../../lib/durations.ts";
+import { type Discount, discountLabel } from "../promos/discount.ts";
+import { daysList, type PromoVerdict } from "../promos/promos.ts";
 import type { KeyPurchase, Purchase, PurchaseState } from "../users/purchases.ts";
 
 /**
@@ -26,6 +28,68 @@ export const confirmText = (product: string, days: number, rub: number) =>
     `${product} ${daysLabel(days)} • ${rub}₽.`,
     "После подтверждения вам предоставится страница для оплаты подписки, после успешной оплаты вы получите товар.",
   ].join("\n");
+
+/** A promo code applied on the confirmation: the code, its discount and the price without it. */
+export type AppliedCode = { code: string; discount: Discount; listRub: number };
+
+/**
+ * The confirmation with a promo code applied: the exact first line, the price after the code with the old one named
+ * beside it, and — when the code covers everything — no payment page to promise.
+ */
+export const confirmWithCodeText = (product: string, days: number, rub: number, applied: AppliedCode) =>
+  [
+    "Подтвердите покупку:",
+    `${product} ${daysLabel(days)} • ${rub}₽ вместо ${applied.listRub}₽ (промокод ${applied.code}, ${discountLabel(applied.discount)}).`,
+    rub === 0
+      ? "Промокод покрывает всю стоимость: после подтверждения вы сразу получите товар."
+      : "После подтверждения вам предоставится страница для оплаты подписки, после успешной оплаты вы получите товар.",
+  ].join("\n");
+
+/** The confirmation's button that asks for a promo code, before and after one is applied. */
+export const PROMO_BUTTON = "🎟 Ввести промокод";
+export const OTHER_PROMO_BUTTON = "🎟 Другой промокод";
+export const CANCEL = "« Отмена";
+
+/** After «Ввести промокод»: what to send, and the way back. */
+export const PROMO_PROMPT =
+  "Отправьте промокод одним сообщением — латинские буквы и цифры, регистр не важен.\n" +
+  "Передумали — нажмите «Отмена», цена останется прежней.";
+export const PROMO_TEXT_ONLY = "Промокод нужно отправить текстом. Отправьте его ещё раз или нажмите «Отмена».";
+
+const minutes = (seconds: number) => Math.max(1, Math.ceil(seconds / 60));
+
+/**
+ * Why a code was not taken, and what the buyer can do: each is shown above the confirmation at the full price, so
+ * the purchase can go on without the code.
+ */
+export function promoRefusedText(verdict: Extract<PromoVerdict, { ok: false }>): string {
+  const code = verdict.code;
+  const onDays = verdict.days ? ` на ${daysList(verdict.days)}` : "";
+  switch (verdict.reason) {
+    case "unknown":
+      return `Промокода «${code}» нет. Проверьте, как он написан, и нажмите «${PROMO_BUTTON}» ещё раз — или подтвердите покупку без него.`;
+    case "disabled":
+      return `Промокод ${code} больше не действует. Подтвердите покупку по обычной цене или введите другой промокод.`;
+    case "expired":
+      return `Срок действия промокода ${code} закончился. Подтвердите покупку по обычной цене или введите другой промокод.`;
+    case "other_product":
+      return `Промокод ${code} действует только для «${verdict.productName}»${onDays}. Выберите этот товар в каталоге или подтвердите покупку без промокода.`;
+    case "other_duration":
+      return `Промокод ${code} действует только для ${verdict.productName ? `«${verdict.productName}»` : "покупок"}${onDays}. Вернитесь назад и выберите этот срок — или подтвердите покупку без промокода.`;
+    case "used_up":
+      return `Промокод ${code} уже израсходован. Подтвердите покупку по обычной цене или введите другой промокод.`;
+    case "used_by_you":
+      return `Вы уже воспользовались промокодом ${code} столько раз, сколько он позволяет. Подтвердите покупку по обычной цене или введите другой промокод.`;
+  }
+}
+
+/** Too many unknown codes in a row. */
+export const promoGuessingText = (retryAfterS: number) =>
+  `Слишком много неверных промокодов. Попробуйте снова через ${minutes(retryAfterS)} мин. — или подтвердите покупку без промокода.`;
+
+/** A code covered the whole price: the order is paid, the key is on its way. */
+export const paidByPromoText = (order: { id: number; promoCode: string | null }) =>
+  `Промокод ${order.promoCode ?? ""} покрыл всю стоимость заказа №${order.id}. Ключ придёт в этот чат через несколько секунд.`;
 
 /**
  * Exact: the purchase message: the caption of the product's zip, or the whole message when the product has no
@@ -78,10 +142,13 @@ export const paymentText = (order: {
   productName: string;
   days: number;
   amountRub: number;
+  listRub: number;
+  promoCode: string | null;
   reservedUntil: Date;
 }) =>
   [
-    `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽.`,
+    `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
+      (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
     `Ключ забронирован за вами до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
     "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат.",
   ].join("\n");
