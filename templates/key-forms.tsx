@@ -190,7 +190,7 @@ export function CompensateForm(
           {escapeHtml(
             r.keys === 0
               ? "Активных ключей нет: компенсировать некому."
-              : `Компенсировано: ${count(r.keys)} ${plural(r.keys, ["ключ", "ключа", "ключей"])} получили +${days(r.days)}.`,
+              : `Компенсировано ключей: ${count(r.keys)} (каждому +${days(r.days)}).`,
           )}
         </Notice>
       ) : (

@@ -30,6 +30,14 @@ const times = (n: number) => `${count(n)} ${plural(n, ["раз", "раза", "р
 
 type Details = Record<string, unknown>;
 
+/** Who took the money, as the payments ledger names them. */
+const PAYMENT_SOURCES: Record<string, string> = {
+  anypay: "AnyPay",
+  test: "тестовая оплата",
+  telegram_stars: "Telegram Stars",
+  promo: "промокод",
+};
+
 /**
  * The sentence for each kind of line. The compiler holds this to every kind the shop records (events.ts) and
  * derives (timeline.ts): a new kind does not build until it is worded here.
@@ -38,12 +46,18 @@ export const KEY_EVENT_SENTENCES: Record<TimelineKind, (d: Details) => string> =
   added: (d) =>
     d.origin === "generated" ? "Сгенерирован" : d.origin === "imported" ? "Импортирован" : "Добавлен в магазин",
   reserved: (d) => {
-    const parts = [number(d.days) !== null ? days(number(d.days)!) : "", number(d.rub) !== null ? `${d.rub} ₽` : ""];
+    const parts = [
+      number(d.days) !== null ? days(number(d.days)!) : "",
+      number(d.rub) !== null ? `${d.rub} ₽` : "",
+      text(d.promoCode) ? `промокод ${text(d.promoCode)}` : "",
+    ];
     return `Зарезервирован для ${orderNo(d)}${parts.some(Boolean) ? `: ${parts.filter(Boolean).join(", ")}` : ""}`;
   },
   payment: (d) => {
     const amount = [text(d.amount), text(d.currency)].filter(Boolean).join(" ");
-    const how = [d.source === "test" ? "тестовая оплата" : "AnyPay", text(d.method)].filter(Boolean).join(", ");
+    const how = [PAYMENT_SOURCES[String(d.source)] ?? text(d.source) ?? "способ неизвестен", text(d.method)]
+      .filter(Boolean)
+      .join(", ");
     const outcome =
       d.outcome === "duplicate"
         ? " — повторная оплата уже оплаченного заказа: верните деньги"

@@ -115,7 +115,7 @@ describe("compensation", () => {
     expect(res.status).toBe(200);
     // The key lists refresh themselves (expiries changed).
     expect(res.headers.get("hx-trigger")).toBe("keys-changed");
-    expect(await res.text()).toContain("Компенсировано: 3 ключа получили +7 дней.");
+    expect(await res.text()).toContain("Компенсировано ключей: 3 (каждому +7 дней).");
     const now = await expiries([f.active, f.fresh]);
     expect(now.get(f.active)! - was.get(f.active)!).toBe(7 * DAY_MS);
     expect(now.get(f.fresh)).toBeNull();

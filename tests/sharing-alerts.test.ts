@@ -4,6 +4,9 @@
  * them polls the fake Bot API and handles the admins' buttons; both run the alerts job.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { RedisCache } from "../src/cache/cache.ts";
+import { connectDatabase } from "../src/db/client.ts";
+import { createShop } from "../src/shop/index.ts";
 import { buttonsOf } from "./helpers/bot.ts";
 import { FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
 import { eventually, HWID_MISMATCH, KEY_BANNED, soldKey } from "./helpers/licence.ts";
@@ -200,5 +203,71 @@ describe("a key used on three foreign PCs", () => {
     expect(html).toContain("Забанен — по оповещению о передаче");
     expect(html).toContain("Анна (@anna_admin), администратор в боте");
     expect(html).toContain("забанен</span>");
+  });
+});
+
+describe("when an alert is raised", () => {
+  /** A sold key bound to HOME-PC, with mismatches from `uuids` foreign PCs written `hoursAgo` hours ago. */
+  async function keyWithMismatches(uuids: string[], hoursAgo = 0): Promise<number> {
+    const key = await soldKey(t, PRODUCT, 30);
+    await t.sql`update keys set hwid = 'HOME-PC', activated_at = now(), expires_at = now() + interval '30 days' where key = ${key}`;
+    const id = await keyIdOf(key);
+    for (const uuid of uuids) {
+      await t.sql`
+        insert into key_mismatches (key_id, uuid, count, first_at, last_at, ips)
+        values (${id}, ${uuid}, 2, now() - make_interval(hours => ${hoursAgo}), now() - make_interval(hours => ${hoursAgo}), '{}')`;
+    }
+    return id;
+  }
+
+  const alertsOf = async (keyId: number) =>
+    (await t.sql`select count(*)::int as n from sharing_alerts where key_id = ${keyId}`)[0]!.n as number;
+
+  test("ten checks of one key racing in two processes raise one alert, with one copy per admin", async () => {
+    const id = await keyWithMismatches(["X-1", "X-2", "X-3"]);
+    const sql = connectDatabase(t.databaseUrl, { max: 5 });
+    const cache = new RedisCache(t.redisUrl, t.redisPrefix);
+    try {
+      const peer = createShop({ sql, cache, config: t.config });
+      const raised = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? t.shop : peer).sharing.check([id])),
+      );
+      expect(raised.reduce((a, b) => a + b, 0)).toBe(1);
+    } finally {
+      await cache.close();
+      await sql.end({ timeout: 2 });
+    }
+    expect(await alertsOf(id)).toBe(1);
+    const [copies] = await t.sql`
+      select count(*)::int as n from sharing_alert_copies c join sharing_alerts a on a.id = c.alert_id
+      where a.key_id = ${id}`;
+    expect(copies!.n).toBe(ADMINS.length);
+  });
+
+  test("the key's own PC, mismatches older than the period and a banned key do not count", async () => {
+    // Two foreign PCs and the key's own: below three.
+    const own = await keyWithMismatches(["Y-1", "Y-2", "HOME-PC"]);
+    // Three foreign PCs, but a day and more ago.
+    const old = await keyWithMismatches(["Z-1", "Z-2", "Z-3"], 25);
+    const banned = await keyWithMismatches(["W-1", "W-2", "W-3"]);
+    await t.sql`update keys set banned_at = now() where id = ${banned}`;
+    expect(await t.shop.sharing.check([own, old, banned])).toBe(0);
+    for (const id of [own, old, banned]) expect(await alertsOf(id)).toBe(0);
+  });
+
+  test("the thresholds are the settings': 4 PCs within 48 hours, then the old mismatches count", async () => {
+    const id = await keyWithMismatches(["V-1", "V-2", "V-3"], 30);
+    try {
+      await t.shop.settings.update({ sharingAlertUuids: 4, sharingAlertHours: 48 });
+      expect(await t.shop.sharing.check([id])).toBe(0);
+      await t.sql`
+        insert into key_mismatches (key_id, uuid, count, first_at, last_at) values (${id}, 'V-4', 1, now(), now())`;
+      expect(await t.shop.sharing.check([id])).toBe(1);
+      expect(await alertsOf(id)).toBe(1);
+      const [alert] = await t.sql`select uuids, mismatches, hours from sharing_alerts where key_id = ${id}`;
+      expect(alert).toEqual({ uuids: 4, mismatches: "7", hours: 48 });
+    } finally {
+      await t.shop.settings.update({ sharingAlertUuids: 3, sharingAlertHours: 24 });
+    }
   });
 });

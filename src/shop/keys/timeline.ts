@@ -140,7 +140,7 @@ export function createKeyTimeline(deps: ShopDeps) {
         from k
         union all
         select o.created_at, 'reserved', 'buyer:' || o.user_id,
-          jsonb_build_object('orderId', o.id, 'days', o.days, 'rub', o.amount_rub), 1, o.id
+          jsonb_build_object('orderId', o.id, 'days', o.days, 'rub', o.amount_rub, 'promoCode', o.promo_code), 1, o.id
         from o
         union all
         select p.received_at, 'payment', 'buyer:' || p.user_id,
