@@ -56,7 +56,11 @@ export function createShop(deps: ShopDeps) {
     keys,
     /** Sharing alerts: raised from the licence's HWID mismatches, decided by the admins in the bot. */
     sharing,
-    licence: createLicence(deps, authCache, { onMismatches: async (keyIds) => void (await sharing.check(keyIds)) }),
+    licence: createLicence(deps, authCache, {
+      onMismatches: async (keyIds) => {
+        await sharing.check(keyIds);
+      },
+    }),
     authCache,
     signing: createSigning(deps),
     orders: {

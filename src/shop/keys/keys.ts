@@ -11,13 +11,13 @@ import type { AuthCache } from "../licence/licence.ts";
 import { type Actor, recordKeyEvent } from "./events.ts";
 
 export const MAX_GENERATE = 10_000;
+export const MAX_IMPORT = 100_000;
 
 /** Compensation for a product's downtime: 1 to 90 days. */
 export const MAX_COMPENSATION_DAYS = 90;
 
 /** Keys changed at once beyond which their announcement tells every process to drop all its cached answers. */
 const ANNOUNCE_ONE_BY_ONE = 1_000;
-export const MAX_IMPORT = 100_000;
 
 /** A line of an import that is not a key, and why (each adapter words the fault for its reader). */
 export type BadKeyLine = { line: number; fault: KeyStringFault };
@@ -177,7 +177,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
    * thousand keys (a compensation) every process drops all its answers instead: one small message, and the cache
    * refills from single reads within seconds.
    */
-  async function announce(...keys: string[]): Promise<void> {
+  async function announce(keys: string[]): Promise<void> {
     if (keys.length === 0) return;
     if (keys.length > ANNOUNCE_ONE_BY_ONE) {
       authCache.clear();
@@ -319,7 +319,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
     const record = await requireKey(where);
     if (record.state !== "sold") throw invalid("HWID можно сбросить только у проданного ключа", "key");
     const row = await sql.begin((tx) => clearHwid(tx, record.id, by));
-    await announce(record.key);
+    await announce([record.key]);
     log.info("hwid reset", { key: maskKey(record.key), by });
     return row ? toKeyRecord(row) : { ...record, hwid: null };
   }
@@ -345,7 +345,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
       if (unbanned) await recordKeyEvent(tx, record.id, "unbanned", by, {});
       return unbanned ?? null;
     });
-    await announce(record.key);
+    await announce([record.key]);
     if (row) log.info(banned ? "key banned" : "key unbanned", { key: maskKey(record.key), by });
     return row ? toKeyRecord(row) : ((await byId(record.id)) ?? record);
   }
@@ -367,7 +367,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
       await recordKeyEvent(tx, record.id, "extended", by, { days, expiresAt: extended!.expires_at!.toISOString() });
       return extended!;
     });
-    await announce(record.key);
+    await announce([record.key]);
     return toKeyRecord(row);
   }
 
@@ -405,7 +405,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
         from moved
       )
       select key from moved`;
-    await announce(...moved.map((r) => r.key));
+    await announce(moved.map((r) => r.key));
     log.info("keys compensated", { productId, days, keys: moved.length, by });
     return moved.length;
   }
@@ -416,7 +416,7 @@ export function createKeys(deps: ShopDeps, authCache: AuthCache) {
     const rows = await sql`delete from keys where id = ${record.id} and state = 'available' returning id`;
     if (rows.length === 0) throw invalid("Удалить можно только непроданный ключ", "key");
     await invalidateCatalogue(deps);
-    await announce(record.key);
+    await announce([record.key]);
   }
 
   /**

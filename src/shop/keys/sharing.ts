@@ -273,7 +273,7 @@ export function createSharingAlerts(
       return { outcome: "done", action, key: alert.key };
     });
     if (result.outcome !== "done") return result;
-    if (action !== "ignore" && result.key) await parts.keys.announce(result.key);
+    if (action !== "ignore" && result.key) await parts.keys.announce([result.key]);
     log.info("sharing alert decided", { alertId, action, by });
     changed();
     return { outcome: "done", action };

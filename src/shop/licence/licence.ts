@@ -10,7 +10,8 @@ import { MismatchLog } from "./mismatches.ts";
  * The loader's licence check (docs/licence-api.md#the-answers): key + HWID → success with the time left, or one of the
  * fixed refusals. The hot path — an activated key asked again by its own PC — is one indexed read, or none when the
  * answer is in the in-process cache; nothing is written on it except a "last seen" stamp at most every few minutes per
- * key.
+ * key. An HWID mismatch is counted in memory for the key's timeline and the sharing alerts (mismatches.ts), and
+ * written with the others once a second.
  */
 export type AuthRefusal = "Key mismatch" | "HWID mismatch" | "Key expired" | "Key banned" | "Product not found";
 
