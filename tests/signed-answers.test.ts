@@ -212,6 +212,32 @@ describe("answers to a nonce", () => {
     expect(verifiedBy(answer.signature, answer.bytes, keys)).toHaveLength(1);
   });
 
+  test("a body that does not parse, sent with its Content-Length as curl does: still signed", async () => {
+    const keys = await publishedKeys();
+    const server = t.app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
+    cleanups.push(() => t.app.stop(true));
+    const n = nonce();
+    const bodies: [string, string][] = [
+      ["application/json", "{not json"],
+      ["multipart/form-data; boundary=zz", "not a form"],
+    ];
+    for (const [type, body] of bodies) {
+      // Over a real socket: the request carries Content-Length, and Bun's server, not a Request built here, reads it.
+      const response = await fetch(
+        `http://127.0.0.1:${server.port}${encodeURI(t.config.basePath)}/api/${P}/auth?nonce=${n}`,
+        {
+          method: "POST",
+          headers: { "content-type": type, "content-length": String(Buffer.byteLength(body)) },
+          body,
+        },
+      );
+      const answer = await rawAnswer(response);
+      expect(answer.status).toBe(400);
+      expect(JSON.parse(answer.text)).toMatchObject({ message: "Malformed request", nonce: n, product: P });
+      expect(verifiedBy(answer.signature, answer.bytes, keys)).toHaveLength(1);
+    }
+  });
+
   test("Postgres away: the 503 is signed and repeats the request", async () => {
     const key = await soldKey(t, P);
     const proxy = new TcpProxy(Number(new URL(t.databaseUrl).port || 5432)).start();

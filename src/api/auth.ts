@@ -37,8 +37,12 @@ const MALFORMED = Symbol("malformed body");
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/** Refuse a chunked body past the budget, then parse it as Elysia would; a body with a length is Elysia's. */
-async function parseChunked(request: Request): Promise<unknown> {
+/**
+ * Every body is read and parsed here, within the budget, never by Elysia: a body Elysia fails to parse raises its
+ * PARSE error past this plugin's own error handler, and the 400 would go out unsigned. Any type but JSON or a
+ * form reads as no fields (the query string may still carry them).
+ */
+async function readInput(request: Request): Promise<unknown> {
   const bytes = await readBodyWithin(request, MAX_BODY_BYTES);
   if (bytes === null) return TOO_LARGE;
   try {
@@ -283,8 +287,8 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
       // The server accepts 50 MB bodies (build uploads); a loader sends well under 1 kB. Refuse big ones unread.
       .onParse(({ request }) => {
         const length = request.headers.get("content-length");
-        if (length === null) return request.body ? parseChunked(request) : undefined;
-        if (Number(length) > MAX_BODY_BYTES) return TOO_LARGE;
+        if (length !== null && Number(length) > MAX_BODY_BYTES) return TOO_LARGE;
+        return request.body ? readInput(request) : {};
       })
       // Only what the handler reads is named here: Elysia then skips the rest (cookies, headers) on every call.
       .get("/api/:product/auth", ({ body, request, server, set }) => handle({ body, request, server, set }))
