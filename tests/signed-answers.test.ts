@@ -215,7 +215,9 @@ describe("answers to a nonce", () => {
   test("a body that does not parse, sent with its Content-Length as curl does: still signed", async () => {
     const keys = await publishedKeys();
     const server = t.app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
-    cleanups.push(() => t.app.stop(true));
+    cleanups.push(async () => {
+      await t.app.stop(true);
+    });
     const n = nonce();
     const bodies: [string, string][] = [
       ["application/json", "{not json"],
