@@ -1,6 +1,6 @@
 import { connectCache } from "./cache/cache.ts";
 import { adminReset, adminsAdd, adminsRemove } from "./cli/admins.ts";
-import { buildUpload, priceSet, productAdd } from "./cli/catalogue.ts";
+import { buildUpload, priceSet, productAdd, starsSet } from "./cli/catalogue.ts";
 import { type Args, type CommandSpec, type Io, UsageError } from "./cli/command.ts";
 import { migrateDatabase } from "./cli/database.ts";
 import { keysCompensate, keysGenerate, keysImport, keysIssue, keysResetHwid } from "./cli/keys.ts";
@@ -32,6 +32,7 @@ const COMMANDS: CommandSpec[] = [
   adminReset,
   productAdd,
   priceSet,
+  starsSet,
   keysGenerate,
   keysImport,
   keysIssue,

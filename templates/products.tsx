@@ -243,6 +243,8 @@ export function BuildSection(props: ProductProps & { errors?: FieldErrors; saved
 export function PricesForm(
   props: ProductProps & {
     prices: Partial<Record<DurationDays, number>>;
+    /** Prices in Telegram Stars (docs/panel.md#telegram-stars). */
+    starsPrices: Partial<Record<DurationDays, number>>;
     stock: StockLine | undefined;
     errors?: FieldErrors;
     values?: Record<string, string>;
@@ -252,6 +254,8 @@ export function PricesForm(
   const { view, product } = props;
   const e = props.errors ?? {};
   const url = href(view, `/products/${product.id}/prices`);
+  const typed = (name: string, saved: number | undefined) =>
+    props.values?.[name] ?? (saved !== undefined ? String(saved) : "");
   // The wrapper reloads the form (stock hints included) whenever keys are generated, imported or deleted.
   return (
     <div id="prices" hx-get={url} hx-trigger="keys-changed from:body" hx-target="this" hx-swap="outerHTML">
@@ -263,9 +267,9 @@ export function PricesForm(
           {DURATIONS.map((d) => {
             const s = props.stock?.durations.find((x) => x.days === d);
             const name = `price_${d}`;
-            const value = props.values?.[name] ?? (props.prices[d] !== undefined ? String(props.prices[d]) : "");
+            const starsName = `stars_${d}`;
             return (
-              <div class={`field price ${e[name] ? "has-error" : ""}`}>
+              <div class={`field price ${e[name] || e[starsName] ? "has-error" : ""}`}>
                 <label for={`f-${name}`} safe>
                   {days(d)}
                 </label>
@@ -275,22 +279,36 @@ export function PricesForm(
                     name={name}
                     inputmode="numeric"
                     maxlength="12"
-                    value={value}
+                    value={typed(name, props.prices[d])}
                     placeholder="не продаётся"
                   />
                   <span>₽</span>
+                </div>
+                <div class="input-suffix">
+                  <input
+                    id={`f-${starsName}`}
+                    name={starsName}
+                    inputmode="numeric"
+                    maxlength="9"
+                    value={typed(starsName, props.starsPrices[d])}
+                    placeholder="без звёзд"
+                    aria-label={`${days(d)}: цена в звёздах Telegram`}
+                  />
+                  <span>⭐</span>
                 </div>
                 <p class="hint">
                   {escapeHtml(`в наличии ${count(s?.available ?? 0)}`)}
                   {s && s.reserved > 0 ? `, в резерве ${count(s.reserved)}` : ""}
                   {escapeHtml(`, продано ${count(s?.sold ?? 0)}`)}
                 </p>
-                {e[name] ? (
-                  <p class="field-error" role="alert" safe>
-                    {e[name]}
-                  </p>
-                ) : (
-                  ""
+                {[e[name], e[starsName]].map((error) =>
+                  error ? (
+                    <p class="field-error" role="alert" safe>
+                      {error}
+                    </p>
+                  ) : (
+                    ""
+                  ),
                 )}
               </div>
             );
@@ -298,7 +316,8 @@ export function PricesForm(
         </div>
         <p class="hint">
           Целые рубли, можно с пробелами: «1 490». Пустая цена — срок не продаётся. Бот показывает срок, только если
-          есть и цена, и ключи.
+          есть и цена, и ключи. Цена в звёздах (⭐) необязательна: со включённой «Оплатой звёздами» в настройках бот
+          предложит оплатить срок звёздами Telegram рядом с AnyPay.
         </p>
         <button type="submit" class="primary">
           Сохранить цены
@@ -360,6 +379,7 @@ export type ProductPageProps = {
   view: View;
   product: Product;
   prices: Partial<Record<DurationDays, number>>;
+  starsPrices: Partial<Record<DurationDays, number>>;
   stock: StockLine | undefined;
   keys: { query: KeysQuery; page: Page<KeyListItem>; counts: KeyCounts; rowError?: KeyRowError | undefined };
   /** The keys that sign the auth API's answers, newest first. */
@@ -386,7 +406,16 @@ export function ProductPage(props: ProductPageProps) {
       </div>
       <LicenceApiSection url={apiUrl(view, product)} keys={props.signingKeys} />
       <div class="grid-2">
-        {section("prices", <PricesForm view={view} product={product} prices={props.prices} stock={props.stock} />)}
+        {section(
+          "prices",
+          <PricesForm
+            view={view}
+            product={product}
+            prices={props.prices}
+            starsPrices={props.starsPrices}
+            stock={props.stock}
+          />,
+        )}
         {section("description", <DescriptionForm view={view} product={product} />)}
         {section("generate", <GenerateForm view={view} product={product} />)}
         {section("import", <ImportForm view={view} product={product} />)}

@@ -305,7 +305,42 @@ export function NumbersSection({ view, settings, errors, saved, typed }: Section
   );
 }
 
-export type SettingsSection = "bot" | "token" | "anypay" | "numbers";
+/**
+ * Telegram Stars (docs/panel.md#telegram-stars): the switch. Prices in Stars are set per duration on the product's
+ * page; a duration without one is paid in roubles only.
+ */
+export function StarsSection({ view, settings, errors, saved }: SectionProps) {
+  const e = errors ?? {};
+  return (
+    <section id="stars" class="card">
+      <h2>Оплата звёздами Telegram</h2>
+      {saved ? <Notice kind="ok">{<span safe>{saved}</span>}</Notice> : ""}
+      <div class="switch-row">
+        <div>
+          <p class="switch-title">Звёзды Telegram (⭐)</p>
+          <p class="hint">
+            На шаге оплаты появится кнопка «Оплатить ⭐» рядом с AnyPay — для сроков, у которых на странице продукта
+            указана цена в звёздах. Звёзды приходят на баланс бота в Telegram.
+          </p>
+        </div>
+        <Toggle
+          view={view}
+          action={href(view, "/settings/stars")}
+          name="starsEnabled"
+          on={settings.starsEnabled}
+          onLabel="Включена"
+          offLabel="Выключена"
+          turnOn="Включить"
+          turnOff="Выключить"
+          target="#stars"
+        />
+      </div>
+      <ControlError name="starsEnabled" error={e.starsEnabled} />
+    </section>
+  );
+}
+
+export type SettingsSection = "bot" | "token" | "anypay" | "stars" | "numbers";
 
 /**
  * The whole tab; `section` says which part shows `errors`/`saved` (a plain form post that came back); `broadcast`
@@ -324,6 +359,7 @@ export function SettingsPage(props: SectionProps & { section?: SettingsSection; 
         <BotSwitches view={view} settings={props.settings} bot={props.bot} {...extra("bot")} />
         <TokenSection view={view} settings={props.settings} bot={props.bot} {...extra("token")} />
         <AnypaySection view={view} settings={props.settings} bot={props.bot} {...extra("anypay")} />
+        <StarsSection view={view} settings={props.settings} bot={props.bot} {...extra("stars")} />
         <NumbersSection view={view} settings={props.settings} bot={props.bot} {...extra("numbers")} />
         {safeBroadcast}
       </div>

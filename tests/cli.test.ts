@@ -77,7 +77,7 @@ describe("usage", () => {
       [["keys:issue", "X", "7", "--to", "0"], /^error: telegram id must be/],
       [["keys:reset-hwid", "A KEY"], /^error: key: contains spaces/],
       [["build:upload", "X"], /^error: missing arguments$/],
-      [["bot:set"], /^error: give at least one of --token, --enabled, --maintenance$/],
+      [["bot:set"], /^error: give at least one of --token, --enabled, --maintenance, --stars$/],
       [["bot:set", "--enabled", "yes"], /^error: --enabled must be true or false, got "yes"$/],
       [["bot:set", "--maintenance=1"], /^error: --maintenance must be true or false/],
       [["bot:set", "--token", "nonsense"], /^error: --token must look like/],
@@ -278,14 +278,14 @@ describe("commands", () => {
   test("bot:set changes the settings, and a running app hears of it at once", async () => {
     await t.shop.settings.get();
     const r = await cli(["bot:set", "--enabled", "true", "--maintenance=true"]);
-    expect(r).toEqual({ code: 0, out: "bot: on, maintenance: on, token: not set\n", err: "" });
+    expect(r).toEqual({ code: 0, out: "bot: on, maintenance: on, stars: off, token: not set\n", err: "" });
     await eventually(async () => {
       const s = await t.shop.settings.get();
       return s.botEnabled && s.maintenance;
     }, 5_000);
     const token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
     const viaStdin = await cli(["bot:set", "--token", "-", "--maintenance", "false"], { stdin: `${token}\n` });
-    expect(viaStdin.out).toBe("bot: on, maintenance: off, token: set\n");
+    expect(viaStdin.out).toBe("bot: on, maintenance: off, stars: off, token: set\n");
     await eventually(async () => (await t.shop.settings.get()).botToken === token, 5_000);
     expect(viaStdin.out + viaStdin.err).not.toContain(token);
   });

@@ -154,6 +154,43 @@ describe("a product's page", () => {
     expect(await t.shop.products.prices(id)).toEqual({ 7: 899, 30: 1999 });
   });
 
+  test("prices in Stars beside the roubles: saved per duration, junk refused next to its field, empty removes", async () => {
+    const bad = await c.post(
+      `/products/${id}/prices`,
+      { price_7: "899", stars_7: "много", price_30: "1999", stars_30: "100001" },
+      { htmx: true },
+    );
+    expect(bad.status).toBe(422);
+    const badHtml = await bad.text();
+    expect(badHtml.match(/Целое число звёзд до 100 000/g)).toHaveLength(2);
+    expect(badHtml).toContain('value="много"');
+    expect(await t.shop.products.starsPrices(id)).toEqual({});
+
+    const ok = await c.post(
+      `/products/${id}/prices`,
+      { price_7: "899", stars_7: "60", price_30: "1999", stars_30: "1 200", stars_90: "3000" },
+      { htmx: true },
+    );
+    const html = await ok.text();
+    expect(html).toContain("Цены сохранены.");
+    expect(html).toMatch(/name="stars_30"[^>]*value="1200"/);
+    expect(await t.shop.products.starsPrices(id)).toEqual({ 7: 60, 30: 1200, 90: 3000 });
+    // A Stars price alone does not put a duration on sale: the roubles decide.
+    expect(await t.shop.products.prices(id)).toEqual({ 7: 899, 30: 1999 });
+    await t.shop.keys.generate(id, 7, 1);
+    const offer = (await t.shop.catalogue.product(id))?.offers.find((o) => o.days === 7);
+    expect(offer).toMatchObject({ rub: 899, stars: 60 });
+    await t.sql`delete from keys where product_id = ${id} and days = 7`;
+
+    await c.post(
+      `/products/${id}/prices`,
+      { price_7: "899", stars_7: "", price_30: "1999", stars_30: "0" },
+      { htmx: true },
+    );
+    expect(await t.shop.products.starsPrices(id)).toEqual({});
+    expect(await t.shop.products.prices(id)).toEqual({ 7: 899, 30: 1999 });
+  });
+
   test("build upload: refused unless the bytes are a zip; a zip shows its size, date and sha256", async () => {
     const notZip = await c.post(
       `/products/${id}/build`,

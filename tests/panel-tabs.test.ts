@@ -97,6 +97,18 @@ describe("Основные настройки", () => {
     expect((await t.shop.settings.load()).testPayments).toBe(true);
   });
 
+  test("«Оплата звёздами Telegram» switches Stars on and off; a forged switch is refused", async () => {
+    expect((await c.page("/settings")).html).toContain("Оплата звёздами Telegram");
+    const on = await c.post("/settings/stars", { starsEnabled: "on" }, { htmx: true });
+    expect(await on.text()).toContain("Оплата звёздами включена");
+    expect((await t.shop.settings.load()).starsEnabled).toBe(true);
+    const forged = await c.post("/settings/stars", { starsEnabled: "maybe" }, { htmx: true });
+    expect(forged.status).toBe(422);
+    expect((await t.shop.settings.load()).starsEnabled).toBe(true);
+    await c.post("/settings/stars", { starsEnabled: "off" }, { htmx: true });
+    expect((await t.shop.settings.load()).starsEnabled).toBe(false);
+  });
+
   test("«Лимиты и пороги» sets the buyer's HWID reset cooldown; a number out of range is refused next to the field", async () => {
     const page = await c.page("/settings");
     expect(page.html).toContain("Сброс привязки покупателем: раз в N дней");

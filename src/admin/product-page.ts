@@ -58,8 +58,9 @@ export async function productPage(
   } = {},
 ): Promise<Response> {
   const query = keysQuery(options.query ?? {});
-  const [prices, [stock], page] = await Promise.all([
+  const [prices, starsPrices, [stock], page] = await Promise.all([
     panel.shop.products.prices(product.id),
+    panel.shop.products.starsPrices(product.id),
     panel.shop.products.stock(product.id),
     panel.shop.keys.list(product.id, {
       ...query,
@@ -72,6 +73,7 @@ export async function productPage(
       view,
       product,
       prices,
+      starsPrices,
       stock,
       keys: { query, page, counts: countsOf(stock), rowError: options.rowError },
       signingKeys: await signingKeys(panel),

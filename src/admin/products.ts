@@ -10,10 +10,10 @@ import {
 } from "../../templates/products.tsx";
 import type { View } from "../../templates/view.ts";
 import { readUpload } from "../http/upload.ts";
-import { DURATIONS } from "../lib/durations.ts";
+import { DURATIONS, type DurationDays } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import { ShopError } from "../shop/errors.ts";
-import { productNameProblem } from "../shop/products/products.ts";
+import { MAX_STARS_PRICE, productNameProblem } from "../shop/products/products.ts";
 import type { PanelContext } from "./context.ts";
 import { csrfRefusal, type PanelRoutes } from "./guard.ts";
 import { productPage, requireProduct } from "./product-page.ts";
@@ -69,39 +69,55 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
     .get("/products/:id/prices", async ({ request, params, panel: p }) => {
       const product = await requireProduct(panel, params.id);
       if (!isPartial(request)) return productPage(panel, p.view, product);
-      const [prices, [stock]] = await Promise.all([shop.products.prices(product.id), shop.products.stock(product.id)]);
-      return render(PricesForm({ view: p.view, product, prices, stock }));
+      const [prices, starsPrices, [stock]] = await Promise.all([
+        shop.products.prices(product.id),
+        shop.products.starsPrices(product.id),
+        shop.products.stock(product.id),
+      ]);
+      return render(PricesForm({ view: p.view, product, prices, starsPrices, stock }));
     })
     .post("/products/:id/prices", async ({ request, params, body, panel: p }) => {
       const product = await requireProduct(panel, params.id);
       const values: Record<string, string> = {};
       const errors: Record<string, string> = {};
-      const wanted: { days: number; rub: number | null }[] = [];
-      for (const days of DURATIONS) {
-        const name = `price_${days}`;
+      const wanted: { days: DurationDays; rub: number | null; stars: number | null }[] = [];
+      /** A whole number typed in the field (spaces allowed), null when empty or 0, or why it is not one. */
+      const amount = (name: string, max: number, problem: string): number | null | { error: string } => {
         const text = field(body, name).replace(/\s/g, "");
         values[name] = text;
-        if (text === "" || text === "0") wanted.push({ days, rub: null });
-        else if (!/^\d{1,8}$/.test(text) || Number(text) > 10_000_000)
-          errors[name] = "Целое число рублей до 10 000 000";
-        else wanted.push({ days, rub: Number(text) });
+        if (text === "" || text === "0") return null;
+        if (!/^\d{1,8}$/.test(text) || Number(text) > max) return { error: problem };
+        return Number(text);
+      };
+      for (const days of DURATIONS) {
+        const rub = amount(`price_${days}`, 10_000_000, "Целое число рублей до 10 000 000");
+        const stars = amount(`stars_${days}`, MAX_STARS_PRICE, "Целое число звёзд до 100 000");
+        if (rub !== null && typeof rub === "object") errors[`price_${days}`] = rub.error;
+        if (stars !== null && typeof stars === "object") errors[`stars_${days}`] = stars.error;
+        if (typeof rub !== "object" || rub === null) {
+          if (typeof stars !== "object" || stars === null) wanted.push({ days, rub, stars });
+        }
       }
       const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
-        const [prices, [stock]] = await Promise.all([
+        const [prices, starsPrices, [stock]] = await Promise.all([
           shop.products.prices(product.id),
+          shop.products.starsPrices(product.id),
           shop.products.stock(product.id),
         ]);
-        const form = PricesForm({ view: p.view, product, prices, stock, values, ...extra });
+        const form = PricesForm({ view: p.view, product, prices, starsPrices, stock, values, ...extra });
         // The badge next to the product's name says whether the bot offers it: it re-reads on this event.
         if (isHtmx(request)) return render(form, status, extra.saved ? { "hx-trigger": "prices-changed" } : {});
         if (status < 400) return redirect(request, productUrl(product.id));
         return productPage(panel, p.view, product, { override: { id: "prices", html: await form }, status });
       };
       if (Object.keys(errors).length > 0) return answer(422, { errors });
-      const current = await shop.products.prices(product.id);
+      const [current, currentStars] = await Promise.all([
+        shop.products.prices(product.id),
+        shop.products.starsPrices(product.id),
+      ]);
       for (const w of wanted) {
-        const now = current[w.days as keyof typeof current] ?? null;
-        if (now !== w.rub) await shop.products.setPrice(product.id, w.days, w.rub);
+        if ((current[w.days] ?? null) !== w.rub) await shop.products.setPrice(product.id, w.days, w.rub);
+        if ((currentStars[w.days] ?? null) !== w.stars) await shop.products.setStarsPrice(product.id, w.days, w.stars);
       }
       return answer(200, { saved: true });
     })

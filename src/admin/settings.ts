@@ -6,6 +6,7 @@ import {
   NumbersSection,
   SettingsPage,
   type SettingsSection,
+  StarsSection,
   TokenSection,
 } from "../../templates/settings.tsx";
 import type { View } from "../../templates/view.ts";
@@ -21,7 +22,13 @@ import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, isHtmx, redirect, render } from "./respond.ts";
 
-const SECTIONS = { bot: BotSwitches, token: TokenSection, anypay: AnypaySection, numbers: NumbersSection } as const;
+const SECTIONS = {
+  bot: BotSwitches,
+  token: TokenSection,
+  anypay: AnypaySection,
+  stars: StarsSection,
+  numbers: NumbersSection,
+} as const;
 
 /** "on"/"off" from a toggle button; anything else is not a switch position. */
 function onOff(text: string): boolean | null {
@@ -188,6 +195,16 @@ export function settingsRoutes(routes: PanelRoutes, panel: PanelContext) {
         }
         const saved = on ? "Тестовые платежи включены." : "Тестовые платежи выключены.";
         return update(request, p.view, "anypay", { testPayments: on }, saved);
+      })
+      .post("/settings/stars", ({ request, body, panel: p }) => {
+        const on = onOff(field(body, "starsEnabled"));
+        if (on === null) {
+          return answer(request, p.view, "stars", { status: 422, errors: { starsEnabled: UNKNOWN_SWITCH } });
+        }
+        const saved = on
+          ? "Оплата звёздами включена: кнопка появится у сроков с ценой в звёздах."
+          : "Оплата звёздами выключена.";
+        return update(request, p.view, "stars", { starsEnabled: on }, saved);
       })
       .post("/settings/numbers", ({ request, body, panel: p }) => {
         const patch: Record<string, number> = {};

@@ -1,3 +1,4 @@
+import { MAX_STARS_PRICE } from "../shop/products/products.ts";
 import { command, days, productName, wholeNumber } from "./command.ts";
 
 /** The CLI's commands for the catalogue: products, their prices, their builds. */
@@ -34,6 +35,29 @@ export const priceSet = command({
     const product = await shop.products.require(input.product);
     await shop.products.setPrice(product.id, input.days, input.rub);
     io.out(`${product.name}, ${input.days} days: ${input.rub === 0 ? "off sale" : `${input.rub} RUB`}`);
+    return 0;
+  },
+});
+
+export const starsSet = command({
+  name: "stars:set",
+  usage: "stars:set <product> <days> <stars>",
+  summary: "set the price of a duration in Telegram Stars; 0 removes it (the duration is then paid in roubles only)",
+  positionals: { min: 3, max: 3 },
+  parse: ({ positionals: [product, d, stars] }) => ({
+    product: product!,
+    days: days(d!),
+    stars: wholeNumber(stars!, "stars", 0, MAX_STARS_PRICE),
+  }),
+  run: async ({ shop, io }, input) => {
+    const product = await shop.products.require(input.product);
+    await shop.products.setStarsPrice(product.id, input.days, input.stars);
+    const rub = (await shop.products.prices(product.id))[input.days];
+    // A Stars price alone sells nothing: the rouble price decides whether the duration is on sale.
+    const note = input.stars > 0 && rub === undefined ? " (off sale until it has a price in roubles: price:set)" : "";
+    io.out(
+      `${product.name}, ${input.days} days: ${input.stars === 0 ? "no Stars price" : `${input.stars} Stars`}${note}`,
+    );
     return 0;
   },
 });

@@ -5,22 +5,24 @@ import { bool, command, UsageError, wholeNumber } from "./command.ts";
 
 export const botSet = command({
   name: "bot:set",
-  usage: "bot:set [--token <token>|-] [--enabled true|false] [--maintenance true|false]",
+  usage: "bot:set [--token <token>|-] [--enabled true|false] [--maintenance true|false] [--stars true|false]",
   summary: "bot settings (`--token -` reads the token from stdin, keeping it out of the shell history)",
   positionals: { min: 0, max: 0 },
-  options: ["token", "enabled", "maintenance"],
+  options: ["token", "enabled", "maintenance", "stars"],
   parse: ({ options }) => {
-    if (options.size === 0) throw new UsageError("give at least one of --token, --enabled, --maintenance");
+    if (options.size === 0) throw new UsageError("give at least one of --token, --enabled, --maintenance, --stars");
     const token = options.get("token");
     if (token !== undefined && token !== "-" && !BOT_TOKEN_PATTERN.test(token)) {
       throw new UsageError("--token must look like 123456789:AA… (from @BotFather)");
     }
     const enabled = options.get("enabled");
     const maintenance = options.get("maintenance");
+    const stars = options.get("stars");
     return {
       token,
       enabled: enabled === undefined ? undefined : bool(enabled, "enabled"),
       maintenance: maintenance === undefined ? undefined : bool(maintenance, "maintenance"),
+      stars: stars === undefined ? undefined : bool(stars, "stars"),
     };
   },
   run: async ({ shop, io }, input) => {
@@ -35,9 +37,10 @@ export const botSet = command({
     }
     if (input.enabled !== undefined) patch.botEnabled = input.enabled;
     if (input.maintenance !== undefined) patch.maintenance = input.maintenance;
+    if (input.stars !== undefined) patch.starsEnabled = input.stars;
     const s = await shop.settings.update(patch);
     io.out(
-      `bot: ${s.botEnabled ? "on" : "off"}, maintenance: ${s.maintenance ? "on" : "off"}, token: ${s.botToken ? "set" : "not set"}`,
+      `bot: ${s.botEnabled ? "on" : "off"}, maintenance: ${s.maintenance ? "on" : "off"}, stars: ${s.starsEnabled ? "on" : "off"}, token: ${s.botToken ? "set" : "not set"}`,
     );
     return 0;
   },

@@ -16,6 +16,8 @@ export type Product = {
 export type PriceList = Partial<Record<DurationDays, number>>;
 
 export const MAX_PRODUCT_NAME = 64;
+/** The most Stars one duration may cost (the column's check, sql/0014_checkout.sql). */
+export const MAX_STARS_PRICE = 100_000;
 export const MAX_DESCRIPTION = 3000;
 
 /** Why a product name cannot be used, or null. The name is also a URL path segment of the auth API. */
@@ -134,20 +136,59 @@ export function createProducts(deps: ShopDeps) {
     return out;
   }
 
-  /** Sets the price of a duration in whole roubles; 0 or null takes the duration off sale. */
+  /** A duration's price in Telegram Stars, kept while it is off sale (docs/panel.md#telegram-stars). */
+  async function starsPrices(productId: number): Promise<PriceList> {
+    const rows = await sql<{ days: number; stars: number }[]>`
+      select days, stars from prices where product_id = ${productId} and stars is not null order by days`;
+    const out: PriceList = {};
+    for (const r of rows) if (isDuration(r.days)) out[r.days] = r.stars;
+    return out;
+  }
+
+  async function requireProductId(productId: number): Promise<void> {
+    const exists = await sql`select 1 from products where id = ${productId}`;
+    if (exists.length === 0) throw notFound("Продукт не найден");
+  }
+
+  /**
+   * Sets the price of a duration in whole roubles; 0 or null takes the duration off sale. A duration with a Stars
+   * price keeps its row at 0 roubles, so the Stars price is there again when the duration goes back on sale.
+   */
   async function setPrice(productId: number, days: number, rub: number | null): Promise<void> {
     if (!isDuration(days)) throw invalid(`Длительность должна быть одной из: ${DURATIONS.join(", ")}`, "days");
     if (rub !== null && (!Number.isInteger(rub) || rub < 0 || rub > 10_000_000)) {
       throw invalid("Цена — целое число рублей от 0 до 10 000 000", "rub");
     }
-    const exists = await sql`select 1 from products where id = ${productId}`;
-    if (exists.length === 0) throw notFound("Продукт не найден");
+    await requireProductId(productId);
     if (rub === null || rub === 0) {
-      await sql`delete from prices where product_id = ${productId} and days = ${days}`;
+      await sql`delete from prices where product_id = ${productId} and days = ${days} and stars is null`;
+      await sql`update prices set rub = 0, updated_at = now() where product_id = ${productId} and days = ${days}`;
     } else {
       await sql`
         insert into prices (product_id, days, rub) values (${productId}, ${days}, ${rub})
         on conflict (product_id, days) do update set rub = excluded.rub, updated_at = now()`;
+    }
+    await invalidateCatalogue(deps);
+  }
+
+  /**
+   * Sets the price of a duration in whole Telegram Stars; 0 or null removes it (the duration is then paid in roubles
+   * only). The rouble price alone decides whether the duration is on sale: a Stars price without one waits for it.
+   */
+  async function setStarsPrice(productId: number, days: number, stars: number | null): Promise<void> {
+    if (!isDuration(days)) throw invalid(`Длительность должна быть одной из: ${DURATIONS.join(", ")}`, "days");
+    if (stars !== null && (!Number.isInteger(stars) || stars < 0 || stars > MAX_STARS_PRICE)) {
+      throw invalid(`Цена в звёздах — целое число от 0 до ${MAX_STARS_PRICE}`, "stars");
+    }
+    await requireProductId(productId);
+    if (stars === null || stars === 0) {
+      await sql`update prices set stars = null, updated_at = now() where product_id = ${productId} and days = ${days}`;
+      // A row that only held the Stars price (off sale in roubles) has nothing left to say.
+      await sql`delete from prices where product_id = ${productId} and days = ${days} and rub = 0 and stars is null`;
+    } else {
+      await sql`
+        insert into prices (product_id, days, rub, stars) values (${productId}, ${days}, 0, ${stars})
+        on conflict (product_id, days) do update set stars = excluded.stars, updated_at = now()`;
     }
     await invalidateCatalogue(deps);
   }
@@ -186,6 +227,8 @@ export function createProducts(deps: ShopDeps) {
     setArchived,
     prices,
     setPrice,
+    starsPrices,
+    setStarsPrice,
     setBuild,
     rememberBuildFileId,
   };

@@ -10,6 +10,11 @@ export type Settings = {
   anypayMerchantId: string | null;
   anypaySecretKey: string | null;
   testPayments: boolean;
+  /**
+   * «Оплата звёздами Telegram» (docs/panel.md#telegram-stars): the payment step offers Stars for a duration that has
+   * a Stars price while this is on.
+   */
+  starsEnabled: boolean;
   /** «Сброс привязки покупателем: раз в N дней»; 0 = buyers cannot reset (NUMERIC_SETTINGS). */
   hwidResetCooldownDays: number;
   /** A sharing alert: this many distinct foreign PCs within `sharingAlertHours` hours (NUMERIC_SETTINGS). */
@@ -85,6 +90,7 @@ type SettingsRow = {
   anypay_merchant_id: string | null;
   anypay_secret_key: string | null;
   test_payments: boolean;
+  stars_enabled: boolean;
   updated_at: Date;
 } & Record<NumericSettingName, number>;
 
@@ -95,6 +101,7 @@ const toSettings = (r: SettingsRow): Settings => ({
   anypayMerchantId: r.anypay_merchant_id,
   anypaySecretKey: r.anypay_secret_key,
   testPayments: r.test_payments,
+  starsEnabled: r.stars_enabled,
   updatedAt: r.updated_at,
   ...numbersOf(r),
 });
@@ -181,6 +188,7 @@ export function createSettings(deps: ShopDeps) {
         anypay_merchant_id = ${patch.anypayMerchantId === undefined ? sql`anypay_merchant_id` : patch.anypayMerchantId},
         anypay_secret_key = ${patch.anypaySecretKey === undefined ? sql`anypay_secret_key` : patch.anypaySecretKey},
         test_payments = ${patch.testPayments === undefined ? sql`test_payments` : patch.testPayments},
+        stars_enabled = ${patch.starsEnabled === undefined ? sql`stars_enabled` : patch.starsEnabled},
         ${numbersPatched(patch)}
         updated_at = clock_timestamp()
       where id = 1
