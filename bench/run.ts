@@ -17,11 +17,13 @@ import { runBroadcastBench } from "./broadcast.ts";
 import { runCatalogueBench } from "./catalogue.ts";
 import { runInstancesBench } from "./instances.ts";
 import { ADMIN_URL, type BenchResult, type Check, load, REDIS_URL, ROOT, TMP } from "./lib.ts";
+import { runMismatchRecordingBench } from "./mismatch-recording.ts";
 import { FIXES, MISSED } from "./notes.ts";
 import { runPanelBench } from "./panel-lists.ts";
 
 const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   auth: runAuthBench,
+  "mismatch-recording": runMismatchRecordingBench,
   allocation: () => runAllocationBench({ orders: 1_000, rounds: 5 }),
   catalogue: runCatalogueBench,
   panel: runPanelBench,

@@ -6,6 +6,7 @@ import { setLogLevel } from "../src/lib/log.ts";
 import { buildHttpApp } from "../src/server.ts";
 import { followChanges } from "../src/shop/changes.ts";
 import { createShop } from "../src/shop/index.ts";
+import { MismatchLog } from "../src/shop/licence/mismatches.ts";
 
 /**
  * The production HTTP app (every route, the request log, error handling) plus one route that answers a constant
@@ -25,6 +26,9 @@ if (process.env.BENCH_SIGNING === "off") {
   shop.signing.signatureHeader = () => null;
   shop.signing.repeatableSignatureHeader = () => null;
 }
+// BENCH_MISMATCH_LOG=off: HWID mismatches are not recorded (no counting, no writes, no sharing check), as before
+// the key page: the baseline bench/mismatch-recording measures the recording against.
+if (process.env.BENCH_MISMATCH_LOG === "off") MismatchLog.prototype.add = () => {};
 const stopFollowing = await followChanges(shop);
 
 const CONSTANT = { success: true, message: "OK", days: 29, hours: 23, expires_at: "2030-01-01T00:00:00.000Z" };
