@@ -46,6 +46,8 @@ const withCode = (e: UserEvent) =>
   text(e.detail.promoCode) ? ` с промокодом ${clip(text(e.detail.promoCode)!, 32)}` : "";
 
 const key = (e: UserEvent) => e.maskedKey ?? text(e.detail.key);
+/** The events whose sentence names the key (withKey): the log links those to the key's page. */
+const NAMES_THE_KEY = new Set(["order_fulfilled", "order_delivered", "key_gifted"]);
 const withKey = (e: UserEvent) => (key(e) ? ` ${key(e)}` : "");
 const clip = (s: string, max: number) => (s.length > max ? `${s.slice(0, max)}…` : s);
 
@@ -149,6 +151,13 @@ export function EventLog(props: { view: View; events: UserEvent[]; empty: string
           <span class="event" safe>
             {eventSentence(e)}
           </span>
+          {e.keyId !== null && NAMES_THE_KEY.has(e.kind) ? (
+            <a class="sub" href={href(view, `/keys/${e.keyId}`)}>
+              ключ
+            </a>
+          ) : (
+            ""
+          )}
           {e.order ? <a class="sub" href={href(view, `/orders/${e.order.id}`)} safe>{`заказ #${e.order.id}`}</a> : ""}
         </li>
       ))}

@@ -76,7 +76,7 @@ export function GenerateForm(
   );
 }
 
-export type IssueResult = { key: string; days: number; to: number | null };
+export type IssueResult = { id: number; key: string; days: number; to: number | null };
 
 /**
  * «Выдать ключ»: sells one key by hand (a gift, a support case, or to try the API), for a duration, optionally to a
@@ -133,6 +133,9 @@ export function IssueForm(
             <button type="button" class="small" data-copy="#issued-key">
               Копировать
             </button>
+            <a class="sub" href={href(view, `/keys/${r.id}`)}>
+              страница ключа
+            </a>
           </div>
         </div>
       ) : (

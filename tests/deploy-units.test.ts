@@ -77,6 +77,21 @@ describe("the systemd units setup.sh installs", () => {
     }
   });
 
+  test("every unit points `systemctl help` at the operator's manual and the README, files the release holds", () => {
+    for (const unit of readdirSync(units)) {
+      const text = readFileSync(join(units, unit), "utf8");
+      const docs = text
+        .split("\n")
+        .filter((line) => line.startsWith("Documentation="))
+        .flatMap((line) => line.slice("Documentation=".length).split(" "));
+      expect({ unit, docs }).toEqual({
+        unit,
+        docs: [`file://${work}/opt/current/docs/operator.md`, `file://${work}/opt/current/README.md`],
+      });
+      for (const doc of docs) expect(Bun.file(doc.slice("file://".length)).size).toBeGreaterThan(0);
+    }
+  });
+
   test("the app runs hardened, writing only to its data directory, within a memory limit", () => {
     const app = readFileSync(join(units, "morpheus-shop@.service"), "utf8");
     const settings = new Set(app.split("\n").filter((line) => /^[A-Z]\w+=/.test(line)));

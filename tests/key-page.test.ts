@@ -147,7 +147,12 @@ describe("a key bought in the bot", () => {
     expect((await c.page(`/products/${product_id}/keys?list=sold&q=${key}`)).html).toContain(link);
     expect((await c.page(`/orders/${order_id}`)).html).toContain(link);
     expect((await c.page("/orders")).html).toContain(link);
-    expect((await c.page(`/users/${buyer}`)).html).toContain(link);
+    const user = (await c.page(`/users/${buyer}`)).html;
+    expect(user).toContain(link);
+    // The user's log names the key it delivered: that line links to it too.
+    const log = /<ol class="log">([\s\S]*?)<\/ol>/.exec(user)?.[1] ?? "";
+    const delivered = [...log.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => m[1]!).find((li) => li.includes("Получил"));
+    expect(delivered).toContain(link);
   });
 });
 
@@ -161,6 +166,8 @@ describe("keys that were not sold", () => {
 
     const issued = await c.post(`/products/${product.id}/keys/issue`, { days: "30", to: "555", note: "за отзыв" });
     expect(issued.status).toBe(200);
+    // The key just issued, shown to be copied, links to its page.
+    expect(await issued.text()).toContain(`href="/Morpheus%20Private/keys/${await keyId("IMPORTED-KEY-1")}"`);
     expect(await timeline(await keyId("IMPORTED-KEY-1"))).toEqual([
       "Выдан без оплаты пользователю 555: «за отзыв» | owner, панель",
       "Импортирован | owner, панель",

@@ -239,7 +239,7 @@ export function keysRoutes(routes: PanelRoutes, panel: PanelContext) {
         throw error;
       }
       log.info("key issued from the panel", { productId: product.id, days, to, login: p.account.login });
-      const result = { key: key.key, days, to };
+      const result = { id: key.id, key: key.key, days, to };
       const form = IssueForm({ view: p.view, product, values: { days: values.days }, result });
       return formAnswer(request, p.view, product, "issue", form, 200, true);
     })

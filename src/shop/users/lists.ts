@@ -62,6 +62,8 @@ export type UserEvent = {
   productName: string | null;
   order: { id: number; days: number; rub: number } | null;
   maskedKey: string | null;
+  /** The key's id, for a link to its page. */
+  keyId: number | null;
 };
 
 type UserEventRow = {
@@ -75,6 +77,7 @@ type UserEventRow = {
   order_days: number | null;
   order_rub: number | null;
   key: string | null;
+  key_id: string | null;
 };
 
 const toUserEvent = (r: UserEventRow): UserEvent => ({
@@ -85,6 +88,7 @@ const toUserEvent = (r: UserEventRow): UserEvent => ({
   productName: r.product_name,
   order: r.order_id === null ? null : { id: Number(r.order_id), days: r.order_days ?? 0, rub: r.order_rub ?? 0 },
   maskedKey: r.key === null ? null : maskKey(r.key),
+  keyId: r.key_id === null ? null : Number(r.key_id),
 });
 
 /** Bot users as the panel lists them, and what the panel shows of each: stats, keys, log. */
@@ -259,7 +263,7 @@ export function createUserLists(deps: ShopDeps) {
     select null as page_key, e.id::text as page_id, e.at, e.kind, e.detail,
            coalesce(p.name, op.name) as product_name,
            o.id::text as order_id, o.days as order_days, o.amount_rub as order_rub,
-           k.key
+           k.key, k.id::text as key_id
     from user_events e
     left join orders o
       on o.id = case when e.detail->>'orderId' ~ '^[0-9]{1,15}$' then (e.detail->>'orderId')::bigint end
@@ -267,7 +271,7 @@ export function createUserLists(deps: ShopDeps) {
     left join products p
       on p.id = case when e.detail->>'productId' ~ '^[0-9]{1,15}$' then (e.detail->>'productId')::bigint end
     left join lateral (
-      select key from keys
+      select id, key from keys
       where id = case when e.detail->>'keyId' ~ '^[0-9]{1,15}$' then (e.detail->>'keyId')::bigint end
          or (o.id is not null and order_id = o.id)
       order by state = 'sold' desc
