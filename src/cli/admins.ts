@@ -27,7 +27,11 @@ export const adminsAdd = command({
   positionals: { min: 1, max: 1 },
   parse: ({ positionals: [id] }) => telegramId(id!),
   run: async ({ shop, io }, id) => {
-    await shop.admins.add(id);
+    if (!(await shop.admins.add(id))) {
+      // As the panel says it: the admin stays as they were (their note too), and a script learns nothing was added.
+      io.err(`error: ${id} уже администратор — ничего не изменено`);
+      return 1;
+    }
     io.out(`admin added: ${id}`);
     return 0;
   },
