@@ -3,7 +3,7 @@ import { DURATIONS, type DurationDays } from "../src/lib/durations.ts";
 import type { KeyListItem } from "../src/shop/keys/lists.ts";
 import type { Page } from "../src/shop/lists.ts";
 import { MAX_BUILD_BYTES } from "../src/shop/products/builds.ts";
-import type { Product } from "../src/shop/products/products.ts";
+import { MAX_PRODUCT_NAME, type Product } from "../src/shop/products/products.ts";
 import type { StockLine } from "../src/shop/products/stock.ts";
 import { Badge, CsrfField, DISABLE_WHILE_SENDING, Field, Notice, postTo } from "./components.tsx";
 import { count, days, rub, size, when } from "./format.ts";
@@ -12,6 +12,12 @@ import { type KeyCounts, type KeyRowError, type KeysQuery, KeysSection } from ".
 import { Layout } from "./layout.tsx";
 import { type LicenceApiProps, LicenceApiSection } from "./licence-api.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
+
+/**
+ * A browser's maxlength counts UTF-16 units, the shop counts characters (code points): an emoji is two units. The
+ * field lets through every name the shop accepts, and the check under it (and the server) refuses a longer one.
+ */
+const MAX_PRODUCT_NAME_UNITS = 2 * MAX_PRODUCT_NAME;
 
 // ---- the list ---------------------------------------------------------------------------------------------------
 
@@ -44,7 +50,7 @@ export function CreateProductForm(props: CreateFormProps) {
           id="f-name"
           name="name"
           required
-          maxlength="64"
+          maxlength={String(MAX_PRODUCT_NAME_UNITS)}
           autocomplete="off"
           value={props.values?.name ?? ""}
           placeholder="например, Stalcraft"

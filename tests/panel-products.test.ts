@@ -61,6 +61,23 @@ describe("creating a product", () => {
     expect(await check("Fine name")).toBe('<p id="name-check" class="hint" aria-live="polite"></p>');
   });
 
+  test("a name of 64 emoji (64 characters, 128 UTF-16 units) fits the form and is created; 65 are refused", async () => {
+    const name = "🎮".repeat(64);
+    const input = /<input[^>]*id="f-name"[^>]*>/.exec((await c.page("/products")).html)?.[0] ?? "";
+    const maxlength = Number(/maxlength="(\d+)"/.exec(input)?.[1]);
+    // A browser counts maxlength in UTF-16 units: the field must let the whole name be typed.
+    expect(name.length).toBeLessThanOrEqual(maxlength);
+    const check = async (n: string) =>
+      (await c.get(`/products/check-name?name=${encodeURIComponent(n)}`, { htmx: "partial" })).text();
+    expect(await check(name)).toBe('<p id="name-check" class="hint" aria-live="polite"></p>');
+    expect(await check(`${name}🎮`)).toContain("Название длиннее 64 символов");
+    const res = await c.post("/products", { name }, { htmx: true });
+    expect(res.headers.get("hx-location")).toBe(`/Morpheus%20Private/products/${await productId(name)}`);
+    const longer = await c.post("/products", { name: `${name}🎮` }, { htmx: true });
+    expect(longer.status).toBe(422);
+    expect(await longer.text()).toContain("Название длиннее 64 символов");
+  });
+
   test("a bad name comes back with the message under the field (422), the form keeps what was typed", async () => {
     const res = await c.post("/products", { name: "Bad/Name", description: "keep me" }, { htmx: true });
     expect(res.status).toBe(422);
