@@ -312,7 +312,7 @@ describe("commands", () => {
     await t.sql`update bot_admins set note = 'поддержка' where telegram_id = 424242`;
     const twice = await cli(["admins:add", "424242"]);
     expect(twice).toEqual({ code: 1, out: "", err: "error: 424242 уже администратор — ничего не изменено\n" });
-    expect(await t.sql`select note from bot_admins where telegram_id = 424242`).toEqual([{ note: "поддержка" }]);
+    expect([...(await t.sql`select note from bot_admins where telegram_id = 424242`)]).toEqual([{ note: "поддержка" }]);
     expect(await cli(["admins:remove", "424242"])).toEqual({ code: 0, out: "admin removed: 424242\n", err: "" });
     await eventually(async () => !(await t.shop.admins.isAdmin(424242)), 5_000);
     const again = await cli(["admins:remove", "424242"]);
