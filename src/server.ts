@@ -50,7 +50,7 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
     )
     .use(authApi(shop, config))
     .use(anypayNotifications(checkout.anypay, config))
-    .use(adminPanel(shop, config));
+    .use(adminPanel(shop, config, checkout));
   const app = new Elysia().use(errorHandling).use(requestLog).use(routes);
   const webhook = extras.telegramWebhook;
   if (webhook && config.botWebhookUrl) {

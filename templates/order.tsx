@@ -2,7 +2,7 @@ import { escapeHtml } from "@kitajs/html";
 import type { KeyListItem } from "../src/shop/keys/lists.ts";
 import type { DeliveryStatus, DeliveryView } from "../src/shop/orders/deliveries.ts";
 import type { Order } from "../src/shop/orders/orders.ts";
-import type { PaymentRecord } from "../src/shop/orders/payments.ts";
+import { type PaymentRecord, starsRefundable } from "../src/shop/orders/payments.ts";
 import type { UserEvent } from "../src/shop/users/lists.ts";
 import type { BotUser } from "../src/shop/users/users.ts";
 import {
@@ -37,6 +37,12 @@ const OUTCOME_LABELS: Record<PaymentRecord["outcome"], string> = {
   no_stock: "зачтён, ключей не было",
   duplicate: "повторная оплата — верните в AnyPay",
 };
+
+/** A ledger row's outcome; a second payment in Stars is given back here, not in AnyPay. */
+function outcomeLabel(p: PaymentRecord): string {
+  if (p.outcome === "duplicate" && p.source === "telegram_stars") return "повторная оплата — верните звёзды";
+  return OUTCOME_LABELS[p.outcome];
+}
 
 /** What the payment actually charged: roubles through AnyPay, Stars through Telegram, nothing for a code or a test. */
 function charged(order: Order): string {
@@ -113,7 +119,7 @@ function KeyFacts({ view, k }: { view: View; k: KeyListItem }) {
  * A form posting one of the order's actions: htmx swaps the whole order with the answer (the notice and the new
  * state); without JavaScript the browser gets the whole page. The button is disabled while it posts.
  */
-function orderAction(view: View, orderId: number, name: "retry" | "close") {
+function orderAction(view: View, orderId: number, name: "retry" | "close" | "refund-stars") {
   const action = href(view, `/orders/${orderId}/${name}`);
   return { ...postTo(action, "#order"), ...DISABLE_WHILE_SENDING };
 }
@@ -212,16 +218,51 @@ function CloseForm(props: { view: View; order: Order; close?: OrderViewProps["cl
   );
 }
 
-function PaymentsCard({ payments }: { payments: PaymentRecord[] }) {
+/**
+ * «Вернуть звёзды» under a Stars payment that bought nothing (docs/panel.md#telegram-stars): refundStarPayment, once
+ * however often it is pressed.
+ */
+function RefundStarsForm(props: { view: View; order: Order; payment: PaymentRecord }) {
+  const { view, order, payment } = props;
+  return (
+    <form
+      {...orderAction(view, order.id, "refund-stars")}
+      hx-confirm={`Вернуть покупателю ${payment.amount} ⭐? Telegram вернёт звёзды сразу, отменить возврат нельзя.`}
+    >
+      <CsrfField view={view} />
+      <input type="hidden" name="transaction" value={payment.transactionId} />
+      <button type="submit" class="danger">
+        Вернуть звёзды
+      </button>
+    </form>
+  );
+}
+
+/** What became of a Stars payment given back: when, and who did it. */
+const refundedLine = (p: PaymentRecord) =>
+  `звёзды возвращены ${when(p.refundedAt)}${p.refundedBy ? ` (${p.refundedBy})` : ""}`;
+
+function PaymentsCard({ view, order, payments }: { view: View; order: Order; payments: PaymentRecord[] }) {
+  const refundable = payments.filter((p) => starsRefundable(order, p));
   return (
     <section class="card" id="payments">
       <h2>Платежи</h2>
       {payments.length > 1 ? (
         <Notice kind="warn">
           {escapeHtml(
-            `Платежей: ${payments.length}. Заказ оплачен больше одного раза — лишнее верните в AnyPay или выдайте ключ вручную.`,
+            `Платежей: ${payments.length}. Заказ оплачен больше одного раза — лишнее верните (AnyPay — в кабинете AnyPay, звёзды — кнопкой ниже) или выдайте ключ вручную.`,
           )}
         </Notice>
+      ) : (
+        ""
+      )}
+      {refundable.length > 0 ? (
+        <p class="hint">
+          Оплата звёздами, за которую покупатель не получил ключ, возвращается ему кнопкой «Вернуть звёзды».
+          {order.status === "paid_no_stock"
+            ? " Заказ при этом закрывается: ключ из нового поступления ему не уйдёт."
+            : ""}
+        </p>
       ) : (
         ""
       )}
@@ -241,12 +282,12 @@ function PaymentsCard({ payments }: { payments: PaymentRecord[] }) {
             </thead>
             <tbody>
               {payments.map((p) => (
-                <tr class={p.outcome === "duplicate" ? "attention" : ""}>
+                <tr class={p.outcome === "duplicate" && !p.refundedAt ? "attention" : ""}>
                   <td data-label="Транзакция" class="mono" safe>
                     {p.transactionId}
                   </td>
                   <td data-label="Сумма" class="num" safe>
-                    {`${p.amount} ${p.currency}`}
+                    {p.currency === "XTR" ? `${p.amount} ⭐` : `${p.amount} ${p.currency}`}
                   </td>
                   <td data-label="Способ">
                     <span safe>{paymentMethod(p)}</span>
@@ -254,9 +295,11 @@ function PaymentsCard({ payments }: { payments: PaymentRecord[] }) {
                     {p.source !== "test" && p.test ? <Badge tone="warn">тест AnyPay</Badge> : ""}
                   </td>
                   <td data-label="Итог">
-                    <Badge tone={p.outcome === "duplicate" ? "bad" : "ok"}>
-                      {escapeHtml(OUTCOME_LABELS[p.outcome])}
+                    <Badge tone={p.outcome === "duplicate" && !p.refundedAt ? "bad" : "ok"}>
+                      {escapeHtml(outcomeLabel(p))}
                     </Badge>
+                    {p.refundedAt ? <Badge tone="muted">{escapeHtml(refundedLine(p))}</Badge> : ""}
+                    {starsRefundable(order, p) ? <RefundStarsForm view={view} order={order} payment={p} /> : ""}
                   </td>
                   <td data-label="Получен" safe>
                     {when(p.receivedAt)}
@@ -374,7 +417,7 @@ export function OrderView(props: OrderViewProps) {
         </section>
         <DeliveryCard view={view} order={order} buyer={buyer} delivery={props.delivery} />
       </div>
-      <PaymentsCard payments={props.payments} />
+      <PaymentsCard view={view} order={order} payments={props.payments} />
       <section class="card" id="events">
         <h2>Журнал покупателя по заказу</h2>
         <EventLog view={props.view} events={props.events} empty="Записей нет." linkOrders={false} />

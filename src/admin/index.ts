@@ -1,14 +1,15 @@
 import { Elysia } from "elysia";
 import type { Config } from "../config.ts";
 import { pathOf } from "../http/path.ts";
+import type { Checkout } from "../payments/checkout.ts";
 import type { Shop } from "../shop/index.ts";
 import { adminsRoutes } from "./admins.ts";
 import { accountRoutes, loginRoutes } from "./auth.ts";
 import { broadcastsRoutes } from "./broadcasts.ts";
-import { panelContext } from "./context.ts";
+import { type PanelContext, panelContext } from "./context.ts";
 import { dashboardRoutes } from "./dashboard.ts";
 import { panelErrorPages } from "./error-pages.ts";
-import { loggedInRoutes } from "./guard.ts";
+import { loggedInRoutes, type PanelRoutes } from "./guard.ts";
 import { keyPageRoutes } from "./key-page.ts";
 import { keysRoutes } from "./keys.ts";
 import { ordersRoutes } from "./orders.ts";
@@ -24,13 +25,13 @@ import { usersRoutes } from "./users.ts";
  * the login page at BASE_PATH/, the login form, static files) need no session; every other route is added to one
  * instance behind the guard (session + CSRF), one function per tab.
  */
-export function adminPanel(shop: Shop, config: Config) {
+export function adminPanel(shop: Shop, config: Config, checkout: Checkout) {
   const panel = panelContext(shop, config);
   // Build uploads are read as a stream (products.ts): their handler checks the CSRF field that comes in it.
   const routes = loggedInRoutes(panel, {
     streamed: (request) => request.method === "POST" && /\/products\/[^/]+\/build$/.test(pathOf(request.url)),
   });
-  for (const tab of [
+  const tabs: ((routes: PanelRoutes, panel: PanelContext, checkout: Checkout) => unknown)[] = [
     settingsRoutes,
     broadcastsRoutes,
     adminsRoutes,
@@ -41,9 +42,8 @@ export function adminPanel(shop: Shop, config: Config) {
     ordersRoutes,
     promosRoutes,
     accountRoutes,
-  ]) {
-    tab(routes, panel);
-  }
+  ];
+  for (const tab of tabs) tab(routes, panel, checkout);
   return new Elysia()
     .onAfterHandle({ as: "scoped" }, ({ set }) => {
       // The panel is never framed (clickjacking) and never sniffed.

@@ -1,9 +1,11 @@
 import { DELIVERY_LABELS, ORDER_STATUS_LABELS } from "../../templates/components.tsx";
+import { when } from "../../templates/format.ts";
 import { OrdersBadge } from "../../templates/layout.tsx";
 import { canRetry, OrderPage, OrderView, type OrderViewProps } from "../../templates/order.tsx";
 import { OrdersList, OrdersPage } from "../../templates/orders.tsx";
 import type { View } from "../../templates/view.ts";
 import { log } from "../lib/log.ts";
+import type { Checkout } from "../payments/checkout.ts";
 import { notFound } from "../shop/errors.ts";
 import { isOrderStatus } from "../shop/orders/lists.ts";
 import { closingNote, MAX_CLOSING_NOTE } from "../shop/orders/waiting.ts";
@@ -11,12 +13,25 @@ import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, html, idParam, isPartial, queryText, render } from "./respond.ts";
 
+/** Telegram's refusal of refundStarPayment, in the owner's words and with what to do. */
+function telegramRefusal(reason: string): string {
+  if (/CHARGE_NOT_FOUND/i.test(reason)) {
+    return "платёж не найден — его принял другой бот? Проверьте, что токен в настройках — того бота, которому платили.";
+  }
+  if (/BALANCE|NOT_ENOUGH|insufficient/i.test(reason)) {
+    return "на балансе бота не хватает звёзд. Пополните баланс бота и попробуйте снова.";
+  }
+  if (/token is not set/i.test(reason)) return "токен бота не задан. Задайте его в «Основных настройках».";
+  if (/^(401|404)\b/.test(reason)) return "Telegram не принял токен бота. Проверьте токен в «Основных настройках».";
+  return `${reason.slice(0, 200)}. Попробуйте ещё раз через минуту.`;
+}
+
 /**
  * Заказы: every order, newest first, by status, with what needs the owner on top; one order's page with its key,
  * delivery, payments and log; and the two things the owner settles there: sending a stopped delivery again, and
- * closing a paid order that got no key after refunding it.
+ * closing a paid order that got no key after refunding it, and giving back Stars that bought nothing.
  */
-export function ordersRoutes(routes: PanelRoutes, panel: PanelContext) {
+export function ordersRoutes(routes: PanelRoutes, panel: PanelContext, checkout: Checkout) {
   const { shop } = panel;
 
   /** Everything the order page shows, read fresh (after an action too, so the page shows its effect). */
@@ -88,6 +103,36 @@ export function ordersRoutes(routes: PanelRoutes, panel: PanelContext) {
       const text =
         "Доставка снова в очереди: бот отправит ключ в течение нескольких секунд. Обновите страницу, чтобы увидеть итог.";
       return answerChanged(request, { ...after, notice: { kind: "ok", text } });
+    })
+    .post("/orders/:id/refund-stars", async ({ request, params, body, panel: p }) => {
+      const before = await orderProps(p.view, params.id);
+      const transactionId = field(body, "transaction").trim().slice(0, 128);
+      const result = await checkout.stars.refund(before.order.id, transactionId, p.account.login);
+      const after = await orderProps(p.view, params.id);
+      const refused = (status: number, text: string) =>
+        answer(request, { ...after, notice: { kind: "error", text } }, status);
+      switch (result.kind) {
+        case "refunded": {
+          log.info("panel: stars refunded", { orderId: before.order.id, transactionId, login: p.account.login });
+          const closed = before.order.status === "paid_no_stock" && result.order.status === "failed";
+          const text = `Звёзды возвращены покупателю: ${result.payment.amount} ⭐.${closed ? " Заказ закрыт: ключ ему больше не уйдёт." : ""}`;
+          return answerChanged(request, { ...after, notice: { kind: "ok", text } });
+        }
+        case "already":
+          return refused(
+            409,
+            `Эти звёзды уже возвращены${result.payment.refundedAt ? ` ${when(result.payment.refundedAt)}` : ""}${result.payment.refundedBy ? ` (${result.payment.refundedBy})` : ""}.`,
+          );
+        case "not_found":
+          return refused(404, "У этого заказа нет такого платежа звёздами. Обновите страницу.");
+        case "has_key":
+          return refused(
+            409,
+            "Вернуть звёзды можно только за оплату, которая не дала ключа: этот заказ получил ключ по этой оплате.",
+          );
+        case "telegram_refused":
+          return refused(502, `Telegram не вернул звёзды: ${telegramRefusal(result.reason)} Ничего не изменилось.`);
+      }
     })
     .post("/orders/:id/close", async ({ request, params, body, panel: p }) => {
       const before = await orderProps(p.view, params.id);

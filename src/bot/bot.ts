@@ -7,6 +7,7 @@ import { fallback } from "./features/fallback.ts";
 import { gatekeeping } from "./features/gatekeeping.ts";
 import { purchases } from "./features/purchases.ts";
 import { sharingAlerts } from "./features/sharing.ts";
+import { starsInvoices, starsPayments } from "./features/stars.ts";
 import { storefront } from "./features/storefront.ts";
 import { botApiBase } from "./messenger.ts";
 import type { BotDeps } from "./screen.ts";
@@ -20,17 +21,20 @@ export type { BotDeps } from "./screen.ts";
 export const updateOutcome = new AsyncLocalStorage<{ tokenRejected: boolean }>();
 
 /**
- * The shop's bot for one token: gatekeeping first, then one composer per feature, then the fallback. It only
- * handles updates; receiving them (long polling or webhook) is the runtime's job.
+ * The shop's bot for one token: payments in Stars first (they are settled whatever the gate says), gatekeeping, then
+ * one composer per feature, then the fallback. It only handles updates; receiving them (long polling or webhook) is
+ * the runtime's job.
  */
 export function createShopBot(token: string, telegramApiUrl: string, deps: BotDeps) {
   // "scoped": an extended composer is otherwise isolated and always passes the update on when it finishes, so the
   // gatekeeper could not stop anything and every message would also reach the fallback.
   return new Bot(token, { api: { baseURL: botApiBase(telegramApiUrl) } })
+    .extend(starsPayments(deps).as("scoped"))
     .extend(gatekeeping(deps).as("scoped"))
     .extend(adminFunctions(deps).as("scoped"))
     .extend(sharingAlerts(deps).as("scoped"))
     .extend(storefront(deps).as("scoped"))
+    .extend(starsInvoices(deps).as("scoped"))
     .extend(purchases(deps).as("scoped"))
     .extend(fallback(deps).as("scoped"))
     .onError(({ error, context }) => {

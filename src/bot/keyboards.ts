@@ -18,6 +18,7 @@ import {
   offerButton,
   PROMO_BUTTON,
   payButton,
+  payStarsButton,
   TO_CATALOGUE,
 } from "../shop/texts/buyers.ts";
 
@@ -40,6 +41,8 @@ export const data = {
   confirmPromo: (productId: number, days: number, rub: number, code: string) =>
     `bp:${productId}:${days}:${rub}:${code}`,
   payTest: (orderId: number) => `pay:${orderId}`,
+  /** «Оплатить ⭐»: the invoice in Telegram Stars for this order. */
+  starsInvoice: (orderId: number) => `xtr:${orderId}`,
   broadcast: "adm:bc",
   maintenance: (on: boolean) => `adm:mt:${on ? 1 : 0}`,
   broadcastSend: (draft: string) => `bc:go:${draft}`,
@@ -56,6 +59,7 @@ export const pattern = {
   promo: /^pc:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
   confirmPromo: /^bp:(\d{1,15}):(\d{1,2}):(\d{1,8}):([A-Z0-9_-]{3,32})$/,
   payTest: /^pay:(\d{1,15})$/,
+  starsInvoice: /^xtr:(\d{1,15})$/,
   broadcast: /^adm:bc$/,
   maintenance: /^adm:mt:([01])$/,
   broadcastDraft: /^bc:(go|no):([\w-]{1,24})$/,
@@ -92,6 +96,7 @@ const PRESSES: [RegExp, (groups: string[]) => PressedEvent][] = [
   [pattern.promo, offer("promo_entry")],
   [pattern.confirmPromo, (m) => ({ kind: "purchase_confirmed", detail: { ...offer("")(m).detail, promoCode: m[3] } })],
   [pattern.payTest, (m) => ({ kind: "test_payment", detail: { orderId: Number(m[0]) } })],
+  [pattern.starsInvoice, (m) => ({ kind: "stars_invoice", detail: { orderId: Number(m[0]) } })],
   [pattern.broadcast, () => ({ kind: "broadcast_opened", detail: {} })],
   [pattern.maintenance, (m) => ({ kind: "maintenance_switched", detail: { on: m[0] === "1" } })],
   [pattern.broadcastDraft, (m) => ({ kind: m[0] === "go" ? "broadcast_confirmed" : "broadcast_dropped", detail: {} })],
@@ -146,13 +151,20 @@ export function confirmKeyboard(
 export const promoPromptKeyboard = (productId: number, days: number, listRub: number): TelegramInlineKeyboardMarkup =>
   markup([[button(CANCEL, data.offer(productId, days, listRub))]]);
 
+function optionButton(option: PaymentOption): Button {
+  switch (option.provider) {
+    case "anypay":
+      return { text: payButton(option.rub), url: option.url };
+    case "telegram_stars":
+      return button(payStarsButton(option.stars), data.starsInvoice(option.orderId));
+    case "test":
+      return button(TEST_PAY, data.payTest(option.orderId));
+  }
+}
+
 /** One button per way to pay the order, in the checkout's order, then the way back. */
 export function paymentKeyboard(options: PaymentOption[]): TelegramInlineKeyboardMarkup {
-  const rows: Button[][] = options.map((option) =>
-    option.provider === "anypay"
-      ? [{ text: payButton(option.rub), url: option.url }]
-      : [button(TEST_PAY, data.payTest(option.orderId))],
-  );
+  const rows: Button[][] = options.map((option) => [optionButton(option)]);
   rows.push([button(TO_CATALOGUE, data.catalogue)]);
   return markup(rows);
 }

@@ -93,5 +93,15 @@ export function createTelegramMessenger(options: {
         throw translate(error);
       }
     },
+    async refundStars(userId, telegramPaymentChargeId) {
+      try {
+        await (await bot(undefined)).api.refundStarPayment({
+          user_id: userId,
+          telegram_payment_charge_id: telegramPaymentChargeId,
+        });
+      } catch (error) {
+        throw translate(error);
+      }
+    },
   };
 }

@@ -5,7 +5,7 @@ import type { ShopBot } from "./bot.ts";
 import { handleBatch, isUpdate } from "./updates.ts";
 
 /** The updates the shop's bot asks Telegram for, polling or by webhook. */
-export const ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"];
+export const ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member", "pre_checkout_query"];
 
 /** A Bot API call with our own fetch, so that it can be aborted; a refusal is thrown as GramIO's TelegramError. */
 export async function callApi<T>(

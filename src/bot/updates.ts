@@ -20,6 +20,7 @@ function updateOwner(update: TelegramUpdate): number {
     update.message?.from?.id ??
     update.callback_query?.from.id ??
     update.my_chat_member?.from.id ??
+    update.pre_checkout_query?.from.id ??
     update.message?.chat.id ??
     0
   );

@@ -12,6 +12,7 @@ import { alertTexts } from "../shop/texts/admins.ts";
 import { createAnypay } from "./anypay/provider.ts";
 import type { Payer, PaymentOption } from "./provider.ts";
 import { createSettlement } from "./settlement.ts";
+import { createTelegramStars } from "./telegram-stars.ts";
 import { createTestPayments } from "./test-payments.ts";
 
 /** The alert that nobody can pay goes to the admins at most this often, however many buyers meet it. */
@@ -64,9 +65,10 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
   const { shop, config } = deps;
   const settlement = createSettlement(deps);
   const anypay = createAnypay({ shop, settlement, config });
+  const stars = createTelegramStars({ shop, settlement, messenger: deps.messenger });
   const testPayments = createTestPayments({ shop, settlement });
   /** In the order the payment screen offers them. */
-  const providers = [anypay, testPayments];
+  const providers = [anypay, stars, testPayments];
 
   async function payerOf(userId: number): Promise<{ settings: Settings; payer: Payer }> {
     const [settings, admin] = await Promise.all([shop.settings.get(), shop.admins.isAdmin(userId)]);
@@ -221,6 +223,11 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
     payTest,
     /** AnyPay's notifications, for the HTTP endpoint that receives them (api/anypay.ts). */
     anypay,
+    /**
+     * Telegram Stars: the invoice for «Оплатить ⭐», Telegram's pre_checkout_query and successful_payment (the bot
+     * hands them over), and giving a payment back (the order page).
+     */
+    stars: { invoice: stars.invoice, receive: stars.receive, refund: stars.refund },
     settle: settlement.settle,
     /** Resolves when the Telegram messages that follow payments have been sent (tests, graceful shutdown). */
     idle: settlement.idle,

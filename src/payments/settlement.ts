@@ -58,7 +58,7 @@ export function createSettlement(deps: { shop: Shop; messenger: Messenger }) {
     while (followUps.size > 0) await Promise.all([...followUps]);
   }
 
-  return { settle, alert, idle };
+  return { settle, alert, followUp, idle };
 }
 
 export type Settlement = ReturnType<typeof createSettlement>;

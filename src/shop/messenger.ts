@@ -1,6 +1,7 @@
 /**
- * How the domain's jobs (delivery, broadcast, admin alerts) reach a Telegram user, without knowing Telegram. The bot
- * adapter implements it with the running bot's token; tests implement it against a fake Bot API server.
+ * How the domain's jobs (delivery, broadcast, admin alerts) and the checkout (giving Stars back) reach a Telegram
+ * user, without knowing Telegram. The bot adapter implements it with the running bot's token; tests implement it
+ * against a fake Bot API server.
  */
 export type InlineButton = { text: string; url?: string; callbackData?: string };
 
@@ -39,6 +40,11 @@ export interface Messenger {
     caption: string,
     options?: SendOptions,
   ): Promise<{ fileId: string | null }>;
+  /**
+   * Gives a Telegram Stars payment back to the buyer (refundStarPayment). A refusal is thrown as a MessengerError
+   * whose message is Telegram's description (e.g. "400: Bad Request: CHARGE_ALREADY_REFUNDED").
+   */
+  refundStars(userId: number, telegramPaymentChargeId: string): Promise<void>;
 }
 
 /**

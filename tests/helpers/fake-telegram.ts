@@ -167,6 +167,83 @@ export class FakeTelegram {
     });
   }
 
+  /**
+   * Telegram's check before it takes the Stars of an invoice the bot sent (sendInvoice): a pre_checkout_query update.
+   * Resolves with the bot's answerPreCheckoutQuery to it.
+   */
+  async preCheckout(
+    token: string,
+    from: TgUser,
+    invoice: { payload: string; total_amount: number; currency?: string },
+  ): Promise<RecordedCall> {
+    const id = `pcq-${this.nextUpdateId}-${Math.floor(Math.random() * 1e6)}`;
+    this.pushUpdate(token, {
+      pre_checkout_query: {
+        id,
+        from: { is_bot: false, ...from },
+        currency: invoice.currency ?? "XTR",
+        total_amount: invoice.total_amount,
+        invoice_payload: invoice.payload,
+      },
+    });
+    return await this.waitFor((calls) =>
+      calls.find((c) => c.method === "answerPreCheckoutQuery" && c.params.pre_checkout_query_id === id),
+    );
+  }
+
+  /**
+   * The Stars taken: a message with successful_payment, as Telegram sends it after an ok pre-checkout. `chargeId`
+   * (telegram_payment_charge_id) defaults to a new one; give the same one to repeat the update. The charge is
+   * remembered, so refundStarPayment can give it back once.
+   */
+  successfulPayment(
+    token: string,
+    from: TgUser,
+    payment: { payload: string; total_amount: number; currency?: string; chargeId?: string },
+  ): { updateId: number; chargeId: string } {
+    const chargeId = payment.chargeId ?? `stxCharge${this.nextUpdateId}x${Math.floor(Math.random() * 1e9)}`;
+    if (!this.charges.has(chargeId)) this.charges.set(chargeId, { userId: from.id, refunded: false });
+    const updateId = this.pushUpdate(token, {
+      message: {
+        message_id: this.nextMessageId++,
+        date: Math.floor(Date.now() / 1000),
+        chat: { id: from.id, type: "private", first_name: from.first_name },
+        from: { is_bot: false, ...from },
+        successful_payment: {
+          currency: payment.currency ?? "XTR",
+          total_amount: payment.total_amount,
+          invoice_payload: payment.payload,
+          telegram_payment_charge_id: chargeId,
+          provider_payment_charge_id: "",
+        },
+      },
+    });
+    return { updateId, chargeId };
+  }
+
+  /**
+   * The buyer pays an invoice the bot sent, as Telegram runs it: the pre-checkout first, and only if the bot says ok,
+   * the payment. Resolves with the bot's answer to the pre-checkout and, when paid, the charge id.
+   */
+  async payInvoice(
+    token: string,
+    from: TgUser,
+    invoice: RecordedCall,
+  ): Promise<{ preCheckout: RecordedCall; chargeId: string | null }> {
+    const prices = invoice.params.prices as { amount: number }[];
+    const details = {
+      payload: String(invoice.params.payload),
+      total_amount: prices.reduce((sum, p) => sum + p.amount, 0),
+      currency: String(invoice.params.currency),
+    };
+    const preCheckout = await this.preCheckout(token, from, details);
+    if (preCheckout.params.ok !== true) return { preCheckout, chargeId: null };
+    return { preCheckout, chargeId: this.successfulPayment(token, from, details).chargeId };
+  }
+
+  /** Charges made by successfulPayment, and whether refundStarPayment gave them back. */
+  readonly charges = new Map<string, { userId: number; refunded: boolean }>();
+
   callsOf(method: string, chatId?: number): RecordedCall[] {
     return this.calls.filter(
       (c) => c.method === method && (chatId === undefined || Number(c.params.chat_id) === chatId),
@@ -335,6 +412,51 @@ export class FakeTelegram {
             },
           }),
         );
+      }
+      case "sendInvoice": {
+        // What Telegram itself checks for an invoice in Stars: one price, a whole positive number, no provider token.
+        const prices = params.prices as { label?: string; amount?: number }[] | undefined;
+        if (params.currency === "XTR") {
+          if (params.provider_token !== undefined && params.provider_token !== "") {
+            return fail({ code: 400, description: "Bad Request: provider_token must be empty for XTR" });
+          }
+          if (
+            !Array.isArray(prices) ||
+            prices.length !== 1 ||
+            !Number.isInteger(prices[0]?.amount) ||
+            prices[0]!.amount! <= 0
+          ) {
+            return fail({ code: 400, description: "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID" });
+          }
+        }
+        if (String(params.title ?? "").length > 32 || String(params.description ?? "").length > 255) {
+          return fail({ code: 400, description: "Bad Request: invoice title or description is too long" });
+        }
+        return ok(
+          message({
+            invoice: {
+              title: params.title,
+              description: params.description,
+              start_parameter: "",
+              currency: params.currency,
+              total_amount: (prices ?? []).reduce((sum, p) => sum + (p.amount ?? 0), 0),
+            },
+          }),
+        );
+      }
+      case "answerPreCheckoutQuery":
+        if (params.ok === false && !params.error_message) {
+          return fail({ code: 400, description: "Bad Request: error_message is required when ok is false" });
+        }
+        return ok(true);
+      case "refundStarPayment": {
+        const charge = this.charges.get(String(params.telegram_payment_charge_id));
+        if (!charge || charge.userId !== Number(params.user_id)) {
+          return fail({ code: 400, description: "Bad Request: CHARGE_NOT_FOUND" });
+        }
+        if (charge.refunded) return fail({ code: 400, description: "Bad Request: CHARGE_ALREADY_REFUNDED" });
+        charge.refunded = true;
+        return ok(true);
       }
       case "getWebhookInfo":
         return ok({ url: "", has_custom_certificate: false, pending_update_count: 0 });

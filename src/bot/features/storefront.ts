@@ -51,8 +51,10 @@ export function storefront(deps: BotDeps) {
     // The way to pay went away between the check and the link: the buyer gets the same honest answer.
     if (options.length === 0) return { text: PAYMENTS_NOT_CONFIGURED, keyboard: backToCatalogue() };
     const testOnly = options.every((o) => o.provider === "test");
+    const stars = options.find((o) => o.provider === "telegram_stars")?.stars ?? null;
+    const text = paymentText(order, stars);
     return {
-      text: testOnly ? `${paymentText(order)}\n\n${TEST_ONLY_PAYMENT}` : paymentText(order),
+      text: testOnly ? `${text}\n\n${TEST_ONLY_PAYMENT}` : text,
       keyboard: paymentKeyboard(options),
     };
   }

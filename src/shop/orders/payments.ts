@@ -57,6 +57,39 @@ export type PaymentRecord = {
   refundedBy: string | null;
 };
 
+type PaymentRow = {
+  transaction_id: string;
+  amount: string;
+  currency: string;
+  method: string | null;
+  test: boolean;
+  source: PaidBy;
+  outcome: PaymentRecord["outcome"];
+  received_at: Date;
+  refunded_at: Date | null;
+  refunded_by: string | null;
+};
+
+/** The columns of PaymentRow (a constant, never input). */
+const PAYMENT_COLUMNS =
+  "transaction_id, amount, currency, method, test, source, outcome, received_at, refunded_at, refunded_by";
+
+const toPaymentRecord = (r: PaymentRow): PaymentRecord => ({
+  transactionId: r.transaction_id,
+  amount: r.amount,
+  currency: r.currency,
+  method: r.method,
+  test: r.test,
+  source: r.source,
+  outcome: r.outcome,
+  receivedAt: r.received_at,
+  refundedAt: r.refunded_at,
+  refundedBy: r.refunded_by,
+});
+
+/** Why a Stars order that waited for a key was closed: its Stars were given back (the order page says so). */
+export const REFUNDED_NOTE = "звёзды возвращены покупателю";
+
 /**
  * What a payment actually charged, in the order's terms (the provider has checked the amount): AnyPay charges the
  * order's roubles, Telegram its Stars; a code that covers the whole price and an admin's test button charge nothing.
@@ -76,6 +109,34 @@ const ALREADY_PAID_STATUSES: readonly OrderStatus[] = ["paid", "delivered", "pai
 /** A decimal as AnyPay sends it, or null when it is not one (lenient: only for fields kept for the record). */
 function decimalOrNull(text: string | null | undefined): string | null {
   return text && /^-?\d{1,10}(\.\d{1,8})?$/.test(text) ? text : null;
+}
+
+/**
+ * What came of giving a Stars payment back (docs/panel.md#telegram-stars). Only a payment that bought nothing can be:
+ * a second payment of an order paid before, or the payment of an order that has no key (it was paid too late, with
+ * none left, and is waiting, or the owner closed it).
+ */
+export type StarsRefund =
+  /** Given back now; the order, if it was waiting for a key, is closed so none goes out after the money. */
+  | { kind: "refunded"; order: Order; payment: PaymentRecord }
+  /** It had been given back already (a second click, another admin): nothing more to do. */
+  | { kind: "already"; payment: PaymentRecord }
+  | { kind: "not_found" }
+  /** The payment bought the order's key: giving it back would leave the buyer with the key and the Stars. */
+  | { kind: "has_key"; order: Order }
+  /** Telegram refused; nothing was changed here. `reason` is Telegram's description. */
+  | { kind: "telegram_refused"; reason: string };
+
+/**
+ * Whether a payment in Stars can be given back: one not given back yet that bought nothing — a second payment of an
+ * order paid before, or the payment of an order that has no key (paid too late with none left, or closed).
+ */
+export function starsRefundable(
+  order: Pick<Order, "status">,
+  payment: Pick<PaymentRecord, "source" | "outcome" | "refundedAt">,
+): boolean {
+  if (payment.source !== "telegram_stars" || payment.refundedAt !== null) return false;
+  return payment.outcome === "duplicate" || order.status === "paid_no_stock" || order.status === "failed";
 }
 
 /** Sells a key to a paid order inside `tx`; the order row is locked by the caller. */
@@ -197,37 +258,64 @@ export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliv
     return outcome;
   }
 
-  /** Every payment recorded for an order (normally one; more means it was paid twice), oldest first. */
-  async function paymentsOf(orderId: number): Promise<PaymentRecord[]> {
-    const rows = await sql<
-      {
-        transaction_id: string;
-        amount: string;
-        currency: string;
-        method: string | null;
-        test: boolean;
-        source: PaidBy;
-        outcome: PaymentRecord["outcome"];
-        received_at: Date;
-        refunded_at: Date | null;
-        refunded_by: string | null;
-      }[]
-    >`
-      select transaction_id, amount, currency, method, test, source, outcome, received_at, refunded_at, refunded_by
-      from payments where order_id = ${orderId} order by id`;
-    return rows.map((r) => ({
-      transactionId: r.transaction_id,
-      amount: r.amount,
-      currency: r.currency,
-      method: r.method,
-      test: r.test,
-      source: r.source,
-      outcome: r.outcome,
-      receivedAt: r.received_at,
-      refundedAt: r.refunded_at,
-      refundedBy: r.refunded_by,
-    }));
+  /**
+   * Gives a Stars payment back: checks it bought nothing (see StarsRefund), asks Telegram (`giveBack`, which throws
+   * Telegram's refusal), and records who gave it back and when. The order and the payment stay locked while Telegram
+   * answers, so a second click waits and then finds the payment given back instead of asking Telegram again.
+   */
+  async function refundStars(input: {
+    orderId: number;
+    transactionId: string;
+    /** Who gave it back: the panel login, for the ledger. */
+    by: string;
+    giveBack: (userId: number, transactionId: string) => Promise<void>;
+  }): Promise<StarsRefund> {
+    return await sql.begin(async (tx): Promise<StarsRefund> => {
+      const [row] = await tx<OrderRow[]>`
+        select o.*, p.name as product_name from orders o join products p on p.id = o.product_id
+        where o.id = ${input.orderId} for update of o`;
+      if (!row) return { kind: "not_found" };
+      const order = toOrder(row);
+      const [payment] = await tx<PaymentRow[]>`
+        select ${sql.unsafe(PAYMENT_COLUMNS)} from payments
+        where order_id = ${order.id} and transaction_id = ${input.transactionId} and source = 'telegram_stars'
+        for update`;
+      if (!payment) return { kind: "not_found" };
+      const record = toPaymentRecord(payment);
+      if (record.refundedAt) return { kind: "already", payment: record };
+      if (!starsRefundable(order, record)) return { kind: "has_key", order };
+      try {
+        await input.giveBack(order.userId, input.transactionId);
+      } catch (error) {
+        return { kind: "telegram_refused", reason: (error as Error).message };
+      }
+      const [refunded] = await tx<PaymentRow[]>`
+        update payments set refunded_at = now(), refunded_by = ${input.by.slice(0, 100)}
+        where transaction_id = ${input.transactionId}
+        returning ${sql.unsafe(PAYMENT_COLUMNS)}`;
+      let after = order;
+      if (order.status === "paid_no_stock" && payment.outcome !== "duplicate") {
+        // The money is back: a key that turns up later must not go out to this order too.
+        const [closed] = await tx<OrderRow[]>`
+          update orders set status = 'failed', failure = ${REFUNDED_NOTE}, updated_at = now()
+          where id = ${order.id}
+          returning *, ${order.productName}::text as product_name`;
+        after = toOrder(closed!);
+      }
+      await tx`
+        insert into user_events (user_id, kind, detail)
+        values (${order.userId}, 'stars_refunded',
+                ${tx.json({ orderId: order.id, transactionId: input.transactionId, amount: payment.amount, by: input.by })})`;
+      return { kind: "refunded", order: after, payment: toPaymentRecord(refunded!) };
+    });
   }
 
-  return { markPaid, paymentsOf };
+  /** Every payment recorded for an order (normally one; more means it was paid twice), oldest first. */
+  async function paymentsOf(orderId: number): Promise<PaymentRecord[]> {
+    const rows = await sql<PaymentRow[]>`
+      select ${sql.unsafe(PAYMENT_COLUMNS)} from payments where order_id = ${orderId} order by id`;
+    return rows.map(toPaymentRecord);
+  }
+
+  return { markPaid, paymentsOf, refundStars };
 }

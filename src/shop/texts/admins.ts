@@ -67,13 +67,19 @@ export const alertTexts = {
   paymentsNotConfigured:
     "⚠️ Покупатель не смог оплатить: в панели не заданы ID магазина и секретный ключ AnyPay (вкладка «Основные настройки»).",
 
-  paidNoStock: (order: OrderFacts, username: string | null, payment: { amount: string; transactionId: string }) =>
+  paidNoStock: (
+    order: OrderFacts,
+    username: string | null,
+    payment: { amount: string; currency: string; transactionId: string },
+  ) =>
     [
       `⚠️ Заказ №${order.id} оплачен, но ключей ${what(order)} не осталось.`,
       `Покупатель: ${who(order.userId, username)}`,
-      `Сумма: ${payment.amount} ₽, транзакция ${payment.transactionId}`,
+      `Сумма: ${payment.amount} ${payment.currency === "XTR" ? "⭐" : "₽"}, транзакция ${payment.transactionId}`,
       "Добавьте ключи этого товара и длительности — покупатель получит ключ автоматически. " +
-        "Если вы вернули деньги, закройте заказ в панели.",
+        (payment.currency === "XTR"
+          ? "Или верните звёзды кнопкой «Вернуть звёзды» на странице заказа в панели."
+          : "Если вы вернули деньги, закройте заказ в панели."),
     ].join("\n"),
 
   duplicatePayment: (
@@ -85,7 +91,24 @@ export const alertTexts = {
       `⚠️ Повторная оплата заказа №${order.id} (${what(order)}): ${payment.amount} ${payment.currency}, ` +
         `транзакция ${payment.transactionId}.`,
       `Заказ уже был оплачен раньше. Покупатель: ${who(order.userId, username)}`,
-      "Верните деньги покупателю или выдайте ему ещё один ключ вручную.",
+      payment.currency === "XTR"
+        ? "Верните звёзды кнопкой «Вернуть звёзды» на странице заказа в панели или выдайте ему ещё один ключ вручную."
+        : "Верните деньги покупателю или выдайте ему ещё один ключ вручную.",
+    ].join("\n"),
+
+  /** A Stars payment that fitted no order of the payer: given back at once (`returned`), or to give back by hand. */
+  strayStarsPayment: (
+    userId: number,
+    username: string | null,
+    payment: { payload: string; stars: number; chargeId: string; problem: string },
+    returned: boolean,
+  ) =>
+    [
+      `⚠️ Оплата звёздами не подошла к заказу: ${payment.problem}.`,
+      `Покупатель: ${who(userId, username)}, ${payment.stars} ⭐, счёт «${payment.payload.slice(0, 32)}», платёж ${payment.chargeId}`,
+      returned
+        ? "Звёзды возвращены покупателю автоматически."
+        : "Telegram не вернул звёзды автоматически — верните их вручную (refundStarPayment) или свяжитесь с покупателем.",
     ].join("\n"),
 
   /** `reason` is the refusal in the owner's words, as the AnyPay notification checks give it. */

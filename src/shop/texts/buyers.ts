@@ -109,6 +109,8 @@ export const BACK = "« Назад";
 export const TO_CATALOGUE = "« В каталог";
 export const MY_PURCHASES = "Мои покупки";
 export const payButton = (rub: number) => `Оплатить ${rub}₽`;
+/** The button that asks for an invoice in Telegram Stars (it must contain ⭐). */
+export const payStarsButton = (stars: number) => `Оплатить ${stars} ⭐`;
 
 /** The commands Telegram shows in the bot's menu. */
 export const BOT_COMMANDS = [
@@ -137,21 +139,79 @@ const MSK_TIME = new Intl.DateTimeFormat("ru-RU", { timeZone: "Europe/Moscow", h
 /** «05.06.2025, 14:30 МСК»: buyers are in Russia, and the server's own time zone means nothing to them. */
 export const moscowDateTime = (date: Date) => `${MSK.format(date)} МСК`;
 
-export const paymentText = (order: {
-  id: number;
-  productName: string;
-  days: number;
-  amountRub: number;
-  listRub: number;
-  promoCode: string | null;
-  reservedUntil: Date;
-}) =>
+/** The payment step. `stars`: the order can also be paid in Telegram Stars, this many. */
+export const paymentText = (
+  order: {
+    id: number;
+    productName: string;
+    days: number;
+    amountRub: number;
+    listRub: number;
+    promoCode: string | null;
+    reservedUntil: Date;
+  },
+  stars: number | null = null,
+) =>
   [
     `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
+      (stars !== null ? ` или ${stars} ⭐` : "") +
       (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
     `Ключ забронирован за вами до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
-    "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат.",
+    stars !== null
+      ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты, или «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты ключ придёт в этот чат."
+      : "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат.",
   ].join("\n");
+
+/**
+ * The invoice in Telegram Stars (sendInvoice): Telegram allows a title of 32 characters and a description of 255;
+ * the payload is the order id, read back by the payment's checks.
+ */
+export function starsInvoiceText(order: { id: number; productName: string; days: number }): {
+  title: string;
+  description: string;
+  label: string;
+} {
+  const name = `${order.productName} ${daysLabel(order.days)}`;
+  return {
+    title: name.length > 32 ? `${name.slice(0, 31)}…` : name,
+    description: `Заказ №${order.id}: ключ ${what(order)}. После оплаты ключ придёт в этот чат.`.slice(0, 255),
+    label: `Заказ №${order.id}`,
+  };
+}
+
+/**
+ * Why an invoice in Stars is not sent, or a payment of one is refused before the money is taken
+ * (pre_checkout_query, at most 255 characters): each says what to do next.
+ */
+export const starsRefusal = {
+  noOrder: "Этот заказ не найден. Откройте каталог (/start) и оформите покупку заново.",
+  notYours: "Этот счёт выставлен другому покупателю. Оформите свою покупку в каталоге (/start).",
+  alreadyPaid: "Этот заказ уже оплачен — ключ в «Моих покупках» (/purchases). Второй раз платить не нужно.",
+  expired:
+    "Бронь этого заказа истекла, и оплатить его уже нельзя. Оформите покупку заново в каталоге (/start) — звёзды не списаны.",
+  wrongAmount: "Сумма счёта не совпадает с заказом. Оформите покупку заново в каталоге (/start) — звёзды не списаны.",
+  off: "Оплата звёздами сейчас выключена. Оплатите заказ кнопкой «Оплатить» или попробуйте позже — звёзды не списаны.",
+} as const;
+
+/** pre_checkout_query could not be checked (the shop is in trouble): refused, nothing taken. */
+export const STARS_CHECK_FAILED =
+  "Не удалось проверить заказ. Попробуйте оплатить ещё раз через минуту — звёзды не списаны.";
+
+/** A Stars payment for an order that had already been paid: the admins are told, and give it back. */
+export const starsDuplicateText = (orderId: number) =>
+  `Заказ №${orderId} уже был оплачен раньше, поэтому эта оплата лишняя. Администратор уже знает и вернёт звёзды.`;
+
+/** A Stars payment that fits no order of this buyer (it cannot happen through our invoices): given back at once. */
+export const STARS_PAYMENT_RETURNED =
+  "Этот платёж не подошёл ни к одному вашему заказу, поэтому звёзды возвращены. Оформите покупку в каталоге (/start).";
+
+/** Telegram would not give the stray payment back: the admins are told and do it by hand. */
+export const STARS_PAYMENT_HELD =
+  "Этот платёж не подошёл ни к одному вашему заказу. Администратор уже знает и вернёт звёзды.";
+
+/** The buyer got their Stars back from the panel. */
+export const starsRefundedText = (order: { id: number; productName: string; days: number }, stars: string) =>
+  `Звёзды за заказ №${order.id} (${what(order)}) возвращены: ${stars} ⭐.`;
 
 export const PAYMENTS_NOT_CONFIGURED =
   "Оплата пока не настроена. Мы уже сообщили администратору — попробуйте немного позже.";
