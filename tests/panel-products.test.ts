@@ -199,9 +199,12 @@ describe("a product's page", () => {
     expect(offer).toMatchObject({ rub: 899, stars: 60 });
     await t.sql`delete from keys where product_id = ${id} and days = 7`;
 
+    // A form from a page opened before Stars prices existed sends no Stars fields: the Stars prices stay.
+    await c.post(`/products/${id}/prices`, { price_7: "899", price_30: "1999", price_90: "" }, { htmx: true });
+    expect(await t.shop.products.starsPrices(id)).toEqual({ 7: 60, 30: 1200, 90: 3000 });
     await c.post(
       `/products/${id}/prices`,
-      { price_7: "899", stars_7: "", price_30: "1999", stars_30: "0" },
+      { price_7: "899", stars_7: "", price_30: "1999", stars_30: "0", stars_90: "" },
       { htmx: true },
     );
     expect(await t.shop.products.starsPrices(id)).toEqual({});

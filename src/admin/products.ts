@@ -17,7 +17,7 @@ import { MAX_STARS_PRICE, productNameProblem } from "../shop/products/products.t
 import type { PanelContext } from "./context.ts";
 import { csrfRefusal, type PanelRoutes } from "./guard.ts";
 import { productPage, requireProduct } from "./product-page.ts";
-import { field, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
+import { field, fields, isHtmx, isPartial, queryText, redirect, render } from "./respond.ts";
 import { CSRF_FIELD, csrfValid } from "./session.ts";
 
 /**
@@ -80,7 +80,8 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       const product = await requireProduct(panel, params.id);
       const values: Record<string, string> = {};
       const errors: Record<string, string> = {};
-      const wanted: { days: DurationDays; rub: number | null; stars: number | null }[] = [];
+      /** `stars` undefined: the form had no such field (a page opened before Stars prices), so it stays as it is. */
+      const wanted: { days: DurationDays; rub: number | null; stars: number | null | undefined }[] = [];
       /** A whole number typed in the field (spaces allowed), null when empty or 0, or why it is not one. */
       const amount = (name: string, max: number, problem: string): number | null | { error: string } => {
         const text = field(body, name).replace(/\s/g, "");
@@ -94,8 +95,10 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
         const stars = amount(`stars_${days}`, MAX_STARS_PRICE, "Целое число звёзд до 100 000");
         if (rub !== null && typeof rub === "object") errors[`price_${days}`] = rub.error;
         if (stars !== null && typeof stars === "object") errors[`stars_${days}`] = stars.error;
+        const starsSent = fields(body, `stars_${days}`).length > 0;
         if (typeof rub !== "object" || rub === null) {
-          if (typeof stars !== "object" || stars === null) wanted.push({ days, rub, stars });
+          if (typeof stars !== "object" || stars === null)
+            wanted.push({ days, rub, stars: starsSent ? stars : undefined });
         }
       }
       const answer = async (status: number, extra: { errors?: Record<string, string>; saved?: boolean }) => {
@@ -117,7 +120,9 @@ export function productsRoutes(routes: PanelRoutes, panel: PanelContext) {
       ]);
       for (const w of wanted) {
         if ((current[w.days] ?? null) !== w.rub) await shop.products.setPrice(product.id, w.days, w.rub);
-        if ((currentStars[w.days] ?? null) !== w.stars) await shop.products.setStarsPrice(product.id, w.days, w.stars);
+        if (w.stars !== undefined && (currentStars[w.days] ?? null) !== w.stars) {
+          await shop.products.setStarsPrice(product.id, w.days, w.stars);
+        }
       }
       return answer(200, { saved: true });
     })
