@@ -179,6 +179,54 @@ export async function startApp(options: {
   };
 }
 
+/**
+ * The framework's ceiling (bench/bare.ts: a bare Elysia app answering a constant on the auth API's path) as its own
+ * process; `base` is the same shape as the app's, so the same wrk script and path reach it.
+ */
+export async function startBare(): Promise<AppProcess> {
+  const port = freePort();
+  const proc = Bun.spawn(["bun", "bench/bare.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), BUN_JSC_forceRAMSize: "536870912" },
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  const base = `http://127.0.0.1:${port}/Morpheus%20Private`;
+  const until = Date.now() + 30_000;
+  while (
+    !(await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (proc.exitCode !== null || Date.now() > until) {
+      proc.kill("SIGKILL");
+      throw new Error("bench/bare.ts did not start");
+    }
+    await Bun.sleep(100);
+  }
+  return {
+    proc,
+    port,
+    base,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await Promise.race([proc.exited, Bun.sleep(5_000)]);
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+    },
+  };
+}
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux; 100 ticks a second). */
+export function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Resident memory of a process in MB, from /proc (Linux). */
 export function rssMb(pid: number): number {
   try {

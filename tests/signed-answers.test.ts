@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
 import { createHash, createPublicKey } from "node:crypto";
 import { connectDatabase } from "../src/db/client.ts";
 import { buildHttpApp } from "../src/server.ts";
@@ -238,6 +238,39 @@ describe("answers to a nonce", () => {
       expect(JSON.parse(answer.text)).toMatchObject({ message: "Malformed request", nonce: n, product: P });
       expect(verifiedBy(answer.signature, answer.bytes, keys)).toHaveLength(1);
     }
+  });
+
+  test("a bug on the auth path: a signed 500 that says nothing, and the error in the log", async () => {
+    const keys = await publishedKeys();
+    const key = await soldKey(t, P);
+    // A shop of its own, whose verdict fails the way a bug would (not a lost database).
+    const shop = createShop({ sql: t.sql, cache: t.cache, config: t.config });
+    shop.licence.authenticate = () => {
+      throw new TypeError("a bug");
+    };
+    const app = buildHttpApp(shop, t.config);
+    const server = app.listen({ hostname: "127.0.0.1", port: 0 }).server!;
+    cleanups.push(async () => {
+      await app.stop(true);
+    });
+    const lines: string[] = [];
+    const err = spyOn(console, "error").mockImplementation((line: unknown) => void lines.push(String(line)));
+    let answer: RawAnswer;
+    try {
+      answer = await rawAnswer(
+        await fetch(`http://127.0.0.1:${server.port}${encodeURI(t.config.basePath)}/api/${P}/auth`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ key, uuid: "PC" }),
+        }),
+      );
+    } finally {
+      err.mockRestore();
+    }
+    expect(answer.status).toBe(500);
+    expect(answer.text).toBe('{"success":false,"message":"Internal error"}');
+    expect(verifiedBy(answer.signature, answer.bytes, keys)).toHaveLength(1);
+    expect(lines.join("\n")).toContain("a bug");
   });
 
   test("Postgres away: the 503 is signed and repeats the request", async () => {

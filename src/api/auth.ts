@@ -3,6 +3,7 @@ import type { Config } from "../config.ts";
 import { collectFields, MalformedBody, parseBody, readBodyWithin } from "../http/body.ts";
 import { addressBucket, clientIp } from "../http/client-ip.ts";
 import { pathOf } from "../http/path.ts";
+import { tallyAuthCall } from "../http/request-log.ts";
 import { hwidProblem, keyStringProblem, MAX_KEY_LENGTH } from "../lib/keys.ts";
 import { log } from "../lib/log.ts";
 import { longerThan } from "../lib/text.ts";
@@ -38,11 +39,22 @@ const MALFORMED = Symbol("malformed body");
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
- * Every body is read and parsed here, within the budget, never by Elysia: a body Elysia fails to parse raises its
- * PARSE error past this plugin's own error handler, and the 400 would go out unsigned. Any type but JSON or a
- * form reads as no fields (the query string may still carry them).
+ * Every body is read and parsed here, within the budget (a length over it is refused unread), never by Elysia: a
+ * body Elysia failed to parse raised its PARSE error past this API's own answers, and the 400 went out unsigned.
+ * Any type but JSON or a form reads as no fields (the query string may still carry them).
  */
 async function readInput(request: Request): Promise<unknown> {
+  if (!request.body) return {};
+  const length = request.headers.get("content-length");
+  if (length !== null && Number(length) > MAX_BODY_BYTES) return TOO_LARGE;
+  // What loaders send, read in one step (the server reads exactly Content-Length bytes, already within the budget).
+  if (length !== null && (request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json")) {
+    try {
+      return (await request.json()) ?? {};
+    } catch {
+      return MALFORMED;
+    }
+  }
   const bytes = await readBodyWithin(request, MAX_BODY_BYTES);
   if (bytes === null) return TOO_LARGE;
   try {
@@ -141,14 +153,16 @@ function echoFromQuery(request: Request): Echo | null {
   };
 }
 
-type SetLike = { status?: number | string; headers: Record<string, string | number> };
+/** A loader's call as it is answered: the request, and when its handling started (for the request log's tally). */
+type Call = { request: Request; started: number };
+type Server = Parameters<typeof clientIp>[1];
 
 /**
  * The loader's auth API (docs/licence-api.md): `{BASE_PATH}/api/<product>/auth`. It depends only on Postgres; the
  * bot's state and Redis (rate limits fail open) never stop it from answering. Every answer is signed
  * (docs/licence-api.md#signed-answers).
  */
-export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
+export function licenceCalls(shop: Shop, config: Pick<Config, "trustedProxies">) {
   const { signing, limits } = shop;
 
   /**
@@ -156,16 +170,26 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
    * the request's nonce, product, key and uuid and the server's time; without one it is the plain body byte for byte,
    * as old loaders know it.
    */
-  async function answer(
-    set: SetLike,
+  function answer(
+    call: Call,
     status: number,
     body: Failure | Success,
     echo: Echo | null,
     headers?: Record<string, string>,
-  ): Promise<Response> {
+  ): Response | Promise<Response> {
     const pending = signing.ready();
     // Keys not loaded and the database away: the answer (a 503, most likely) goes out unsigned.
-    if (pending) await pending.catch(() => {});
+    if (pending) return pending.catch(() => {}).then(() => signed(call, status, body, echo, headers));
+    return signed(call, status, body, echo, headers);
+  }
+
+  function signed(
+    call: Call,
+    status: number,
+    body: Failure | Success,
+    echo: Echo | null,
+    headers?: Record<string, string>,
+  ): Response {
     let signature: string | null;
     let bytes: Buffer<ArrayBuffer>;
     if (echo === null) {
@@ -186,8 +210,7 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
       );
       signature = signing.signatureHeader(bytes);
     }
-    // The request log reads the status from here.
-    set.status = status;
+    tallyAuthCall(call.request.method, pathOf(call.request.url), status, performance.now() - call.started);
     return new Response(bytes, {
       status,
       headers:
@@ -197,30 +220,40 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
     });
   }
 
-  async function handle(ctx: {
-    body: unknown;
-    request: Request;
-    server: Parameters<typeof clientIp>[1];
-    set: SetLike;
-  }) {
-    const { set, request } = ctx;
-    // Oversized input is a 400 like any other bad input (docs/licence-api.md#the-answers).
-    if (ctx.body === TOO_LARGE) {
-      const message = `Request too large: key and uuid are at most ${MAX_KEY_LENGTH} characters`;
-      return answer(set, 400, fail(message), echoFromQuery(request));
+  /**
+   * One call, start to end: a bug (anything but an unreachable database) is logged in full and answered with a
+   * signed 500 that leaks nothing, as the shop's error handler would, which this route does not pass through.
+   */
+  async function handle(request: Request, server: Server) {
+    const call: Call = { request, started: performance.now() };
+    try {
+      return await respond(call, server);
+    } catch (error) {
+      log.error("unhandled error", { method: request.method, path: pathOf(request.url), error });
+      return answer(call, 500, fail("Internal error"), null);
     }
-    if (ctx.body === MALFORMED) return answer(set, 400, fail("Malformed request"), echoFromQuery(request));
+  }
+
+  async function respond(call: Call, server: Server) {
+    const { request } = call;
+    const body = await readInput(request);
+    // Oversized input is a 400 like any other bad input (docs/licence-api.md#the-answers).
+    if (body === TOO_LARGE) {
+      const message = `Request too large: key and uuid are at most ${MAX_KEY_LENGTH} characters`;
+      return answer(call, 400, fail(message), echoFromQuery(request));
+    }
+    if (body === MALFORMED) return answer(call, 400, fail("Malformed request"), echoFromQuery(request));
 
     const query = queryFields(request.url);
     const json = (request.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json");
-    const nonce = pick(ctx.body, json, query, ["nonce"]);
+    const nonce = pick(body, json, query, ["nonce"]);
     // A bad nonce is not echoed: the answer cannot be bound to it.
     const badNonce = nonceProblem(nonce);
-    if (badNonce) return answer(set, 400, fail(badNonce), null);
+    if (badNonce) return answer(call, 400, fail(badNonce), null);
 
     const product = productFromUrl(request.url);
-    const key = pick(ctx.body, json, query, ["key"]);
-    const hwid = pick(ctx.body, json, query, ["uuid", "hwid"]);
+    const key = pick(body, json, query, ["key"]);
+    const hwid = pick(body, json, query, ["uuid", "hwid"]);
     const echo: Echo | null =
       typeof nonce.value === "string"
         ? {
@@ -230,38 +263,42 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
             uuid: asString(hwid),
           }
         : null;
-    if ("problem" in product) return answer(set, 400, fail(product.problem), echo);
+    if ("problem" in product) return answer(call, 400, fail(product.problem), echo);
     const problem = inputProblem("key", key, keyStringProblem) ?? inputProblem("uuid", hwid, hwidProblem);
-    if (problem) return answer(set, 400, fail(problem), echo);
+    if (problem) return answer(call, 400, fail(problem), echo);
     const name = product.name;
     // No product is named like this (shop/products/products.ts: 1–64 characters, no "/", no control characters — which
     // Postgres would refuse to even compare), so no need to ask the database.
     if (name.length === 0 || longerThan(name, MAX_PRODUCT_NAME) || name.includes("/") || CONTROL.test(name)) {
-      return answer(set, 404, fail("Product not found"), echo);
+      return answer(call, 404, fail("Product not found"), echo);
     }
 
-    const ip = clientIp(request, ctx.server, config.trustedProxies);
-    const rate = await limits.licenceCall(ip === null ? "unknown" : addressBucket(ip), key.value as string);
+    const ip = clientIp(request, server, config.trustedProxies);
+    // Neither the limits nor the verdict awaits anything on the hot path (a key answered from memory, far below its
+    // limits): an await costs a turn of the microtask queue each, and these are thousands of calls a second.
+    const counted = limits.licenceCall(ip === null ? "unknown" : addressBucket(ip), key.value as string);
+    const rate = counted instanceof Promise ? await counted : counted;
     if (!rate.allowed) {
-      return answer(set, 429, fail("Too many requests"), echo, { "retry-after": String(rate.retryAfterS) });
+      return answer(call, 429, fail("Too many requests"), echo, { "retry-after": String(rate.retryAfterS) });
     }
 
     let result: Awaited<ReturnType<typeof shop.licence.authenticate>>;
     try {
-      result = await shop.licence.authenticate({
+      const verdict = shop.licence.authenticate({
         product: name,
         key: key.value as string,
         hwid: hwid.value as string,
         ip,
       });
+      result = verdict instanceof Promise ? await verdict : verdict;
     } catch (error) {
-      // Anything but an unreachable database is a bug: the error handler logs it in full and answers 500.
+      // Anything but an unreachable database is a bug: handle() logs it in full and answers 500.
       if (!(error instanceof ShopUnavailable)) throw error;
       // Postgres unreachable (keys answered from memory still work): the loader should retry, not give up.
       logUnavailable(error.cause);
-      return answer(set, 503, fail("Service temporarily unavailable"), echo, { "retry-after": "5" });
+      return answer(call, 503, fail("Service temporarily unavailable"), echo, { "retry-after": "5" });
     }
-    if (!result.ok) return answer(set, result.status, fail(result.message), echo);
+    if (!result.ok) return answer(call, result.status, fail(result.message), echo);
     const success: Success = {
       success: true,
       message: "OK",
@@ -269,54 +306,80 @@ export function authApi(shop: Shop, config: Pick<Config, "trustedProxies">) {
       hours: result.hours,
       expires_at: result.expiresAt.toISOString(),
     };
-    return answer(set, 200, success, echo);
+    return answer(call, 200, success, echo);
   }
 
   /** Any method but GET and POST: refused without reading anything, so it can have no effect. */
-  const notAllowed = ({ set }: { set: SetLike }) =>
-    answer(set, 405, fail("Method not allowed: use GET or POST"), null, { allow: "GET, POST" });
+  const notAllowed = (request: Request) =>
+    answer({ request, started: performance.now() }, 405, fail("Method not allowed: use GET or POST"), null, {
+      allow: "GET, POST",
+    });
 
+  return { handle, notAllowed };
+}
+
+export type LicenceCalls = ReturnType<typeof licenceCalls>;
+
+/**
+ * The auth API as Elysia routes: what `app.handle()` (the tests) and any URL Bun's own router leaves to Elysia reach.
+ * Registered ahead of the shop's hooks (src/server.ts), so these calls meet no hook either way.
+ */
+export function authApi(calls: LicenceCalls) {
+  // parse "none": the body is read by the call itself, within its budget, never by Elysia.
+  const options = { parse: "none" } as const;
   return (
     new Elysia({ name: "auth-api" })
-      .onError({ as: "scoped" }, ({ code, request, set }) => {
-        // A body that is not JSON or a form is bad input like any other.
-        if (code === "PARSE" || code === "VALIDATION") {
-          return answer(set, 400, fail("Malformed request"), echoFromQuery(request));
-        }
-      })
-      // The server accepts 50 MB bodies (build uploads); a loader sends well under 1 kB. Refuse big ones unread.
-      .onParse(({ request }) => {
-        const length = request.headers.get("content-length");
-        if (length !== null && Number(length) > MAX_BODY_BYTES) return TOO_LARGE;
-        return request.body ? readInput(request) : {};
-      })
-      // Only what the handler reads is named here: Elysia then skips the rest (cookies, headers) on every call.
-      .get("/api/:product/auth", ({ body, request, server, set }) => handle({ body, request, server, set }))
-      .post("/api/:product/auth", ({ body, request, server, set }) => handle({ body, request, server, set }))
+      .get("/api/:product/auth", ({ request, server }) => calls.handle(request, server), options)
+      .post("/api/:product/auth", ({ request, server }) => calls.handle(request, server), options)
       // Bun runs GET's handler for HEAD: a link checker's HEAD would activate a key and start its clock.
-      .head("/api/:product/auth", notAllowed)
-      .put("/api/:product/auth", notAllowed)
-      .patch("/api/:product/auth", notAllowed)
-      .delete("/api/:product/auth", notAllowed)
-      // The keys a loader may pin (docs/licence-api.md#the-public-key); public by nature, so no login.
-      .get("/api/public-key", async ({ set }) => {
-        try {
-          await signing.ready();
-        } catch (error) {
-          if (!(error instanceof ShopUnavailable)) throw error;
-          logUnavailable(error.cause);
-          set.status = 503;
-          set.headers["retry-after"] = "5";
-          return fail("Service temporarily unavailable");
-        }
-        return {
-          keys: signing.activeKeys().map((k) => ({
-            key_id: k.keyId,
-            public_key: k.publicKey,
-            pem: k.pem,
-            created_at: k.createdAt.toISOString(),
-          })),
-        };
-      })
+      .head("/api/:product/auth", ({ request }) => calls.notAllowed(request), options)
+      .put("/api/:product/auth", ({ request }) => calls.notAllowed(request), options)
+      .patch("/api/:product/auth", ({ request }) => calls.notAllowed(request), options)
+      .delete("/api/:product/auth", ({ request }) => calls.notAllowed(request), options)
   );
+}
+
+/**
+ * The same routes for Bun's own router (Bun.serve's `routes`), which then hands a loader's call straight to the
+ * handler: Elysia builds every route with what any route of the app needs (a cookie jar, the query parsed, a context
+ * object), and on the hot path that was half the time of a call (bench/auth: hot path vs bare Elysia).
+ */
+export function authBunRoutes(calls: LicenceCalls, basePath: string) {
+  const handle = (request: Request, server: Bun.Server<unknown>) => calls.handle(request, server);
+  const notAllowed = (request: Request) => calls.notAllowed(request);
+  // Keyed as Elysia keys its own routes (an encoded path), so these take their place in the server's table.
+  return {
+    [`${encodeURI(basePath)}/api/:product/auth`]: {
+      GET: handle,
+      POST: handle,
+      HEAD: notAllowed,
+      PUT: notAllowed,
+      PATCH: notAllowed,
+      DELETE: notAllowed,
+    },
+  };
+}
+
+/** The keys a loader may pin (docs/licence-api.md#the-public-key); public by nature, so no login. */
+export function publicKeyApi(shop: Shop) {
+  const { signing } = shop;
+  return new Elysia({ name: "public-key" }).get("/api/public-key", async ({ set }) => {
+    try {
+      await signing.ready();
+    } catch (error) {
+      if (!(error instanceof ShopUnavailable)) throw error;
+      logUnavailable(error.cause);
+      set.status = 503;
+      set.headers["retry-after"] = "5";
+      return fail("Service temporarily unavailable");
+    }
+    return {
+      keys: signing.activeKeys().map((k) => ({
+        key_id: k.keyId,
+        public_key: k.publicKey,
+        pem: k.pem,
+        created_at: k.createdAt.toISOString(),
+      })),
+    };
+  });
 }

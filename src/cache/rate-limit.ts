@@ -149,7 +149,8 @@ export class RateLimiter {
     private readonly maxCounters = 100_000,
   ) {}
 
-  async check(rules: RateRule[]): Promise<RateDecision> {
+  /** A decision; a promise only when the call went to Redis (near a limit): the ordinary call awaits nothing. */
+  check(rules: RateRule[]): RateDecision | Promise<RateDecision> {
     const now = Date.now();
     const counters: Counter[] = [];
     let exact = false;
@@ -170,7 +171,11 @@ export class RateLimiter {
       this.scheduleFlush();
       return ALLOWED;
     }
-    // Near a limit: send this call and whatever is pending for these counters, and decide on the shared totals.
+    return this.exactly(rules, counters);
+  }
+
+  /** Near a limit: send this call and whatever is pending for these counters, and decide on the shared totals. */
+  private async exactly(rules: RateRule[], counters: Counter[]): Promise<RateDecision> {
     const by = counters.map((c) => this.send(c, 1));
     const hits = await this.cache.hitAll(rules.map((r, i) => ({ key: `rl:${r.key}`, ttlMs: r.windowMs, by: by[i] })));
     for (const [i, c] of counters.entries()) this.heard(c, by[i]!, hits?.[i]);

@@ -13,8 +13,6 @@ const tally = new Map<string, Tally>();
 let tallyTimer: ReturnType<typeof setInterval> | null = null;
 let tallySince = Date.now();
 
-/** `/Morpheus%20Private/api/<product>/auth` and its trailing-slash form: the loaders' calls. */
-const AUTH_PATH = /\/api\/[^/]*\/auth\/?$/;
 /** Caddy's health check of each app process (the Caddyfile's health_uri). */
 const BALANCER_PROBE = /\/healthz\?scope=process$/;
 
@@ -43,6 +41,16 @@ export function flushRequestTally(): void {
 const MAX_TALLY_ENTRIES = 1_000;
 const OTHER_PATHS = "(other auth API paths)";
 
+/**
+ * A loader's call, answered: tallied (see requestLog for why), except a server error (5xx), which keeps a line of
+ * its own. The auth API calls this itself: its routes answer ahead of the shop's hooks (src/server.ts).
+ */
+export function tallyAuthCall(method: string, path: string, status: number, elapsedMs: number): void {
+  const ms = Math.round(elapsedMs * 10) / 10;
+  if (status >= 500) log.info("request", { method, path, status, ms });
+  else count(method, path, status, ms);
+}
+
 function count(method: string, path: string, status: number, ms: number): void {
   let id = `${status} ${method} ${path}`;
   if (!tally.has(id) && tally.size >= MAX_TALLY_ENTRIES) {
@@ -67,7 +75,7 @@ function count(method: string, path: string, status: number, ms: number): void {
 
 /**
  * One line per request: method, path (query left out: it may carry a key), status and time. The loaders' auth API
- * calls are the exception: thousands a second would cost a JSON line and a write each, and journald (which keeps
+ * calls (which answer ahead of this hook and report through tallyAuthCall) are the exception: thousands a second would cost a JSON line and a write each, and journald (which keeps
  * at most 10 000 lines per 30 s per service by default) would then drop everyone's lines, errors included. They
  * are tallied instead — one `requests` line per path and status per minute, with count, average and maximum time —
  * except server errors (5xx), which keep their own line.
@@ -81,10 +89,6 @@ export const requestLog = new Elysia({ name: "request-log" })
     const ms = t0 === undefined ? 0 : Math.round((performance.now() - t0) * 10) / 10;
     const path = pathOf(request.url);
     const status = typeof set.status === "number" ? set.status : 200;
-    if (status < 500 && AUTH_PATH.test(path)) {
-      count(request.method, path, status, ms);
-      return;
-    }
     // Caddy asks every process every 2 s whether it serves: a line for each "yes" would bury the others.
     if (status === 200 && BALANCER_PROBE.test(request.url)) return;
     log.info("request", { method: request.method, path, status, ms: t0 === undefined ? undefined : ms });

@@ -3,8 +3,18 @@ import type { ShopDeps } from "./deps.ts";
 
 /** A key's rate-limit counter, named by a digest: whoever can list Redis keys must not read licence keys there. */
 export function licenceRateKey(key: string): string {
-  return `auth:key:${new Bun.CryptoHasher("sha256").update(key).digest("base64url").slice(0, 22)}`;
+  let name = recentRateKeys.get(key);
+  if (name === undefined) {
+    name = `auth:key:${new Bun.CryptoHasher("sha256").update(key).digest("base64url").slice(0, 22)}`;
+    // A loader asks every few seconds with the same key: its digest is computed once, not on every call. Bounded,
+    // as keys come from outside; starting over now and then costs one digest per key.
+    if (recentRateKeys.size >= MAX_RECENT_RATE_KEYS) recentRateKeys.clear();
+    recentRateKeys.set(key, name);
+  }
+  return name;
 }
+const recentRateKeys = new Map<string, string>();
+const MAX_RECENT_RATE_KEYS = 10_000;
 
 /** Unknown promo codes a buyer may type in the window before the bot stops checking theirs for a while. */
 export const PROMO_GUESSES_ALLOWED = 5;
@@ -23,7 +33,7 @@ export function createLimits(deps: ShopDeps) {
 
   return {
     /** A loader's call: AUTH_LIMIT_PER_IP per minute from one address (its bucket), AUTH_LIMIT_PER_KEY per key. */
-    licenceCall(addressBucket: string, key: string): Promise<RateDecision> {
+    licenceCall(addressBucket: string, key: string): RateDecision | Promise<RateDecision> {
       return licenceCalls.check([
         { key: `auth:ip:${addressBucket}`, limit: config.authLimitPerIp, windowMs: 60_000 },
         { key: licenceRateKey(key), limit: config.authLimitPerKey, windowMs: 60_000 },
