@@ -73,7 +73,15 @@ function describe(e: UserEvent): string {
     case "catalogue":
       return "Открыл каталог";
     case "purchases":
-      return "Открыл «Мои покупки»";
+      return number(e.detail.page) !== null && number(e.detail.page)! > 1
+        ? `Открыл «Мои покупки», страница ${number(e.detail.page)}`
+        : "Открыл «Мои покупки»";
+    case "hwid_reset_asked":
+      return `Нажал «Сбросить привязку» у ключа${withKey(e)}`;
+    case "hwid_reset_confirmed":
+      return `Подтвердил сброс привязки ключа${withKey(e)}`;
+    case "hwid_reset":
+      return `Сбросил привязку ключа${withKey(e)} к ПК${text(e.detail.uuid) ? ` ${clip(text(e.detail.uuid)!, 128)}` : ""}`;
     case "product_viewed":
       return `Открыл товар ${e.productName ? `«${e.productName}»` : "(товар удалён)"}`;
     case "duration_chosen":

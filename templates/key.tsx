@@ -107,6 +107,11 @@ export const KEY_EVENT_SENTENCES: Record<TimelineKind, (d: Details) => string> =
   unbanned: () => "Разбанен",
   extended: (d) =>
     `Продлён на ${days(number(d.days) ?? 0)}${date(d.expiresAt) ? `, теперь до ${when(date(d.expiresAt))}` : ""}`,
+  renewed: (d) =>
+    `Продлён покупателем на ${days(number(d.days) ?? 0)} (заказ #${number(d.orderId) ?? "?"})` +
+    (date(d.expiresAt)
+      ? `, теперь до ${when(date(d.expiresAt))}`
+      : `, ещё не активирован: срок ${days(number(d.renewedDays) ?? 0)} сверх длительности начнётся с активации`),
   compensated: (d) =>
     `Компенсация за простой: +${days(number(d.days) ?? 0)}${date(d.expiresAt) ? `, теперь до ${when(date(d.expiresAt))}` : ""}`,
   note: (d) => (text(d.note) ? `Заметка: «${clip(text(d.note)!, 500)}»` : "Заметка удалена"),

@@ -169,7 +169,7 @@ test("a duration whose last key was just reserved by someone else is stale: noti
   expect(buttonsOf(gone.screen!).map((b) => b.text)).not.toContain("Последний ключ");
 });
 
-test("«Мои покупки» lists the buyer's keys: not activated, active until …, expired", async () => {
+test("«Мои покупки» lists the buyer's keys: not activated, valid until …, expired, each with «Продлить» and, once activated, «Сбросить привязку»", async () => {
   const carol = buyer(1003, "Carol");
   const empty = await bot.say(carol, "/purchases");
   expect(empty.params.text).toBe("У вас пока нет покупок.");
@@ -188,9 +188,17 @@ test("«Мои покупки» lists the buyer's keys: not activated, active un
   const text = String(list.params.text);
   expect(text).toStartWith("Мои покупки:");
   expect(text).toContain(`Morpheus Private 7 дней\nКлюч: ${fresh.key}\nСтатус: не активирован`);
-  expect(text).toContain(`Morpheus Private 1 день\nКлюч: ${active.key}\nСтатус: активен до 06.05.2031, 15:30 МСК`);
+  expect(text).toContain(`Morpheus Private 1 день\nКлюч: ${active.key}\nСтатус: действует до 06.05.2031, 15:30 МСК`);
   expect(text).toContain(`Morpheus Private 90 дней\nКлюч: ${expired.key}\nСтатус: истёк 02.01.2024, 12:00 МСК`);
-  expect(buttonsOf(list).map((b) => b.text)).toEqual(["« В каталог"]);
+  // Newest first: the 90-day key is №1. The not activated one has nothing to reset.
+  expect(buttonsOf(list).map((b) => b.text)).toEqual([
+    "🔄 Продлить №1",
+    "💻 Сбросить привязку №1",
+    "🔄 Продлить №2",
+    "💻 Сбросить привязку №2",
+    "🔄 Продлить №3",
+    "« В каталог",
+  ]);
 });
 
 test("«Мои покупки» right after paying when no key was left shows the paid order waiting for its key, and a closed one", async () => {
@@ -232,29 +240,48 @@ test("«Мои покупки» right after paying when no key was left shows th
   );
 });
 
-test("«Мои покупки» with long imported keys and names fits one Telegram message and says how many are not shown", async () => {
+test("«Мои покупки» with many long imported keys and names is paged: each page fits one Telegram message", async () => {
   const erin = buyer(1102, "Erin");
   const name = "Очень длинное название товара, которое занимает все 64 символа!!";
   expect([...name].length).toBe(64);
   const product = await bot.shop.products.create({ name });
   await bot.shop.products.setPrice(product.id, 30, 1999);
-  const keys = Array.from({ length: 25 }, (_, i) => `IMPORTED-${String(i).padStart(2, "0")}-${"X".repeat(116)}`);
+  const keys = Array.from({ length: 23 }, (_, i) => `IMPORTED-${String(i).padStart(2, "0")}-${"X".repeat(116)}`);
   expect(keys[0]!.length).toBe(128);
   await bot.shop.keys.importText(product.id, 30, keys.join("\n"));
-  for (let i = 0; i < 25; i++) await bot.shop.keys.issue(product.id, 30, erin.id);
+  for (let i = 0; i < 23; i++) {
+    const issued = await bot.shop.keys.issue(product.id, 30, erin.id);
+    // Activated and valid: the longest state line, and both buttons under every key.
+    await bot.sql`update keys set activated_at = now(), expires_at = now() + interval '30 days', hwid = 'PC',
+      sold_at = now() - make_interval(secs => ${i}) where id = ${issued.id}`;
+  }
 
   const catalogue = await bot.say(erin, "/start");
-  const list = (await bot.press(erin, buttonData(catalogue, "Мои покупки"), catalogue)).screen!;
-  // Edited in place: the list fitted (Telegram refuses more than 4096 characters, and so does the fake).
-  expect(list.method).toBe("editMessageText");
-  const text = String(list.params.text);
-  expect(text.length).toBeLessThanOrEqual(4096);
-  const shown = text.match(/^\d+\. /gm)!.length;
-  expect(shown).toBeGreaterThan(5);
-  expect(shown).toBeLessThan(20);
-  expect(text).toEndWith(`Показаны последние ${shown} из 25 (ещё ${25 - shown} не показаны).`);
-  // Every entry shown is whole: its key in full and its state.
-  expect(text.match(/Ключ: IMPORTED-\d\d-X{116}\nСтатус: не активирован/g)!.length).toBe(shown);
+  let page = (await bot.press(erin, buttonData(catalogue, "Мои покупки"), catalogue)).screen!;
+  const seen: string[] = [];
+  for (let n = 1; n <= 5; n++) {
+    // Edited in place: the page fitted (Telegram refuses more than 4096 characters, and so does the fake).
+    expect(page.method).toBe("editMessageText");
+    const text = String(page.params.text);
+    expect(text.length).toBeLessThanOrEqual(4096);
+    expect(text).toEndWith(`Страница ${n} из 5.`);
+    const shown = text.match(/Ключ: IMPORTED-\d\d-X{116}\nСтатус: действует до /g)!.length;
+    expect(shown).toBe(n < 5 ? 5 : 3);
+    seen.push(...text.match(/IMPORTED-\d\d/g)!);
+    const labels = buttonsOf(page).map((b) => b.text);
+    expect(labels.filter((l) => l.startsWith("🔄 Продлить")).length).toBe(shown);
+    expect(labels.filter((l) => l.startsWith("💻 Сбросить привязку")).length).toBe(shown);
+    expect(labels.includes("‹ Новее")).toBe(n > 1);
+    expect(labels.includes("Старше ›")).toBe(n < 5);
+    if (n < 5) page = (await bot.press(erin, buttonData(page, "Старше ›"), page)).screen!;
+  }
+  // Every key once, newest first, across the pages.
+  expect(seen).toEqual(keys.map((k) => k.slice(0, 11)));
+  const back = (await bot.press(erin, buttonData(page, "‹ Новее"), page)).screen!;
+  expect(String(back.params.text)).toEndWith("Страница 4 из 5.");
+  // An old page button past the end (purchases went away meanwhile) shows the last page there is.
+  const past = (await bot.press(erin, "my:9", page)).screen!;
+  expect(String(past.params.text)).toEndWith("Страница 5 из 5.");
 });
 
 test("an admin with test payments on gets «Оплатить (тест)», which pays through the payments port", async () => {

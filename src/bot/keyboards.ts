@@ -14,12 +14,18 @@ import {
   CANCEL,
   CONFIRM,
   MY_PURCHASES,
+  NEXT_PAGE,
   OTHER_PROMO_BUTTON,
   offerButton,
+  PREVIOUS_PAGE,
   PROMO_BUTTON,
   payButton,
   payStarsButton,
+  RESET_CONFIRM,
+  renewButton,
+  resetButton,
   TO_CATALOGUE,
+  TO_PURCHASES,
 } from "../shop/texts/buyers.ts";
 
 /**
@@ -29,6 +35,13 @@ import {
 export const data = {
   catalogue: "cat",
   purchases: "my",
+  /** «Мои покупки», page `page` (1-based). */
+  purchasesPage: (page: number) => `my:${page}`,
+  /** «Продлить» under a key: the key's id; whose key it is, is checked on every press. */
+  renew: (keyId: number) => `rn:${keyId}`,
+  /** «Сбросить привязку» under a key, and its confirmation. */
+  reset: (keyId: number) => `hr:${keyId}`,
+  resetConfirm: (keyId: number) => `hy:${keyId}`,
   product: (productId: number) => `p:${productId}`,
   offer: (productId: number, days: number, rub: number) => `d:${productId}:${days}:${rub}`,
   confirm: (productId: number, days: number, rub: number) => `buy:${productId}:${days}:${rub}`,
@@ -53,6 +66,10 @@ export const data = {
 export const pattern = {
   catalogue: /^cat$/,
   purchases: /^my$/,
+  purchasesPage: /^my:(\d{1,6})$/,
+  renew: /^rn:(\d{1,15})$/,
+  reset: /^hr:(\d{1,15})$/,
+  resetConfirm: /^hy:(\d{1,15})$/,
   product: /^p:(\d{1,15})$/,
   offer: /^d:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
   confirm: /^buy:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
@@ -90,6 +107,10 @@ const offer = (kind: string) => (m: string[]) => ({
 const PRESSES: [RegExp, (groups: string[]) => PressedEvent][] = [
   [pattern.catalogue, () => ({ kind: "catalogue", detail: {} })],
   [pattern.purchases, () => ({ kind: "purchases", detail: {} })],
+  [pattern.purchasesPage, (m) => ({ kind: "purchases", detail: { page: Number(m[0]) } })],
+  [pattern.renew, (m) => ({ kind: "renewal_opened", detail: { keyId: Number(m[0]) } })],
+  [pattern.reset, (m) => ({ kind: "hwid_reset_asked", detail: { keyId: Number(m[0]) } })],
+  [pattern.resetConfirm, (m) => ({ kind: "hwid_reset_confirmed", detail: { keyId: Number(m[0]) } })],
   [pattern.product, (m) => ({ kind: "product_viewed", detail: { productId: Number(m[0]) } })],
   [pattern.offer, offer("duration_chosen")],
   [pattern.confirm, offer("purchase_confirmed")],
@@ -173,3 +194,31 @@ export const backToCatalogue = (): TelegramInlineKeyboardMarkup => markup([[butt
 
 export const broadcastDraftKeyboard = (draft: string): TelegramInlineKeyboardMarkup =>
   markup([[button(BROADCAST_SEND, data.broadcastSend(draft)), button(BROADCAST_CANCEL, data.broadcastCancel(draft))]]);
+
+/**
+ * Under a page of «Мои покупки»: per key (its entry number `n`) «Продлить» unless banned and «Сбросить привязку»
+ * when the buyer may reset it, then the pages, then the catalogue.
+ */
+export function purchasesKeyboard(
+  keys: { n: number; keyId: number; renew: boolean; reset: boolean }[],
+  page: { page: number; pages: number },
+): TelegramInlineKeyboardMarkup {
+  const rows: Button[][] = [];
+  for (const k of keys) {
+    const row: Button[] = [];
+    if (k.renew) row.push(button(renewButton(k.n), data.renew(k.keyId)));
+    if (k.reset) row.push(button(resetButton(k.n), data.reset(k.keyId)));
+    if (row.length > 0) rows.push(row);
+  }
+  const nav: Button[] = [];
+  if (page.page > 1) nav.push(button(PREVIOUS_PAGE, data.purchasesPage(page.page - 1)));
+  if (page.page < page.pages) nav.push(button(NEXT_PAGE, data.purchasesPage(page.page + 1)));
+  if (nav.length > 0) rows.push(nav);
+  rows.push([button(TO_CATALOGUE, data.catalogue)]);
+  return markup(rows);
+}
+
+export const resetConfirmKeyboard = (keyId: number): TelegramInlineKeyboardMarkup =>
+  markup([[button(RESET_CONFIRM, data.resetConfirm(keyId))], [button(TO_PURCHASES, data.purchases)]]);
+
+export const backToPurchases = (): TelegramInlineKeyboardMarkup => markup([[button(TO_PURCHASES, data.purchases)]]);

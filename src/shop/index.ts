@@ -7,6 +7,7 @@ import type { ShopDeps } from "./deps.ts";
 import { createHealth } from "./health.ts";
 import { createKeys } from "./keys/keys.ts";
 import { createKeyLists } from "./keys/lists.ts";
+import { createKeySelfService } from "./keys/self-service.ts";
 import { createSharingAlerts } from "./keys/sharing.ts";
 import { createKeyTimeline } from "./keys/timeline.ts";
 import { AuthCache, createLicence } from "./licence/licence.ts";
@@ -54,6 +55,8 @@ export function createShop(deps: ShopDeps) {
     builds: createBuilds(deps, products),
     catalogue: createCatalogue(deps),
     keys,
+    /** What a buyer does to their own key in the bot: «Сбросить привязку» (renewals are orders). */
+    buyerKeys: createKeySelfService(deps, { keys, settings }),
     /** Sharing alerts: raised from the licence's HWID mismatches, decided by the admins in the bot. */
     sharing,
     licence: createLicence(deps, authCache, {

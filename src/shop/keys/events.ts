@@ -29,6 +29,11 @@ export type KeyEventDetails = {
   unbanned: Record<string, never>;
   /** An admin added days; `expiresAt` is the new expiry. */
   extended: { days: number; expiresAt: string };
+  /**
+   * The buyer paid a renewal (order `orderId`) of `days`: `expiresAt` is the new expiry, or null for a key not yet
+   * activated, whose clock will run its duration plus `renewedDays` from the first activation.
+   */
+  renewed: { orderId: number; days: number; expiresAt: string | null; renewedDays: number };
   /** The product's keys were compensated for downtime (keys:compensate, the product page). */
   compensated: { days: number; expiresAt: string };
   note: { note: string };

@@ -247,9 +247,9 @@ export function createLicence(
   }
 
   /**
-   * Binds the HWID if the key is still unbound; the expiry starts only on the very first activation. The key's
-   * timeline gets its line (key_events 'activated': the PC, the address, first or after a reset) in the same
-   * statement: an activation is a write anyway, and its record can then never be lost or told apart from it.
+   * Binds the HWID if the key is still unbound; the expiry starts only on the very first activation (its duration
+   * plus the days renewals added before it). The key's timeline gets its line (key_events 'activated': the PC, the
+   * address, first or after a reset) in the same statement: an activation is a write anyway, and its record can then never be lost or told apart from it.
    */
   async function bind(snapshot: KeySnapshot, hwid: string, ip: string | null): Promise<KeySnapshot | null> {
     const first = snapshot.expiresAt === null;
@@ -258,7 +258,7 @@ export function createLicence(
         update keys set
           hwid = ${hwid},
           activated_at = coalesce(activated_at, now()),
-          expires_at = coalesce(expires_at, now() + make_interval(days => days)),
+          expires_at = coalesce(expires_at, now() + make_interval(days => days + renewed_days)),
           last_auth_at = now(),
           last_auth_ip = ${ip}
         where id = ${snapshot.id} and state = 'sold' and hwid is null and banned_at is null

@@ -15,8 +15,14 @@ export type OrderStatus = "pending" | "paid" | "delivered" | "failed" | "expired
 /** Who paid an order: AnyPay, Telegram Stars, a promo code that covered all of it, or an admin's test button. */
 export type PaidBy = "anypay" | "telegram_stars" | "promo" | "test";
 
+/** What an order is for: a key from stock, or more days on a key the buyer already owns. */
+export type OrderKind = "purchase" | "renewal";
+
 export type Order = {
   id: number;
+  kind: OrderKind;
+  /** The key a renewal renews; null for a purchase (its key points at the order instead). */
+  keyId: number | null;
   userId: number;
   productId: number;
   productName: string;
@@ -53,6 +59,8 @@ export type Order = {
 
 export type OrderRow = {
   id: string;
+  kind: OrderKind;
+  key_id: string | null;
   user_id: string;
   product_id: string;
   product_name: string;
@@ -78,6 +86,8 @@ export type OrderRow = {
 export function toOrder(r: OrderRow): Order {
   return {
     id: Number(r.id),
+    kind: r.kind,
+    keyId: r.key_id === null ? null : Number(r.key_id),
     userId: Number(r.user_id),
     productId: Number(r.product_id),
     productName: r.product_name,
@@ -183,7 +193,7 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
       const [existing] = await tx<OrderRow[]>`
         select o.*, p.name as product_name from orders o join products p on p.id = o.product_id
         where o.user_id = ${input.userId} and o.product_id = ${input.productId} and o.days = ${days}
-          and o.status = 'pending'
+          and o.status = 'pending' and o.kind = 'purchase'
         order by o.id desc limit 1
         for update of o`;
       let promo: AppliedPromo | null = null;

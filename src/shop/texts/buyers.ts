@@ -227,8 +227,11 @@ export function paidNoStockText(order: { id: number; productName: string; days: 
 }
 
 const STATE_TEXT: Record<PurchaseState, (p: KeyPurchase) => string> = {
-  not_activated: () => "не активирован",
-  active: (p) => `активен до ${moscowDateTime(p.expiresAt!)}`,
+  not_activated: (p) =>
+    p.renewedDays > 0
+      ? `не активирован (срок ${daysLabel(p.days + p.renewedDays)} с первой активации)`
+      : "не активирован",
+  active: (p) => `действует до ${moscowDateTime(p.expiresAt!)}`,
   expired: (p) => `истёк ${moscowDateTime(p.expiresAt!)}`,
   banned: () => "заблокирован",
 };
@@ -239,6 +242,13 @@ export const CLOSED_WITHOUT_KEY = "закрыт без ключа — по во�
 
 /** Telegram refuses a message longer than this (counted after entities; we send plain text). */
 export const MESSAGE_LIMIT = 4096;
+
+/**
+ * Entries on one page of «Мои покупки». An entry is at most ~300 characters (a 64-character name, a 128-character
+ * imported key, the state), so a page stays far below MESSAGE_LIMIT, and its keyboard (two buttons per key and the
+ * page buttons) far below Telegram's 100 buttons.
+ */
+export const PURCHASES_PER_PAGE = 5;
 
 function purchaseEntry(n: number, item: { purchase: Purchase; state: PurchaseState | null }): string {
   const p = item.purchase;
@@ -251,24 +261,62 @@ function purchaseEntry(n: number, item: { purchase: Purchase; state: PurchaseSta
   ].join("\n");
 }
 
-const purchasesFooter = (shown: number, total: number) =>
-  `Показаны последние ${shown} из ${total} (ещё ${total - shown} не показаны).`;
-
 /**
- * «Мои покупки», newest first, as many entries as fit in one message (imported keys are up to 128 characters and
- * product names 64, so twenty entries can exceed Telegram's limit); the last line says how many are not shown.
- * `state` is the key's state, null for an order without a key.
+ * One page of «Мои покупки», newest first: entries numbered across pages (`first` is the number of the page's
+ * first one), and the page line when there is more than one page. `state` is the key's state, null for an order
+ * without a key.
  */
-export const purchasesText = (items: { purchase: Purchase; state: PurchaseState | null }[], total: number) => {
-  let text = "Мои покупки:";
-  let shown = 0;
-  for (const item of items) {
-    const next = `${text}\n\n${purchaseEntry(shown + 1, item)}`;
-    // Room is kept for the footer whenever something might be left out.
-    const footer = shown + 1 < total ? `\n\n${purchasesFooter(shown + 1, total)}` : "";
-    if (next.length + footer.length > MESSAGE_LIMIT) break;
-    text = next;
-    shown++;
-  }
-  return total > shown ? `${text}\n\n${purchasesFooter(shown, total)}` : text;
+export const purchasesText = (
+  items: { purchase: Purchase; state: PurchaseState | null }[],
+  page: { first: number; page: number; pages: number },
+) => {
+  const entries = items.map((item, i) => purchaseEntry(page.first + i, item));
+  const lines = ["Мои покупки:", ...entries];
+  if (page.pages > 1) lines.push(`Страница ${page.page} из ${page.pages}.`);
+  return lines.join("\n\n");
 };
+
+/** Under a key in «Мои покупки» (the number is the entry's). */
+export const renewButton = (n: number) => `🔄 Продлить №${n}`;
+export const resetButton = (n: number) => `💻 Сбросить привязку №${n}`;
+export const PREVIOUS_PAGE = "‹ Новее";
+export const NEXT_PAGE = "Старше ›";
+export const TO_PURCHASES = "« К покупкам";
+
+const keyLine = (key: { key: string; productName: string; days: number }) =>
+  `Ключ: ${key.key}\nТовар: ${key.productName} ${daysLabel(key.days)}`;
+
+/** «Сбросить привязку»: what it does, before it is done. */
+export const resetConfirmText = (
+  key: { key: string; productName: string; days: number; expiresAt: Date | null },
+  cooldownDays: number,
+) =>
+  [
+    "Сбросить привязку ключа к компьютеру?",
+    keyLine(key),
+    "После сброса ключ привяжется к первому компьютеру, на котором запустят программу. " +
+      (key.expiresAt
+        ? `Срок действия не изменится: до ${moscowDateTime(key.expiresAt)}.`
+        : "Срок действия не изменится."),
+    `Сбрасывать привязку можно не чаще раза в ${daysLabel(cooldownDays)}.`,
+  ].join("\n\n");
+export const RESET_CONFIRM = "Сбросить привязку";
+
+export const resetDoneText = (key: { key: string; expiresAt: Date | null }, nextAt: Date) =>
+  [
+    "Привязка сброшена.",
+    `Ключ: ${key.key}`,
+    "Запустите программу на новом компьютере — ключ привяжется к нему." +
+      (key.expiresAt ? ` Срок действия прежний: до ${moscowDateTime(key.expiresAt)}.` : ""),
+    `Следующий сброс — не раньше ${moscowDateTime(nextAt)}.`,
+  ].join("\n\n");
+
+/** A refused reset (a notice over the list: at most 200 characters). */
+export const resetCooldownText = (nextAt: Date, cooldownDays: number) =>
+  `Привязку можно сбрасывать раз в ${daysLabel(cooldownDays)}. Следующий сброс возможен с ${moscowDateTime(nextAt)}.`;
+export const RESET_OFF = "Сброс привязки сейчас недоступен. Если сменили компьютер, напишите администратору.";
+export const RESET_NOT_BOUND =
+  "Ключ сейчас не привязан ни к одному компьютеру: он привяжется к первому, на котором запустят программу.";
+export const KEY_BANNED = "Этот ключ заблокирован.";
+export const KEY_NOT_ACTIVATED =
+  "Ключ ещё не активирован: он привяжется к первому компьютеру, на котором его запустят.";
