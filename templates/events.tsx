@@ -91,13 +91,24 @@ function describe(e: UserEvent): string {
     case "promo_entry":
       return `Нажал «Ввести промокод»: ${purchase(e)}`;
     case "order_placed":
-      return `Оформил ${orderNo(e)}: ${purchase(e)}${withCode(e)}`;
+      return e.detail.renewal === true
+        ? `Оформил ${orderNo(e)}: продление ключа${withKey(e)} — ${purchase(e)}${withCode(e)}`
+        : `Оформил ${orderNo(e)}: ${purchase(e)}${withCode(e)}`;
+    case "renewal_opened":
+      return `Нажал «Продлить» у ключа${withKey(e)}`;
+    case "renewal_duration_chosen":
+      return `Выбрал продление ключа${withKey(e)}: ${purchase(e)}`;
+    case "renewal_confirmed":
+      return `Подтвердил продление ключа${withKey(e)}: ${purchase(e)}${withCode(e)}`;
     case "order_replaced":
       return `${orderNo(e)} заменён новым: цена изменилась${number(e.detail.newRub) !== null ? ` на ${rub(number(e.detail.newRub)!)}` : ""}`;
     case "test_payment":
       return `Нажал «тестовая оплата» (${orderNo(e)}: ${purchase(e)})`;
     case "order_paid":
-      return `Оплатил ${orderNo(e)}: ${purchase(e, { price: false })} — ${payment(e)}`;
+      return e.detail.renewal === true
+        ? `Оплатил ${orderNo(e)}: продление ключа${withKey(e)} — ${purchase(e, { price: false })} — ${payment(e)}` +
+            (e.detail.keyBanned === true ? " (ключ заблокирован: дни добавлены, решение за администратором)" : "")
+        : `Оплатил ${orderNo(e)}: ${purchase(e, { price: false })} — ${payment(e)}`;
     case "order_paid_no_stock":
       return `Оплатил ${orderNo(e)} (${purchase(e, { price: false })}), но свободных ключей не осталось — ${payment(e)}`;
     case "payment_duplicate":
@@ -109,6 +120,7 @@ function describe(e: UserEvent): string {
     case "order_fulfilled":
       return `Получил ключ${withKey(e)} из нового поступления (${orderNo(e)}: ${purchase(e, { price: false })})`;
     case "order_delivered":
+      if (e.detail.renewal === true) return `Получил сообщение о продлении ключа${withKey(e)} (${orderNo(e)})`;
       return `Получил ${e.detail.document === true ? "архив и ключ" : "ключ"}${withKey(e)} (${orderNo(e)}: ${purchase(e, { price: false })})`;
     case "order_expired":
       return `Не оплатил ${orderNo(e)} вовремя: заказ истёк, ключ вернулся в продажу`;

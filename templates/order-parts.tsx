@@ -1,6 +1,6 @@
 import { escapeHtml } from "@kitajs/html";
 import type { OrderListItem } from "../src/shop/orders/lists.ts";
-import { DELIVERY_LABELS, OrderLink, OrderStatusBadge, PAID_BY_LABELS, ProductDuration } from "./components.tsx";
+import { Badge, DELIVERY_LABELS, OrderLink, OrderStatusBadge, PAID_BY_LABELS, ProductDuration } from "./components.tsx";
 import { personName, rub, when } from "./format.ts";
 import { href, type View } from "./view.ts";
 
@@ -88,6 +88,7 @@ export function OrdersTable(props: OrdersTableProps) {
                   days={o.days}
                   link={props.linkProduct}
                 />
+                {o.kind === "renewal" ? <Badge tone="info">продление</Badge> : ""}
               </td>
               <td data-label="Сумма" class="num">
                 <OrderAmount order={o} />

@@ -361,6 +361,7 @@ export function OrderView(props: OrderViewProps) {
               days={order.days}
               link
             />
+            {order.kind === "renewal" ? <Badge tone="info">продление</Badge> : ""}
           </dd>
           <dt>Сумма</dt>
           <dd safe>{order.stars ? `${rub(order.amountRub)} или ${stars(order.stars)}` : rub(order.amountRub)}</dd>
@@ -412,7 +413,7 @@ export function OrderView(props: OrderViewProps) {
       {order.status === "paid_no_stock" ? <CloseForm view={view} order={order} close={props.close} /> : ""}
       <div class="grid-2">
         <section class="card" id="key">
-          <h2>Ключ</h2>
+          <h2>{order.kind === "renewal" ? "Продлеваемый ключ" : "Ключ"}</h2>
           {props.orderKey ? <KeyFacts view={view} k={props.orderKey} /> : <p class="empty">Ключа у заказа нет.</p>}
         </section>
         <DeliveryCard view={view} order={order} buyer={buyer} delivery={props.delivery} />

@@ -206,7 +206,8 @@ export function UserPage(props: UserPageProps) {
             {rub(stats.paidRub)}
           </p>
           <p class="stat-sub" safe>
-            {`${stats.paidStars > 0 ? `и ${stars(stats.paidStars)}, ` : ""}${count(stats.paidOrders)} из ${count(stats.orders)} заказов`}
+            {`${stats.paidStars > 0 ? `и ${stars(stats.paidStars)}, ` : ""}${count(stats.paidOrders)} из ${count(stats.orders)} заказов` +
+              (stats.paidRenewals > 0 ? `, из них продлений: ${count(stats.paidRenewals)}` : "")}
           </p>
         </div>
         <div class="stat">

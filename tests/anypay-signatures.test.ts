@@ -10,7 +10,7 @@ test("the payment link is signed as sha256(merchant_id:pay_id:amount:currency:de
   const url = new URL(
     paymentUrl(
       { merchantId: "10001", secretKey: "s3cret" },
-      { id: 42, productName: "Stalcraft", days: 30, amountRub: 1999 },
+      { id: 42, kind: "purchase", productName: "Stalcraft", days: 30, amountRub: 1999 },
     ),
   );
   expect(url.origin + url.pathname).toBe("https://anypay.io/merchant");

@@ -86,7 +86,7 @@ test("a buyer resets the binding: confirmation, the new PC binds, the old one is
   // On the key's timeline (by the buyer) and in the buyer's log.
   const events = await bot.sql<{ kind: string; actor: string; details: { uuid: string } }[]>`
     select kind, actor, details from key_events where key_id = ${key.id} and kind = 'hwid_reset'`;
-  expect(events).toEqual([{ kind: "hwid_reset", actor: `buyer:${dave.id}`, details: { uuid: "OLD-PC" } }]);
+  expect([...events]).toEqual([{ kind: "hwid_reset", actor: `buyer:${dave.id}`, details: { uuid: "OLD-PC" } }]);
   const log = await bot.sql<{ detail: { keyId: number } }[]>`
     select detail from user_events where user_id = ${dave.id} and kind = 'hwid_reset'`;
   expect(log.map((e) => e.detail.keyId)).toEqual([key.id]);

@@ -6,6 +6,7 @@ import { adminFunctions } from "./features/admin.ts";
 import { fallback } from "./features/fallback.ts";
 import { gatekeeping } from "./features/gatekeeping.ts";
 import { purchases } from "./features/purchases.ts";
+import { renewal } from "./features/renewal.ts";
 import { sharingAlerts } from "./features/sharing.ts";
 import { starsInvoices, starsPayments } from "./features/stars.ts";
 import { storefront } from "./features/storefront.ts";
@@ -36,6 +37,7 @@ export function createShopBot(token: string, telegramApiUrl: string, deps: BotDe
     .extend(storefront(deps).as("scoped"))
     .extend(starsInvoices(deps).as("scoped"))
     .extend(purchases(deps).as("scoped"))
+    .extend(renewal(deps).as("scoped"))
     .extend(fallback(deps).as("scoped"))
     .onError(({ error, context }) => {
       if (error instanceof TelegramError && error.code === 401) {

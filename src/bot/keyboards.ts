@@ -40,6 +40,11 @@ export const data = {
   /** «Продлить» under a key: the key's id; whose key it is, is checked on every press. */
   renew: (keyId: number) => `rn:${keyId}`,
   /** «Сбросить привязку» under a key, and its confirmation. */
+  /** A renewal's duration at the price the buyer saw; its «Подтвердить»; its promo code prompt and «Подтвердить». */
+  renewOffer: (keyId: number, days: number, rub: number) => `rd:${keyId}:${days}:${rub}`,
+  renewConfirm: (keyId: number, days: number, rub: number) => `rc:${keyId}:${days}:${rub}`,
+  renewPromo: (keyId: number, days: number, rub: number) => `rpc:${keyId}:${days}:${rub}`,
+  renewConfirmPromo: (keyId: number, days: number, rub: number, code: string) => `rbp:${keyId}:${days}:${rub}:${code}`,
   reset: (keyId: number) => `hr:${keyId}`,
   resetConfirm: (keyId: number) => `hy:${keyId}`,
   product: (productId: number) => `p:${productId}`,
@@ -68,6 +73,10 @@ export const pattern = {
   purchases: /^my$/,
   purchasesPage: /^my:(\d{1,6})$/,
   renew: /^rn:(\d{1,15})$/,
+  renewOffer: /^rd:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  renewConfirm: /^rc:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  renewPromo: /^rpc:(\d{1,15}):(\d{1,2}):(\d{1,8})$/,
+  renewConfirmPromo: /^rbp:(\d{1,15}):(\d{1,2}):(\d{1,8}):([A-Z0-9_-]{3,32})$/,
   reset: /^hr:(\d{1,15})$/,
   resetConfirm: /^hy:(\d{1,15})$/,
   product: /^p:(\d{1,15})$/,
@@ -104,11 +113,17 @@ const offer = (kind: string) => (m: string[]) => ({
   detail: { productId: Number(m[0]), days: Number(m[1]), rub: Number(m[2]) },
 });
 
+const renewalDetail = (m: string[]) => ({ keyId: Number(m[0]), days: Number(m[1]), rub: Number(m[2]) });
+
 const PRESSES: [RegExp, (groups: string[]) => PressedEvent][] = [
   [pattern.catalogue, () => ({ kind: "catalogue", detail: {} })],
   [pattern.purchases, () => ({ kind: "purchases", detail: {} })],
   [pattern.purchasesPage, (m) => ({ kind: "purchases", detail: { page: Number(m[0]) } })],
   [pattern.renew, (m) => ({ kind: "renewal_opened", detail: { keyId: Number(m[0]) } })],
+  [pattern.renewOffer, (m) => ({ kind: "renewal_duration_chosen", detail: renewalDetail(m) })],
+  [pattern.renewConfirm, (m) => ({ kind: "renewal_confirmed", detail: renewalDetail(m) })],
+  [pattern.renewPromo, (m) => ({ kind: "promo_entry", detail: renewalDetail(m) })],
+  [pattern.renewConfirmPromo, (m) => ({ kind: "renewal_confirmed", detail: { ...renewalDetail(m), promoCode: m[3] } })],
   [pattern.reset, (m) => ({ kind: "hwid_reset_asked", detail: { keyId: Number(m[0]) } })],
   [pattern.resetConfirm, (m) => ({ kind: "hwid_reset_confirmed", detail: { keyId: Number(m[0]) } })],
   [pattern.product, (m) => ({ kind: "product_viewed", detail: { productId: Number(m[0]) } })],
@@ -222,3 +237,39 @@ export const resetConfirmKeyboard = (keyId: number): TelegramInlineKeyboardMarku
   markup([[button(RESET_CONFIRM, data.resetConfirm(keyId))], [button(TO_PURCHASES, data.purchases)]]);
 
 export const backToPurchases = (): TelegramInlineKeyboardMarkup => markup([[button(TO_PURCHASES, data.purchases)]]);
+
+/** The durations a key can be renewed for, as `{N дней} • {price}₽`, and the way back to «Мои покупки». */
+export function renewalKeyboard(keyId: number, offers: { days: number; rub: number }[]): TelegramInlineKeyboardMarkup {
+  return markup([
+    ...offers.map((o) => [button(offerButton(o.days, o.rub), data.renewOffer(keyId, o.days, o.rub))]),
+    [button(TO_PURCHASES, data.purchases)],
+  ]);
+}
+
+/** A renewal's confirmation, as confirmKeyboard is a purchase's; back goes to the key's durations. */
+export function renewConfirmKeyboard(
+  keyId: number,
+  days: number,
+  listRub: number,
+  applied?: { code: string; rub: number },
+): TelegramInlineKeyboardMarkup {
+  const confirm = applied
+    ? data.renewConfirmPromo(keyId, days, applied.rub, applied.code)
+    : data.renewConfirm(keyId, days, listRub);
+  return markup([
+    [button(CONFIRM, confirm)],
+    [button(applied ? OTHER_PROMO_BUTTON : PROMO_BUTTON, data.renewPromo(keyId, days, listRub))],
+    [button(BACK, data.renew(keyId))],
+  ]);
+}
+
+/** Under the promo code prompt: back to the confirmation (a purchase's or a renewal's) at the price it had. */
+export const promoPromptKeyboardFor = (entry: {
+  productId: number;
+  days: number;
+  rub: number;
+  keyId?: number;
+}): TelegramInlineKeyboardMarkup =>
+  entry.keyId === undefined
+    ? promoPromptKeyboard(entry.productId, entry.days, entry.rub)
+    : markup([[button(CANCEL, data.renewOffer(entry.keyId, entry.days, entry.rub))]]);

@@ -1,8 +1,19 @@
+import type { TelegramCallbackQuery } from "gramio";
+import { canBuyerReset } from "../shop/keys/self-service.ts";
 import type { CatalogueProduct } from "../shop/products/catalogue.ts";
 import { adminModeLine } from "../shop/texts/admins.ts";
-import { CATALOGUE_EMPTY, CATALOGUE_TITLE, productCardText } from "../shop/texts/buyers.ts";
-import { catalogueKeyboard, productKeyboard } from "./keyboards.ts";
-import { type BotApi, type BotDeps, type Place, type Screen, show } from "./screen.ts";
+import {
+  CATALOGUE_EMPTY,
+  CATALOGUE_TITLE,
+  NO_PURCHASES,
+  PURCHASES_PER_PAGE,
+  productCardText,
+  purchasesText,
+  STALE_BUTTON,
+} from "../shop/texts/buyers.ts";
+import { purchaseState } from "../shop/users/purchases.ts";
+import { catalogueKeyboard, productKeyboard, purchasesKeyboard } from "./keyboards.ts";
+import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, show } from "./screen.ts";
 
 /** The catalogue: one button per product on sale; for admins also the mode line and the admin buttons. */
 export async function catalogueScreen(deps: BotDeps, userId: number): Promise<Screen> {
@@ -46,4 +57,48 @@ export async function freshCard(
     product = offers.length > 0 ? { ...product, offers } : null;
   }
   await show(api, place, product ? productScreen(product) : await catalogueScreen(deps, userId));
+}
+
+/**
+ * A page of «Мои покупки» (1-based): the entries, and under each key «Продлить» unless it is banned and «Сбросить
+ * привязку» when the buyer may reset it. A page past the end (an old «Старше ›» after purchases went away) shows the
+ * last page there is.
+ */
+export async function purchasesScreen(deps: BotDeps, userId: number, page = 1): Promise<Screen> {
+  const { shop } = deps;
+  const perPage = PURCHASES_PER_PAGE;
+  let { items, total } = await shop.purchases.of(userId, { offset: (page - 1) * perPage, limit: perPage });
+  const pages = Math.max(1, Math.ceil(total / perPage));
+  if (items.length === 0 && total > 0) {
+    page = pages;
+    ({ items, total } = await shop.purchases.of(userId, { offset: (page - 1) * perPage, limit: perPage }));
+  }
+  if (total === 0) return { text: NO_PURCHASES, keyboard: purchasesKeyboard([], { page: 1, pages: 1 }) };
+  const settings = await shop.settings.get();
+  const now = new Date();
+  const first = (page - 1) * perPage + 1;
+  const shown = items.map((p) => ({ purchase: p, state: p.kind === "key" ? purchaseState(p, now) : null }));
+  const keys = items.flatMap((p, i) =>
+    p.kind === "key"
+      ? [{ n: first + i, keyId: p.keyId, renew: p.bannedAt === null, reset: canBuyerReset(p, settings) }]
+      : [],
+  );
+  return {
+    text: purchasesText(shown, { first, page, pages }),
+    keyboard: purchasesKeyboard(keys, { page, pages }),
+  };
+}
+
+/**
+ * A press about a key that is not (or no longer) one this buyer can act on — someone else's, banned meanwhile, its
+ * product gone: the notice (an alert when it explains something), then the fresh «Мои покупки».
+ */
+export async function stalePurchase(
+  deps: BotDeps,
+  api: BotApi,
+  query: TelegramCallbackQuery,
+  notice = STALE_BUTTON,
+): Promise<void> {
+  await answer(api, query.id, notice, { alert: notice !== STALE_BUTTON });
+  await show(api, placeOf(query), await purchasesScreen(deps, query.from.id));
 }

@@ -3,7 +3,7 @@ import type { Shop } from "../shop/index.ts";
 import { type Messenger, MessengerError } from "../shop/messenger.ts";
 import type { DeliveryWork } from "../shop/orders/deliveries.ts";
 import { alertTexts } from "../shop/texts/admins.ts";
-import { deliveryText } from "../shop/texts/buyers.ts";
+import { deliveryText, renewedText } from "../shop/texts/buyers.ts";
 import { alertAdmins } from "../shop/users/admins.ts";
 
 export type DeliveryJobOptions = {
@@ -187,13 +187,20 @@ export function startDeliveryJob(shop: Shop, messenger: Messenger, options: Deli
     return { document: false };
   }
 
-  /** Sends one purchase; returns whether the zip went with it. Throws MessengerError (or other) on failure. */
+  /**
+   * Sends one purchase; returns whether the zip went with it. Throws MessengerError (or other) on failure. A renewal
+   * is a message alone: the buyer has the key and its build already.
+   */
   async function send(
     work: DeliveryWork,
     key: string,
     signal: AbortSignal,
     rereadBuild = true,
   ): Promise<{ document: boolean }> {
+    if (work.renewal) {
+      await messenger.sendText(work.userId, renewedText(key, work.productName, work.days, work.renewal), { signal });
+      return { document: false };
+    }
     const caption = deliveryText(key, work.productName, work.days);
     const build = work.build;
     if (!build) {

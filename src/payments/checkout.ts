@@ -2,8 +2,10 @@ import type { Config } from "../config.ts";
 import type { DurationDays } from "../lib/durations.ts";
 import { log } from "../lib/log.ts";
 import type { Shop } from "../shop/index.ts";
+import type { OwnedKey } from "../shop/keys/self-service.ts";
 import type { Messenger } from "../shop/messenger.ts";
 import type { Order, PromoRefused } from "../shop/orders/orders.ts";
+import type { RenewalOffer, RenewalRefusal } from "../shop/orders/renewals.ts";
 import type { CatalogueProduct, Offer } from "../shop/products/catalogue.ts";
 import { discounted, type Price } from "../shop/promos/discount.ts";
 import type { AppliedPromo } from "../shop/promos/promos.ts";
@@ -51,6 +53,32 @@ export type Placement =
   | { kind: "out_of_stock" }
   /** The product is archived or the duration is no longer for sale. */
   | { kind: "unavailable" }
+  | PromoRefusal;
+
+/** A renewal's duration as the buyer would pay for it now (no stock needed: the key is theirs already). */
+export type RenewalQuote =
+  | { kind: "ok"; key: OwnedKey; offer: RenewalOffer; offers: RenewalOffer[] }
+  /** The price changed since the buyer saw it: show the durations again. */
+  | { kind: "price_changed"; key: OwnedKey; offers: RenewalOffer[]; rub: number }
+  /** This duration has no price any more; `offers` are those left. */
+  | { kind: "duration_gone"; key: OwnedKey; offers: RenewalOffer[] }
+  | RenewalRefusal;
+
+/** A renewal's duration with a promo code applied. */
+export type RenewalPromoQuote =
+  | { kind: "ok"; key: OwnedKey; offer: RenewalOffer; promo: AppliedPromo; price: Price }
+  | (PromoRefusal & { key: OwnedKey; offer: RenewalOffer })
+  | Exclude<RenewalQuote, { kind: "ok" }>;
+
+/** What confirming a renewal came to. */
+export type RenewalPlacement =
+  | { kind: "placed"; order: Order; key: OwnedKey; options: PaymentOption[] }
+  | { kind: "paid_by_promo"; order: Order }
+  | { kind: "no_way_to_pay" }
+  | { kind: "price_changed"; rub: number; key: OwnedKey }
+  /** This duration has no price any more; `offers` are those left. */
+  | { kind: "duration_gone"; key: OwnedKey; offers: RenewalOffer[] }
+  | RenewalRefusal
   | PromoRefusal;
 
 /** Why an admin's «Оплатить (тест)» press is refused before anything is paid. */
@@ -149,16 +177,7 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
       if (checked.kind !== "ok") return checked;
       expected = discounted(expected, checked.promo.discount);
     }
-    const open = providers.filter((p) => p.ready(settings, payer, expected));
-    if (open.length === 0 && expected.rub > 0) {
-      log.warn("purchase refused: no way to pay is configured", {
-        userId: input.userId,
-        productId: input.productId,
-        days: input.days,
-      });
-      if (await shop.limits.firstIn("bot:alert:payments", NOT_READY_ALERT_EVERY_MS)) {
-        settlement.alert("payments not configured alert", alertTexts.paymentsNotConfigured);
-      }
+    if (!(await canPay(settings, payer, expected, { productId: input.productId, days: input.days }))) {
       return { kind: "no_way_to_pay" };
     }
     const result = await shop.orders.place({
@@ -171,17 +190,102 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
     if (result.kind === "promo_refused") return result;
     if (!("order" in result)) return result;
     if (result.order.amountRub === 0) return await payByPromo(result.order);
+    return { kind: "placed", order: result.order, options: await optionsFor(result.order, payer) };
+  }
+
+  /**
+   * Whether some way to pay `expected` is open to this payer. A price of 0 needs none (a code pays it all). With
+   * none open no order is placed, and the admins are told (at most every NOT_READY_ALERT_EVERY_MS).
+   */
+  async function canPay(settings: Settings, payer: Payer, expected: Price, what: Record<string, unknown>) {
+    if (expected.rub === 0 || providers.some((p) => p.ready(settings, payer, expected))) return true;
+    log.warn("order refused: no way to pay is configured", { userId: payer.userId, ...what });
+    if (await shop.limits.firstIn("bot:alert:payments", NOT_READY_ALERT_EVERY_MS)) {
+      settlement.alert("payments not configured alert", alertTexts.paymentsNotConfigured);
+    }
+    return false;
+  }
+
+  /** How the payer can pay a placed order: one option per provider open to them now. */
+  async function optionsFor(order: Order, payer: Payer): Promise<PaymentOption[]> {
     // The settings as they are now: the owner may have just cleared AnyPay's, and a link signed with nothing is none.
     const now = await shop.settings.get();
-    const options = providers
-      .filter((p) => p.ready(now, payer, { rub: result.order.amountRub, stars: result.order.stars }))
-      .map((p) => p.option(result.order, now))
+    return providers
+      .filter((p) => p.ready(now, payer, { rub: order.amountRub, stars: order.stars }))
+      .map((p) => p.option(order, now))
       .filter((o): o is PaymentOption => o !== null);
-    return { kind: "placed", order: result.order, options };
+  }
+
+  /** The renewal of the buyer's key for `days`, against the price the buyer saw (`seenRub`). */
+  async function quoteRenewal(userId: number, keyId: number, days: number, seenRub: number): Promise<RenewalQuote> {
+    const found = await shop.orders.renewals.offers(userId, keyId);
+    if (found.kind !== "ok") return found;
+    const { key, offers } = found;
+    const offer = offers.find((o) => o.days === days);
+    if (!offer) return { kind: "duration_gone", key, offers };
+    if (offer.rub !== seenRub) return { kind: "price_changed", key, offers, rub: offer.rub };
+    return { kind: "ok", key, offer, offers };
+  }
+
+  /** A promo code typed on a renewal's confirmation: the price after it, or why it does not apply (a preview). */
+  async function quoteRenewalPromo(input: {
+    userId: number;
+    keyId: number;
+    days: number;
+    seenRub: number;
+    code: string;
+  }): Promise<RenewalPromoQuote> {
+    const q = await quoteRenewal(input.userId, input.keyId, input.days, input.seenRub);
+    if (q.kind !== "ok") return q;
+    const { key, offer } = q;
+    const checked = await checkPromo(input.userId, key.productId, offer.days, input.code);
+    if (checked.kind !== "ok") return { ...checked, key, offer };
+    const price = discounted({ rub: offer.rub, stars: offer.stars }, checked.promo.discount);
+    return { kind: "ok", key, offer, promo: checked.promo, price };
+  }
+
+  /**
+   * Confirming a renewal: like a purchase — the ways to pay, the promo code, the order (shop.orders.renewals.place,
+   * which checks the key is still the buyer's and not banned) and how to pay it — but nothing is reserved.
+   */
+  async function placeRenewal(input: {
+    userId: number;
+    keyId: number;
+    days: DurationDays;
+    seenRub: number;
+    promoCode?: string | null | undefined;
+  }): Promise<RenewalPlacement> {
+    const { settings, payer } = await payerOf(input.userId);
+    const found = await shop.orders.renewals.offers(input.userId, input.keyId);
+    if (found.kind !== "ok") return found;
+    const offer = found.offers.find((o) => o.days === input.days);
+    if (!offer) return { kind: "duration_gone", key: found.key, offers: found.offers };
+    let expected: Price = { rub: offer.rub, stars: offer.stars };
+    if (input.promoCode) {
+      const checked = await checkPromo(input.userId, found.key.productId, input.days, input.promoCode);
+      if (checked.kind !== "ok") return checked;
+      expected = discounted(expected, checked.promo.discount);
+    }
+    if (!(await canPay(settings, payer, expected, { keyId: input.keyId, days: input.days, renewal: true }))) {
+      return { kind: "no_way_to_pay" };
+    }
+    const result = await shop.orders.renewals.place({
+      userId: input.userId,
+      keyId: input.keyId,
+      days: input.days,
+      expectedRub: input.seenRub,
+      promoCode: input.promoCode ?? null,
+    });
+    if (!("order" in result)) return result;
+    if (result.order.amountRub === 0) {
+      const paid = await payByPromo(result.order);
+      return paid.kind === "paid_by_promo" ? paid : { kind: "unavailable", key: result.key };
+    }
+    return { kind: "placed", order: result.order, key: result.key, options: await optionsFor(result.order, payer) };
   }
 
   /** An order its promo code makes free: paid with nothing, once, like any payment (its ledger row says so). */
-  async function payByPromo(order: Order): Promise<Placement> {
+  async function payByPromo(order: Order): Promise<Extract<Placement, { kind: "paid_by_promo" | "unavailable" }>> {
     const outcome = await settlement.settle({
       orderId: order.id,
       transactionId: `promo:${order.id}`,
@@ -219,6 +323,9 @@ export function createCheckout(deps: { shop: Shop; messenger: Messenger; config:
     quote,
     quotePromo,
     place,
+    quoteRenewal,
+    quoteRenewalPromo,
+    placeRenewal,
     testPaymentRefusal,
     payTest,
     /** AnyPay's notifications, for the HTTP endpoint that receives them (api/anypay.ts). */

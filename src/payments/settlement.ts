@@ -38,6 +38,15 @@ export function createSettlement(deps: { shop: Shop; messenger: Messenger }) {
         await alertAdmins(shop.admins, messenger, alertTexts.paidNoStock(order, username, payment));
         await messenger.sendText(order.userId, paidNoStockText(order));
       });
+    } else if (outcome.kind === "paid" && outcome.renewal?.banned) {
+      // The money arrived for a key banned after the renewal was ordered: the buyer hears it in the renewal message
+      // (the delivery outbox); the admins decide between unbanning (the days are there) and a refund.
+      const order = outcome.order;
+      const key = outcome.renewal.key;
+      followUp("renewal of a banned key alert", async () => {
+        const username = await usernameOf(order.userId);
+        await alertAdmins(shop.admins, messenger, alertTexts.renewalOfBannedKey(order, key, username, payment));
+      });
     } else if (outcome.kind === "duplicate") {
       const order = outcome.order;
       followUp("duplicate payment alert", async () => {

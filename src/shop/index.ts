@@ -19,6 +19,7 @@ import { createOrderLists } from "./orders/lists.ts";
 import { createOrders } from "./orders/orders.ts";
 import { createOrderPayments } from "./orders/payments.ts";
 import { createRefusedNotifications } from "./orders/refused-notifications.ts";
+import { createRenewals } from "./orders/renewals.ts";
 import { createSales } from "./orders/sales.ts";
 import { createWaitingOrders } from "./orders/waiting.ts";
 import { createBuilds } from "./products/builds.ts";
@@ -68,7 +69,8 @@ export function createShop(deps: ShopDeps) {
     signing: createSigning(deps),
     orders: {
       ...createOrders(deps),
-      ...createOrderPayments(deps, { deliveries }),
+      ...createOrderPayments(deps, { deliveries, announce: keys.announce }),
+      renewals: createRenewals(deps),
       ...createWaitingOrders(deps, { deliveries }),
       ...createAttention(deps, { refused: refusedNotifications }),
       ...createOrderLists(deps),

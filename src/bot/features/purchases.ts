@@ -1,22 +1,18 @@
 import { Composer, type TelegramCallbackQuery } from "gramio";
-import { canBuyerReset, nextBuyerReset } from "../../shop/keys/self-service.ts";
+import { nextBuyerReset } from "../../shop/keys/self-service.ts";
 import {
   KEY_BANNED,
   KEY_NOT_ACTIVATED,
   MY_PURCHASES,
-  NO_PURCHASES,
-  PURCHASES_PER_PAGE,
-  purchasesText,
   RESET_NOT_BOUND,
   RESET_OFF,
   resetConfirmText,
   resetCooldownText,
   resetDoneText,
-  STALE_BUTTON,
 } from "../../shop/texts/buyers.ts";
-import { purchaseState } from "../../shop/users/purchases.ts";
-import { backToPurchases, pattern, purchasesKeyboard, resetConfirmKeyboard } from "../keyboards.ts";
-import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
+import { backToPurchases, pattern, resetConfirmKeyboard } from "../keyboards.ts";
+import { answer, type BotApi, type BotDeps, type Place, placeOf, show } from "../screen.ts";
+import { purchasesScreen, stalePurchase } from "../views.ts";
 
 /**
  * «Мои покупки»: the keys this user owns and what state each is in, and paid orders still waiting for a key — the
@@ -27,39 +23,10 @@ import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, sh
 export function purchases(deps: BotDeps) {
   const { shop } = deps;
 
-  async function screen(userId: number, page: number): Promise<Screen> {
-    const perPage = PURCHASES_PER_PAGE;
-    let { items, total } = await shop.purchases.of(userId, { offset: (page - 1) * perPage, limit: perPage });
-    const pages = Math.max(1, Math.ceil(total / perPage));
-    if (items.length === 0 && total > 0) {
-      // An old «Старше ›» after purchases went away: the last page there is.
-      page = pages;
-      ({ items, total } = await shop.purchases.of(userId, { offset: (page - 1) * perPage, limit: perPage }));
-    }
-    if (total === 0) return { text: NO_PURCHASES, keyboard: purchasesKeyboard([], { page: 1, pages: 1 }) };
-    const settings = await shop.settings.get();
-    const now = new Date();
-    const first = (page - 1) * perPage + 1;
-    const shown = items.map((p) => ({ purchase: p, state: p.kind === "key" ? purchaseState(p, now) : null }));
-    const keys = items.flatMap((p, i) =>
-      p.kind === "key"
-        ? [{ n: first + i, keyId: p.keyId, renew: p.bannedAt === null, reset: canBuyerReset(p, settings) }]
-        : [],
-    );
-    return {
-      text: purchasesText(shown, { first, page, pages }),
-      keyboard: purchasesKeyboard(keys, { page, pages }),
-    };
-  }
-
   const showTo = async (api: BotApi, place: Place, userId: number, page = 1) =>
-    show(api, place, await screen(userId, page));
+    show(api, place, await purchasesScreen(deps, userId, page));
 
-  /** A press about a key that is not (or no longer) one this buyer can act on: a notice and the fresh list. */
-  async function stale(api: BotApi, query: TelegramCallbackQuery, notice = STALE_BUTTON): Promise<void> {
-    await answer(api, query.id, notice, { alert: notice !== STALE_BUTTON });
-    await showTo(api, placeOf(query), query.from.id);
-  }
+  const stale = (api: BotApi, query: TelegramCallbackQuery, notice?: string) => stalePurchase(deps, api, query, notice);
 
   return new Composer({ name: "purchases" })
     .command("purchases", async (ctx) => {

@@ -29,15 +29,25 @@ import {
   STALE_DURATION,
   STALE_PRODUCT,
 } from "../../shop/texts/buyers.ts";
-import { backToCatalogue, confirmKeyboard, pattern, paymentKeyboard, promoPromptKeyboard } from "../keyboards.ts";
+import {
+  backToCatalogue,
+  confirmKeyboard,
+  pattern,
+  paymentKeyboard,
+  promoPromptKeyboard,
+  promoPromptKeyboardFor,
+} from "../keyboards.ts";
 import { answer, type BotApi, type BotDeps, type Place, placeOf, type Screen, show } from "../screen.ts";
 import * as views from "../views.ts";
+import { renewalPromoTyped } from "./renewal.ts";
 
 /**
- * The storefront: catalogue → product card → confirmation (with an optional promo code) → payment link. Every screen
- * after the first edits the message in place; the answer to a typed code is a new message. Every button is checked
- * against the live catalogue; a stale one gets a short notice and the fresh card instead of an error. What a purchase
- * costs, whether a code applies, whether it can be paid and how is the checkout's to say.
+ * The storefront: catalogue → product card → confirmation (with an optional promo code) → payment link. A promo code
+ * typed for a renewal's confirmation is heard here too (one message handler waits for codes) and handed to
+ * features/renewal.ts. Every screen after the first edits the message in place; the answer to a typed code is a new
+ * message. Every button is checked against the live catalogue; a stale one gets a short notice and the fresh card
+ * instead of an error. What a purchase costs, whether a code applies, whether it can be paid and how is the
+ * checkout's to say.
  */
 export function storefront(deps: BotDeps) {
   const { shop, checkout } = deps;
@@ -174,13 +184,16 @@ export function storefront(deps: BotDeps) {
           { chatId: from.id },
           {
             text: PROMO_TEXT_ONLY,
-            keyboard: promoPromptKeyboard(entry.productId, entry.days, entry.rub),
+            keyboard: promoPromptKeyboardFor(entry),
           },
         );
         return;
       }
       await entries.stop(from.id);
-      await promoTyped(ctx.bot.api, from.id, entry, text.slice(0, 64));
+      const { keyId } = entry;
+      if (keyId !== undefined)
+        await renewalPromoTyped(deps, ctx.bot.api, from.id, { ...entry, keyId }, text.slice(0, 64));
+      else await promoTyped(ctx.bot.api, from.id, entry, text.slice(0, 64));
     })
     .command(["start", "catalog"], async (ctx) => {
       await show(ctx.bot.api, { chatId: ctx.payload.chat.id }, await catalogueScreen(ctx.payload.chat.id));

@@ -8,9 +8,13 @@ export type AnypayCredentials = { merchantId: string; secretKey: string };
 
 const sha256hex = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
 
-/** What the buyer sees on AnyPay's page: product and duration, e.g. "Stalcraft 30 дней (заказ 17)". */
-export function orderDescription(order: Pick<Order, "id" | "productName" | "days">): string {
-  return `${order.productName} ${daysLabel(order.days)} (заказ ${order.id})`.slice(0, 150);
+/**
+ * What the buyer sees on AnyPay's page: product and duration, e.g. "Stalcraft 30 дней (заказ 17)", or for a renewal
+ * "Продление: Stalcraft 30 дней (заказ 18)".
+ */
+export function orderDescription(order: Pick<Order, "id" | "productName" | "days" | "kind">): string {
+  const what = `${order.productName} ${daysLabel(order.days)} (заказ ${order.id})`;
+  return (order.kind === "renewal" ? `Продление: ${what}` : what).slice(0, 150);
 }
 
 /**
@@ -20,7 +24,7 @@ export function orderDescription(order: Pick<Order, "id" | "productName" | "days
  */
 export function paymentUrl(
   credentials: AnypayCredentials,
-  order: Pick<Order, "id" | "productName" | "days" | "amountRub">,
+  order: Pick<Order, "id" | "productName" | "days" | "amountRub" | "kind">,
 ): string {
   const fields = {
     merchant_id: credentials.merchantId,

@@ -60,6 +60,8 @@ export type KeyRecord = {
   activatedAt: Date | null;
   expiresAt: Date | null;
   bannedAt: Date | null;
+  /** Days renewals added before the first activation (the clock then runs `days + renewedDays`). */
+  renewedDays: number;
   note: string;
   lastAuthAt: Date | null;
   createdAt: Date;
@@ -83,6 +85,7 @@ export type KeyRow = {
   activated_at: Date | null;
   expires_at: Date | null;
   banned_at: Date | null;
+  renewed_days: number;
   note: string;
   last_auth_at: Date | null;
   created_at: Date;
@@ -105,6 +108,7 @@ export function toKeyRecord(row: KeyRow): KeyRecord {
     activatedAt: row.activated_at,
     expiresAt: row.expires_at,
     bannedAt: row.banned_at,
+    renewedDays: row.renewed_days,
     note: row.note,
     lastAuthAt: row.last_auth_at,
     createdAt: row.created_at,

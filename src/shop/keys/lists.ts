@@ -82,7 +82,8 @@ export function createKeyLists(deps: ShopDeps) {
     const [row] = await sql<KeyListRow[]>`
       select ${keyColumns("sold")}
       from keys k left join bot_users u on u.telegram_id = k.buyer_id
-      where k.order_id = ${orderId}
+      -- A purchase's key points at its order; a renewal's order points at the key it renews.
+      where k.order_id = ${orderId} or k.id = (select key_id from orders where id = ${orderId})
       order by k.state = 'sold' desc, k.id desc
       limit 1`;
     return row ? toKeyItem(row) : null;

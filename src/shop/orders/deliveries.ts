@@ -22,6 +22,11 @@ export type DeliveryWork = {
   productName: string;
   days: DurationDays;
   build: { path: string; name: string; sha256: string; fileId: string | null } | null;
+  /**
+   * A renewal order's message instead of a purchase: the renewed key as it is now — its expiry (null: not activated
+   * yet, and `totalDays` from the first activation) and whether it is banned.
+   */
+  renewal: { expiresAt: Date | null; totalDays: number; banned: boolean } | null;
 };
 
 export type DeliveryView = {
@@ -58,6 +63,10 @@ type WorkRow = {
   build_name: string | null;
   build_sha256: string | null;
   build_file_id: string | null;
+  kind: "purchase" | "renewal";
+  renewed_expires_at: Date | null;
+  renewed_total_days: number | null;
+  renewed_banned: boolean | null;
 };
 
 type ViewRow = {
@@ -121,12 +130,16 @@ export function createDeliveries(deps: ShopDeps) {
           limit ${limit}
           for update skip locked)
         returning d.id, d.order_id, d.user_id, d.attempts)
-      select c.id, c.order_id, c.user_id, c.attempts, k.key, o.product_id, p.name as product_name, o.days,
-             p.build_path, p.build_name, p.build_sha256, p.build_file_id
+      select c.id, c.order_id, c.user_id, c.attempts, coalesce(rk.key, k.key) as key, o.product_id,
+             p.name as product_name, o.days, p.build_path, p.build_name, p.build_sha256, p.build_file_id, o.kind,
+             rk.expires_at as renewed_expires_at, rk.days + rk.renewed_days as renewed_total_days,
+             rk.banned_at is not null as renewed_banned
       from claimed c
       join orders o on o.id = c.order_id
       join products p on p.id = o.product_id
-      left join keys k on k.order_id = c.order_id and k.state = 'sold'
+      -- A purchase's key points at its order; a renewal's order points at its key.
+      left join keys k on k.order_id = c.order_id and k.state = 'sold' and o.kind = 'purchase'
+      left join keys rk on rk.id = o.key_id
       order by c.id`;
     return rows.map((r) => ({
       id: Number(r.id),
@@ -141,6 +154,14 @@ export function createDeliveries(deps: ShopDeps) {
         r.build_path && r.build_name && r.build_sha256
           ? { path: r.build_path, name: r.build_name, sha256: r.build_sha256, fileId: r.build_file_id }
           : null,
+      renewal:
+        r.kind === "renewal"
+          ? {
+              expiresAt: r.renewed_expires_at,
+              totalDays: r.renewed_total_days ?? r.days,
+              banned: r.renewed_banned === true,
+            }
+          : null,
     }));
   }
 
@@ -149,6 +170,7 @@ export function createDeliveries(deps: ShopDeps) {
    * marked as having blocked the bot evidently has not (an admin's retry got through): the mark goes.
    */
   async function markSent(work: DeliveryWork, detail: { document: boolean }): Promise<void> {
+    const logged = work.renewal ? { ...detail, renewal: true } : detail;
     await sql`
       with sent as (
         update deliveries set status = 'sent', sent_at = now(), last_error = null
@@ -161,7 +183,7 @@ export function createDeliveries(deps: ShopDeps) {
         where telegram_id = ${work.userId} and blocked_at is not null and exists (select 1 from sent) returning 1)
       insert into user_events (user_id, kind, detail)
       select ${work.userId}, 'order_delivered',
-             ${sql.json({ orderId: work.orderId, document: detail.document, attempts: work.attempts })}
+             ${sql.json({ orderId: work.orderId, ...logged, attempts: work.attempts })}
       from sent`;
   }
 

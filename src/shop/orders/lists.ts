@@ -3,7 +3,7 @@ import type { DurationDays } from "../../lib/durations.ts";
 import type { ShopDeps } from "../deps.ts";
 import { cleanQuery, num, type Page, type PageRequest } from "../lists.ts";
 import type { DeliveryStatus } from "./deliveries.ts";
-import type { OrderStatus, PaidBy } from "./orders.ts";
+import type { OrderKind, OrderStatus, PaidBy } from "./orders.ts";
 
 export const ORDER_STATUSES: readonly OrderStatus[] = [
   "pending",
@@ -23,6 +23,8 @@ export const PAID_STATUSES: readonly OrderStatus[] = ["paid", "delivered", "paid
 
 export type OrderListItem = {
   id: number;
+  /** A purchase, or a renewal of the buyer's key (`keyId`): the panel says «продление». */
+  kind: OrderKind;
   userId: number;
   userName: string;
   username: string | null;
@@ -50,6 +52,7 @@ export type OrderListItem = {
 type OrderListRow = {
   page_key: null;
   page_id: string;
+  kind: OrderKind;
   user_id: string;
   first_name: string | null;
   last_name: string | null;
@@ -75,6 +78,7 @@ type OrderListRow = {
 
 const toOrderItem = (r: OrderListRow): OrderListItem => ({
   id: Number(r.page_id),
+  kind: r.kind,
   userId: Number(r.user_id),
   userName: [r.first_name, r.last_name].filter(Boolean).join(" "),
   username: r.username,
@@ -102,11 +106,11 @@ export function createOrderLists(deps: ShopDeps) {
   const { sql } = deps;
 
   const orderColumns = () => sql`
-    o.id::text as page_id, null as page_key, o.user_id, u.first_name, u.last_name, u.username,
+    o.id::text as page_id, null as page_key, o.kind, o.user_id, u.first_name, u.last_name, u.username,
     o.product_id, p.name as product_name, o.days, o.amount_rub, o.discount_rub, o.promo_code, o.status, o.test,
     o.provider, o.paid_stars, o.created_at, o.paid_at,
     o.delivered_at, o.failure, o.transaction_id,
-    (select k.id from keys k where k.order_id = o.id limit 1) as key_id,
+    coalesce(o.key_id, (select k.id from keys k where k.order_id = o.id limit 1)) as key_id,
     (select d.status from deliveries d where d.order_id = o.id) as delivery_status`;
 
   /** Orders, newest first; `q` is an order number or a buyer's Telegram id. */

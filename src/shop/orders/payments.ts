@@ -6,6 +6,7 @@ import { pgCode } from "../errors.ts";
 import { allocateKey } from "../keys/keys.ts";
 import { type Deliveries, enqueueDelivery } from "./deliveries.ts";
 import { type Order, type OrderRow, type OrderStatus, type PaidBy, toOrder } from "./orders.ts";
+import { applyRenewal } from "./renewals.ts";
 
 /**
  * A payment, already verified by its provider: AnyPay's notification, Telegram's successful_payment, the zero payment
@@ -28,10 +29,14 @@ export type IncomingPayment = {
   source: PaidBy;
 };
 
+/** What a paid renewal did: the key, its new expiry (null: not activated yet), and whether it is banned. */
+export type RenewalApplied = { key: string; expiresAt: Date | null; renewedDays: number; banned: boolean };
+
 export type PaymentOutcome =
   /** Paid now: a key is sold to the buyer and its delivery queued. `replacedKey`: the reservation had lapsed and
-   * the key came from stock. */
-  | { kind: "paid"; order: Order; replacedKey: boolean }
+   * the key came from stock. A renewal order sells no key: `renewal` says what its payment did to the key it renews
+   * (and the buyer's message about it is queued the same way). */
+  | { kind: "paid"; order: Order; replacedKey: boolean; renewal?: RenewalApplied }
   /** Paid now, but the reservation had lapsed and no key is left: the admins must be told. */
   | { kind: "paid_no_stock"; order: Order }
   /** This very transaction was applied before (AnyPay retrying, or copies racing): nothing more to do. */
@@ -148,9 +153,16 @@ export async function sellKey(tx: Tx, order: Order, keyId: number): Promise<void
 }
 
 /** What a payment does to its order: applied once, however often and however concurrently it is reported. */
-export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliveries }) {
+export function createOrderPayments(
+  deps: ShopDeps,
+  options: {
+    deliveries: Deliveries;
+    /** Drops the licence's cached answers for these keys in every process (keys.announce). */
+    announce: (keys: string[]) => Promise<void>;
+  },
+) {
   const { sql } = deps;
-  const { deliveries } = options;
+  const { deliveries, announce } = options;
 
   async function recordPayment(
     tx: Tx,
@@ -203,6 +215,27 @@ export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliv
           return { kind: "duplicate", order };
         }
 
+        if (order.kind === "renewal") {
+          // A renewal needs no stock and holds no key: its payment adds its days to the key it names, whatever its
+          // payment window said (a late payment still bought the days), exactly once under the order's lock.
+          const money = charged(order, payment.source);
+          const [updated] = await tx<OrderRow[]>`
+            update orders set status = 'paid', paid_at = now(), transaction_id = ${payment.transactionId},
+              payment_method = ${payment.method?.slice(0, 64) ?? null}, test = ${payment.test},
+              provider = ${payment.source}, paid_rub = ${money.rub}, paid_stars = ${money.stars}, updated_at = now()
+            where id = ${order.id}
+            returning *, ${order.productName}::text as product_name`;
+          const paid = toOrder(updated!);
+          const renewal = await applyRenewal(tx, paid);
+          await enqueueDelivery(tx, paid.id, paid.userId);
+          await recordPayment(tx, paid, payment, "applied");
+          await tx`
+            insert into user_events (user_id, kind, detail)
+            values (${order.userId}, 'order_paid',
+                    ${tx.json({ ...event, keyId: order.keyId, renewal: true, keyBanned: renewal.banned })})`;
+          return { kind: "paid", order: paid, replacedKey: false, renewal };
+        }
+
         // pending (reservation possibly past its time but not yet expired by the job) or expired.
         const [reserved] = await tx<{ id: string }[]>`
           select id from keys where order_id = ${order.id} and state = 'reserved' for update`;
@@ -230,7 +263,20 @@ export function createOrderPayments(deps: ShopDeps, options: { deliveries: Deliv
       throw error;
     }
 
-    if (outcome.kind === "paid") {
+    if (outcome.kind === "paid" && outcome.renewal) {
+      // The licence API obeys the new expiry at once, in every process.
+      await announce([outcome.renewal.key]);
+      deliveries.wake();
+      const context = {
+        orderId: outcome.order.id,
+        keyId: outcome.order.keyId,
+        days: outcome.order.days,
+        transactionId: payment.transactionId,
+        test: payment.test,
+      };
+      if (outcome.renewal.banned) log.error("renewal paid for a banned key: unban it or refund the payment", context);
+      else log.info("renewal paid", context);
+    } else if (outcome.kind === "paid") {
       deliveries.wake();
       if (outcome.replacedKey) await invalidateCatalogue(deps);
       log.info("order paid", {

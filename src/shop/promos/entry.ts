@@ -5,16 +5,21 @@ const AWAIT_TTL_MS = 10 * 60_000;
 
 const awaitKey = (userId: number) => `bot:await-promo:${userId}`;
 
-/** The confirmation a buyer asked to type a promo code on: what the code would apply to. */
-export type CodeEntry = { productId: number; days: number; rub: number };
+/**
+ * The confirmation a buyer asked to type a promo code on: what the code would apply to — a purchase, or the renewal
+ * of the buyer's key `keyId` (its product is the key's).
+ */
+export type CodeEntry = { productId: number; days: number; rub: number; keyId?: number };
 
 function parseEntry(text: string | null): CodeEntry | null {
   if (!text) return null;
   try {
     const v = JSON.parse(text) as Partial<CodeEntry>;
-    return Number.isSafeInteger(v.productId) && Number.isSafeInteger(v.days) && Number.isSafeInteger(v.rub)
-      ? { productId: v.productId!, days: v.days!, rub: v.rub! }
-      : null;
+    if (!Number.isSafeInteger(v.productId) || !Number.isSafeInteger(v.days) || !Number.isSafeInteger(v.rub))
+      return null;
+    const entry: CodeEntry = { productId: v.productId!, days: v.days!, rub: v.rub! };
+    if (Number.isSafeInteger(v.keyId)) entry.keyId = v.keyId!;
+    return entry;
   } catch {
     return null;
   }

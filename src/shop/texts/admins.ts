@@ -82,6 +82,21 @@ export const alertTexts = {
           : "Если вы вернули деньги, закройте заказ в панели."),
     ].join("\n"),
 
+  /** A renewal paid after its key was banned: the days are added behind the ban; the owner decides. */
+  renewalOfBannedKey: (
+    order: OrderFacts,
+    key: string,
+    username: string | null,
+    payment: { amount: string; currency: string; transactionId: string },
+  ) =>
+    [
+      `⚠️ Оплачено продление заблокированного ключа ${key} (заказ №${order.id}, ${what(order)}): ` +
+        `${payment.amount} ${payment.currency}, транзакция ${payment.transactionId}.`,
+      `Покупатель: ${who(order.userId, username)}`,
+      "Ключ забанили после того, как покупатель оформил продление. Дни добавлены к ключу, но он остаётся " +
+        "заблокированным: разблокируйте ключ на его странице в панели или верните деньги покупателю.",
+    ].join("\n"),
+
   duplicatePayment: (
     order: OrderFacts,
     username: string | null,

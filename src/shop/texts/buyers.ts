@@ -320,3 +320,89 @@ export const RESET_NOT_BOUND =
 export const KEY_BANNED = "Этот ключ заблокирован.";
 export const KEY_NOT_ACTIVATED =
   "Ключ ещё не активирован: он привяжется к первому компьютеру, на котором его запустят.";
+
+// Renewal of a key the buyer owns: «Продлить» in «Мои покупки».
+
+/** Above the durations a key can be renewed for. */
+export const renewChooseText = (key: { key: string; productName: string; days: number }) =>
+  ["Продление ключа", keyLine(key), "Выберите, на сколько продлить:"].join("\n\n");
+
+/** What paying the renewal will do to the key, in its present state. */
+function renewalEffect(key: { expiresAt: Date | null }, days: number, now: Date): string {
+  if (!key.expiresAt)
+    return `Ключ ещё не активирован: после активации он будет действовать на ${daysLabel(days)} дольше.`;
+  if (key.expiresAt.getTime() > now.getTime()) {
+    return `Срок действия продлится на ${daysLabel(days)}: сейчас до ${moscowDateTime(key.expiresAt)}.`;
+  }
+  return `Ключ истёк: после оплаты он будет действовать ${daysLabel(days)} с момента оплаты, привязка к компьютеру сохранится.`;
+}
+
+/** The renewal's confirmation: the key, the duration and price, what paying will do. */
+export const renewConfirmText = (
+  key: { key: string; productName: string; days: number; expiresAt: Date | null },
+  days: number,
+  rub: number,
+  applied?: AppliedCode,
+  now = new Date(),
+) =>
+  [
+    "Подтвердите продление:",
+    `Ключ: ${key.key}`,
+    `${key.productName} ${daysLabel(days)} • ${rub}₽` +
+      (applied ? ` вместо ${applied.listRub}₽ (промокод ${applied.code}, ${discountLabel(applied.discount)}).` : "."),
+    renewalEffect(key, days, now),
+    rub === 0
+      ? "Промокод покрывает всю стоимость: ключ продлится сразу после подтверждения."
+      : "После подтверждения вам предоставится страница для оплаты, после успешной оплаты ключ продлится.",
+  ].join("\n");
+
+/** The payment screen of a renewal order. */
+export const renewalPaymentText = (
+  order: {
+    id: number;
+    productName: string;
+    days: number;
+    amountRub: number;
+    listRub: number;
+    promoCode: string | null;
+    reservedUntil: Date;
+  },
+  key: string,
+) =>
+  [
+    `Заказ №${order.id}: продление ключа ${key}`,
+    `${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
+      (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
+    `Оплатите до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
+    "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты сюда придёт сообщение о продлении.",
+  ].join("\n");
+
+/** A renewal a promo code paid in full. */
+export const renewalPaidByPromoText = (order: { id: number; promoCode: string | null }) =>
+  `Промокод ${order.promoCode ?? ""} покрыл всю стоимость заказа №${order.id}. Сообщение о продлении придёт в этот чат через несколько секунд.`;
+
+/** The message after a renewal was paid: the key, the product and the new expiry (МСК). */
+export function renewedText(
+  key: string,
+  productName: string,
+  days: number,
+  now: { expiresAt: Date | null; totalDays: number; banned: boolean },
+): string {
+  const lines = [`Ключ продлён на ${daysLabel(days)}.`, `Ключ: ${key}`, `Товар: ${productName}`];
+  lines.push(
+    now.expiresAt
+      ? `Действует до: ${moscowDateTime(now.expiresAt)}`
+      : `Срок: ${daysLabel(now.totalDays)} с первой активации`,
+  );
+  if (now.banned) {
+    lines.push(
+      "",
+      "Ключ заблокирован администратором, поэтому пока не работает. Администратор уже знает об оплате: " +
+        "он разблокирует ключ (оплаченные дни сохранятся) или вернёт деньги.",
+    );
+  }
+  return lines.join("\n");
+}
+
+export const RENEW_UNAVAILABLE = "Продление этого товара сейчас недоступно.";
+export const RENEW_DURATION_GONE = (days: number) => `Продление на ${daysLabel(days)} сейчас недоступно.`;

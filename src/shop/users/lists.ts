@@ -27,6 +27,8 @@ export type UserListItem = {
 export type UserStats = {
   orders: number;
   paidOrders: number;
+  /** Of the paid orders, renewals of the buyer's keys («продление»). */
+  paidRenewals: number;
   /** What the buyer's payments actually charged (after promo codes; test payments left out). */
   paidRub: number;
   paidStars: number;
@@ -189,6 +191,7 @@ export function createUserLists(deps: ShopDeps) {
         {
           orders: string;
           paid_orders: string;
+          paid_renewals: string;
           paid_rub: string;
           paid_stars: string;
           first_paid_at: Date | null;
@@ -197,6 +200,7 @@ export function createUserLists(deps: ShopDeps) {
       >`
         select count(*) as orders,
           count(*) filter (where status in ${sql(paid)} and not test) as paid_orders,
+          count(*) filter (where status in ${sql(paid)} and not test and kind = 'renewal') as paid_renewals,
           coalesce(sum(paid_rub) filter (where status in ${sql(paid)} and not test), 0) as paid_rub,
           coalesce(sum(paid_stars) filter (where status in ${sql(paid)} and not test), 0) as paid_stars,
           min(paid_at) as first_paid_at, max(paid_at) as last_paid_at
@@ -206,6 +210,7 @@ export function createUserLists(deps: ShopDeps) {
     return {
       orders: Number(o!.orders),
       paidOrders: Number(o!.paid_orders),
+      paidRenewals: Number(o!.paid_renewals),
       paidRub: Number(o!.paid_rub),
       paidStars: Number(o!.paid_stars),
       firstPaidAt: o!.first_paid_at,
@@ -261,7 +266,7 @@ export function createUserLists(deps: ShopDeps) {
    */
   const eventNames = (where: postgres.Fragment, orderBy: postgres.Fragment, limit: number) => sql<UserEventRow[]>`
     select null as page_key, e.id::text as page_id, e.at, e.kind, e.detail,
-           coalesce(p.name, op.name) as product_name,
+           coalesce(p.name, op.name, (select name from products where id = k.product_id)) as product_name,
            o.id::text as order_id, o.days as order_days, o.amount_rub as order_rub,
            k.key, k.id::text as key_id
     from user_events e
@@ -271,9 +276,11 @@ export function createUserLists(deps: ShopDeps) {
     left join products p
       on p.id = case when e.detail->>'productId' ~ '^[0-9]{1,15}$' then (e.detail->>'productId')::bigint end
     left join lateral (
-      select id, key from keys
+      select id, key, product_id from keys
       where id = case when e.detail->>'keyId' ~ '^[0-9]{1,15}$' then (e.detail->>'keyId')::bigint end
          or (o.id is not null and order_id = o.id)
+         -- A renewal's key is the one its order names.
+         or id = o.key_id
       order by state = 'sold' desc
       limit 1
     ) k on true

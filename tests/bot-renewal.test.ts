@@ -1,0 +1,384 @@
+/**
+ * A buyer renews their key in the bot (docs/panel.md#renewals), with the shop wired as in production (runShop: HTTP
+ * server, the real bot long-polling a fake Bot API, the AnyPay endpoint, the delivery job): «Продлить» in «Мои
+ * покупки», the durations with a price, the confirmation, AnyPay's signed notification, what the renewal does to the
+ * expiry in each of its three cases, the buyer's message, the licence API, and every stale or forged button.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import type { Config } from "../src/config.ts";
+import type { RunningShop } from "../src/server.ts";
+import type { KeyRecord } from "../src/shop/keys/keys.ts";
+import { moscowDateTime } from "../src/shop/texts/buyers.ts";
+import { AnypayNotifier } from "./helpers/anypay.ts";
+import { buttonData, buttonsOf, buyer, messageIdOf } from "./helpers/bot.ts";
+import { type FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
+import { PanelClient } from "./helpers/panel-client.ts";
+import { type ProductionShop, startProductionShop } from "./helpers/running-shop.ts";
+
+setDefaultTimeout(30_000);
+
+const MERCHANT_ID = "70003";
+const SECRET = "renewal-e2e-secret";
+const PRODUCT = "Stalcraft";
+const DAY = 86_400_000;
+
+let tg: FakeTelegram;
+let running: RunningShop;
+let production: ProductionShop;
+let anypay: AnypayNotifier;
+let productId: number;
+const ADMIN = buyer(556_000_001, "Админ");
+
+beforeAll(async () => {
+  production = await startProductionShop();
+  ({ tg, running } = production);
+  const { shop } = running;
+  const product = await shop.products.create({ name: PRODUCT });
+  productId = product.id;
+  await shop.products.setPrice(productId, 30, 1999);
+  await shop.products.setPrice(productId, 7, 899);
+  // A price and no stock at all: renewing needs none.
+  await shop.products.setPrice(productId, 90, 2999);
+  await shop.keys.generate(productId, 30, 10);
+  await shop.keys.generate(productId, 7, 10);
+  await shop.admins.add(ADMIN.id, "owner");
+  await shop.settings.update({
+    botToken: TEST_TOKEN,
+    botEnabled: true,
+    anypayMerchantId: MERCHANT_ID,
+    anypaySecretKey: SECRET,
+  });
+  await shop.promos.create("RENEW50", {
+    discount: { percent: 50, rub: null },
+    productId: null,
+    days: null,
+    maxUses: null,
+    maxUsesPerBuyer: null,
+    validUntil: null,
+    enabled: true,
+  });
+  anypay = new AnypayNotifier(`${running.url}payments/anypay`, MERCHANT_ID, SECRET);
+}, 30_000);
+
+afterAll(async () => {
+  await production.stop();
+});
+
+/** A press, with Telegram's answer to it and the screen the bot showed next. */
+async function press(user: TgUser, data: string, under: RecordedCall) {
+  const from = tg.calls.length;
+  tg.pressButton(TEST_TOKEN, user, data, { message_id: messageIdOf(under), text: String(under.params.text ?? "") });
+  const answer = await tg.waitFor((calls) =>
+    calls.slice(from).find((c) => c.method === "answerCallbackQuery" && c.params.callback_query_id),
+  );
+  const screen = await production.nextTo(user, from);
+  return { answer, screen };
+}
+
+const tap = async (user: TgUser, label: string, under: RecordedCall) =>
+  (await press(user, buttonData(under, label), under)).screen;
+
+async function licence(key: string, uuid: string) {
+  const res = await fetch(`${running.url}api/${PRODUCT}/auth`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ key, uuid }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+const keyRow = async (id: number) => (await running.shop.keys.byId(id))!;
+const stock = async () =>
+  Number(
+    (
+      await running.shop.deps.sql<{ n: string }[]>`
+      select count(*) as n from keys where product_id = ${productId} and state = 'available'`
+    )[0]!.n,
+  );
+
+/** From «Мои покупки» to the payment screen: «Продлить №n», a duration, «Подтвердить». */
+async function renewUpToPayment(user: TgUser, n: number, duration: string) {
+  const list = await production.say(user, "/purchases");
+  const durations = await tap(user, `🔄 Продлить №${n}`, list);
+  const confirm = await tap(user, duration, durations);
+  const payment = await tap(user, "Подтвердить", confirm);
+  const link = buttonsOf(payment).find((b) => b.url)?.url;
+  const orderId = Number(new URL(link!).searchParams.get("pay_id"));
+  return { list, durations, confirm, payment, link: new URL(link!), order: (await running.shop.orders.byId(orderId))! };
+}
+
+/** AnyPay reports the payment; resolves with the buyer's message about the renewal. */
+async function pay(user: TgUser, order: { id: number; amountRub: number }, fields = anypay.paid(order)) {
+  const from = tg.calls.length;
+  const answer = await anypay.send(fields);
+  expect(answer).toMatchObject({ status: 200, body: "OK" });
+  return { fields, message: await production.nextTo(user, from) };
+}
+
+test("a bought, activated key is renewed: expiry + N days, once however often AnyPay repeats, stock untouched", async () => {
+  const alice = buyer(556_000_002, "Alice");
+  // Bought through the bot and AnyPay, then activated by the loader.
+  const catalogue = await production.say(alice, "/start");
+  const card = await tap(alice, PRODUCT, catalogue);
+  const confirmBuy = await tap(alice, "30 дней • 1999₽", card);
+  const paymentBuy = await tap(alice, "Подтвердить", confirmBuy);
+  const buyOrder = Number(new URL(buttonsOf(paymentBuy).find((b) => b.url)!.url!).searchParams.get("pay_id"));
+  const from = tg.calls.length;
+  await anypay.send(anypay.paid({ id: buyOrder, amountRub: 1999 }));
+  await tg.waitFor((calls) => calls.slice(from).find((c) => c.method === "sendMessage" || c.method === "sendDocument"));
+  const [sold] = await running.shop.deps.sql<{ id: string }[]>`select id from keys where order_id = ${buyOrder}`;
+  const key = await keyRow(Number(sold!.id));
+  expect((await licence(key.key, "ALICE-PC")).status).toBe(200);
+  const activated = await keyRow(key.id);
+  const stockBefore = await stock();
+
+  const list = await production.say(alice, "/purchases");
+  expect(String(list.params.text)).toContain(`Статус: действует до ${moscowDateTime(activated.expiresAt!)}`);
+  const durations = await tap(alice, "🔄 Продлить №1", list);
+  expect(durations.method).toBe("editMessageText");
+  expect(String(durations.params.text)).toBe(
+    `Продление ключа\n\nКлюч: ${key.key}\nТовар: ${PRODUCT} 30 дней\n\nВыберите, на сколько продлить:`,
+  );
+  // Every duration with a price, stock or not.
+  expect(buttonsOf(durations).map((b) => b.text)).toEqual([
+    "7 дней • 899₽",
+    "30 дней • 1999₽",
+    "90 дней • 2999₽",
+    "« К покупкам",
+  ]);
+  const confirm = await tap(alice, "7 дней • 899₽", durations);
+  expect(String(confirm.params.text)).toBe(
+    [
+      "Подтвердите продление:",
+      `Ключ: ${key.key}`,
+      `${PRODUCT} 7 дней • 899₽.`,
+      `Срок действия продлится на 7 дней: сейчас до ${moscowDateTime(activated.expiresAt!)}.`,
+      "После подтверждения вам предоставится страница для оплаты, после успешной оплаты ключ продлится.",
+    ].join("\n"),
+  );
+  expect(buttonsOf(confirm).map((b) => b.text)).toEqual(["Подтвердить", "🎟 Ввести промокод", "« Назад"]);
+  const payment = await tap(alice, "Подтвердить", confirm);
+  const link = new URL(buttonsOf(payment).find((b) => b.url)!.url!);
+  const order = (await running.shop.orders.byId(Number(link.searchParams.get("pay_id"))))!;
+  expect(order).toMatchObject({ kind: "renewal", keyId: key.id, days: 7, amountRub: 899, status: "pending" });
+  expect(link.searchParams.get("amount")).toBe("899");
+  expect(link.searchParams.get("desc")).toBe(`Продление: ${PRODUCT} 7 дней (заказ ${order.id})`);
+  expect(String(payment.params.text)).toStartWith(
+    `Заказ №${order.id}: продление ключа ${key.key}\n${PRODUCT} 7 дней • 899₽.`,
+  );
+  // Nothing is reserved for a renewal.
+  expect(await stock()).toBe(stockBefore);
+
+  // The loader's answer is cached before the payment; the renewal must reach it at once.
+  expect((await licence(key.key, "ALICE-PC")).body.expires_at).toBe(activated.expiresAt!.toISOString());
+  const { fields, message } = await pay(alice, order);
+  const renewed = await keyRow(key.id);
+  expect(renewed.expiresAt!.getTime()).toBe(activated.expiresAt!.getTime() + 7 * DAY);
+  expect(renewed.hwid).toBe("ALICE-PC");
+  expect(String(message.params.text)).toBe(
+    `Ключ продлён на 7 дней.\nКлюч: ${key.key}\nТовар: ${PRODUCT}\nДействует до: ${moscowDateTime(renewed.expiresAt!)}`,
+  );
+  const answer = await licence(key.key, "ALICE-PC");
+  expect(answer).toMatchObject({ status: 200, body: { expires_at: renewed.expiresAt!.toISOString(), days: 36 } });
+
+  // AnyPay repeats the notification: OK, and nothing more happens.
+  const messagesBefore = tg.callsOf("sendMessage", alice.id).length;
+  expect(await anypay.send(fields)).toMatchObject({ status: 200, body: "OK" });
+  await running.checkout.idle();
+  await Bun.sleep(300);
+  expect((await keyRow(key.id)).expiresAt!.getTime()).toBe(renewed.expiresAt!.getTime());
+  expect(tg.callsOf("sendMessage", alice.id).length).toBe(messagesBefore);
+  expect(await stock()).toBe(stockBefore);
+  expect((await running.shop.orders.byId(order.id))!.status).toBe("delivered");
+  // On the key's timeline, by the buyer.
+  const [event] = await running.shop.deps.sql<{ actor: string; details: Record<string, unknown> }[]>`
+    select actor, details from key_events where key_id = ${key.id} and kind = 'renewed'`;
+  expect(event).toEqual({
+    actor: `buyer:${alice.id}`,
+    details: { orderId: order.id, days: 7, expiresAt: renewed.expiresAt!.toISOString(), renewedDays: 0 },
+  });
+});
+
+test("an expired key renewed runs N days from now and keeps its HWID", async () => {
+  const bob = buyer(556_000_003, "Bob");
+  const issued = await running.shop.keys.issue(productId, 30, bob.id);
+  await running.shop.deps.sql`update keys set activated_at = now() - interval '40 days',
+    expires_at = now() - interval '10 days', hwid = 'BOB-PC' where id = ${issued.id}`;
+  expect((await licence(issued.key, "BOB-PC")).body.message).toBe("Key expired");
+
+  const { confirm, order } = await renewUpToPayment(bob, 1, "30 дней • 1999₽");
+  expect(String(confirm.params.text)).toContain(
+    "Ключ истёк: после оплаты он будет действовать 30 дней с момента оплаты, привязка к компьютеру сохранится.",
+  );
+  const before = Date.now();
+  const { message } = await pay(bob, order);
+  const renewed = await keyRow(issued.id);
+  expect(renewed.expiresAt!.getTime()).toBeGreaterThanOrEqual(before + 30 * DAY - 1_000);
+  expect(renewed.expiresAt!.getTime()).toBeLessThanOrEqual(Date.now() + 30 * DAY + 1_000);
+  expect(renewed.hwid).toBe("BOB-PC");
+  expect(String(message.params.text)).toContain(`Действует до: ${moscowDateTime(renewed.expiresAt!)}`);
+  expect(await licence(issued.key, "BOB-PC")).toMatchObject({ status: 200, body: { days: 29, hours: 23 } });
+  expect((await licence(issued.key, "OTHER-PC")).body.message).toBe("HWID mismatch");
+});
+
+test("a key not yet activated renewed gets N more days on its duration; the clock starts at activation", async () => {
+  const carol = buyer(556_000_004, "Carol");
+  const issued = await running.shop.keys.issue(productId, 7, carol.id);
+  const { confirm, order } = await renewUpToPayment(carol, 1, "30 дней • 1999₽");
+  expect(String(confirm.params.text)).toContain(
+    "Ключ ещё не активирован: после активации он будет действовать на 30 дней дольше.",
+  );
+  const { message } = await pay(carol, order);
+  const renewed = await keyRow(issued.id);
+  expect(renewed.expiresAt).toBeNull();
+  expect(String(message.params.text)).toBe(
+    `Ключ продлён на 30 дней.\nКлюч: ${issued.key}\nТовар: ${PRODUCT}\nСрок: 37 дней с первой активации`,
+  );
+  const list = await production.say(carol, "/purchases");
+  expect(String(list.params.text)).toContain("Статус: не активирован (срок 37 дней с первой активации)");
+  expect(await licence(issued.key, "CAROL-PC")).toMatchObject({ status: 200, body: { days: 36, hours: 23 } });
+});
+
+test("two presses of «Подтвердить» at once place one renewal order", async () => {
+  const dan = buyer(556_000_005, "Dan");
+  const issued = await running.shop.keys.issue(productId, 30, dan.id);
+  const list = await production.say(dan, "/purchases");
+  const durations = await tap(dan, "🔄 Продлить №1", list);
+  const confirm = await tap(dan, "7 дней • 899₽", durations);
+  const data = buttonData(confirm, "Подтвердить");
+  const from = tg.calls.length;
+  for (let i = 0; i < 2; i++) tg.pressButton(TEST_TOKEN, dan, data, { message_id: messageIdOf(confirm) });
+  await tg.waitFor(
+    (calls) => calls.slice(from).filter((c) => c.method === "answerCallbackQuery").length === 2 || undefined,
+  );
+  // And the shop itself, asked twice at the same moment (two processes, two devices).
+  const [a, b] = await Promise.all([
+    running.shop.orders.renewals.place({ userId: dan.id, keyId: issued.id, days: 7, expectedRub: 899 }),
+    running.shop.orders.renewals.place({ userId: dan.id, keyId: issued.id, days: 7, expectedRub: 899 }),
+  ]);
+  const orders = await running.shop.deps.sql<{ id: string }[]>`
+    select id from orders where key_id = ${issued.id} and kind = 'renewal'`;
+  expect(orders.length).toBe(1);
+  expect("order" in a && "order" in b && a.order.id === b.order.id && a.order.id === Number(orders[0]!.id)).toBe(true);
+});
+
+test("a promo code applies to a renewal, and the discounted amount is what AnyPay must report", async () => {
+  const erin = buyer(556_000_006, "Erin");
+  const issued = await running.shop.keys.issue(productId, 30, erin.id);
+  const list = await production.say(erin, "/purchases");
+  const durations = await tap(erin, "🔄 Продлить №1", list);
+  const confirm = await tap(erin, "30 дней • 1999₽", durations);
+  const prompt = await tap(erin, "🎟 Ввести промокод", confirm);
+  expect(buttonsOf(prompt).map((b) => b.text)).toEqual(["« Отмена"]);
+  const withCode = await production.say(erin, "renew50");
+  expect(String(withCode.params.text)).toContain(`${PRODUCT} 30 дней • 1000₽ вместо 1999₽ (промокод RENEW50, −50%).`);
+  const payment = await tap(erin, "Подтвердить", withCode);
+  const link = new URL(buttonsOf(payment).find((b) => b.url)!.url!);
+  expect(link.searchParams.get("amount")).toBe("1000");
+  const order = (await running.shop.orders.byId(Number(link.searchParams.get("pay_id"))))!;
+  expect(order).toMatchObject({ kind: "renewal", amountRub: 1000, promoCode: "RENEW50" });
+  // The list price is refused: the order is for the discounted amount.
+  const wrong = await anypay.send(anypay.paid({ id: order.id, amountRub: 1999 }));
+  expect(wrong.status).toBe(400);
+  await pay(erin, order);
+  expect((await keyRow(issued.id)).renewedDays).toBe(30);
+});
+
+test("stale buttons: banned meanwhile, price removed, someone else's key — a notice and a fresh screen, nothing placed", async () => {
+  const fay = buyer(556_000_007, "Fay");
+  const eve = buyer(556_000_008, "Eve");
+  const issued = await running.shop.keys.issue(productId, 30, fay.id);
+  const list = await production.say(fay, "/purchases");
+  const durations = await tap(fay, "🔄 Продлить №1", list);
+  const confirm = await tap(fay, "7 дней • 899₽", durations);
+
+  // Eve forges every renewal button for Fay's key: a notice, her own list, no order anywhere.
+  const evesList = await production.say(eve, "/purchases");
+  for (const data of [`rn:${issued.id}`, `rd:${issued.id}:7:899`, `rc:${issued.id}:7:899`, `rpc:${issued.id}:7:899`]) {
+    const forged = await press(eve, data, evesList);
+    expect(forged.answer.params.text).toBe("Эта кнопка устарела.");
+    expect(forged.screen.params.text).toBe("У вас пока нет покупок.");
+  }
+  expect((await running.shop.deps.sql`select 1 from orders where key_id = ${issued.id}`).length).toBe(0);
+
+  // The 7-day price removed while Fay looks at the confirmation: the durations left.
+  await running.shop.products.setPrice(productId, 7, null);
+  try {
+    const gone = await press(fay, buttonData(confirm, "Подтвердить"), confirm);
+    expect(gone.answer.params.text).toBe("Продление на 7 дней сейчас недоступно.");
+    expect(buttonsOf(gone.screen).map((b) => b.text)).toEqual(["30 дней • 1999₽", "90 дней • 2999₽", "« К покупкам"]);
+  } finally {
+    await running.shop.products.setPrice(productId, 7, 899);
+  }
+  // A changed price: the notice and the durations at their prices now.
+  await running.shop.products.setPrice(productId, 7, 999);
+  try {
+    const changed = await press(fay, buttonData(confirm, "Подтвердить"), confirm);
+    expect(changed.answer.params.text).toBe("Цена изменилась: теперь 999₽.");
+    expect(buttonsOf(changed.screen).map((b) => b.text)).toContain("7 дней • 999₽");
+  } finally {
+    await running.shop.products.setPrice(productId, 7, 899);
+  }
+
+  // Banned meanwhile: refused with the reason, and the fresh list offers nothing for it.
+  await running.shop.keys.setBanned({ id: issued.id }, true);
+  const banned = await press(fay, buttonData(confirm, "Подтвердить"), confirm);
+  expect(banned.answer.params).toMatchObject({ text: "Этот ключ заблокирован.", show_alert: true });
+  expect(String(banned.screen.params.text)).toContain("Статус: заблокирован");
+  expect(buttonsOf(banned.screen).map((b) => b.text)).toEqual(["« В каталог"]);
+  const again = await press(fay, buttonData(list, "🔄 Продлить №1"), list);
+  expect(again.answer.params.text).toBe("Этот ключ заблокирован.");
+  expect((await running.shop.deps.sql`select 1 from orders where key_id = ${issued.id}`).length).toBe(0);
+});
+
+test("a renewal paid after its key was banned: the money is recorded, the days wait behind the ban, admins decide", async () => {
+  const gus = buyer(556_000_009, "Gus");
+  const issued = await running.shop.keys.issue(productId, 30, gus.id);
+  await running.shop.deps.sql`update keys set activated_at = now(), expires_at = now() + interval '5 days',
+    hwid = 'GUS-PC' where id = ${issued.id}`;
+  const before: KeyRecord = await keyRow(issued.id);
+  const { order } = await renewUpToPayment(gus, 1, "7 дней • 899₽");
+  await running.shop.keys.setBanned({ id: issued.id }, true);
+
+  const adminFrom = tg.calls.length;
+  const { message } = await pay(gus, order);
+  const after = await keyRow(issued.id);
+  expect(after.bannedAt).not.toBeNull();
+  expect(after.expiresAt!.getTime()).toBe(before.expiresAt!.getTime() + 7 * DAY);
+  expect((await running.shop.orders.byId(order.id))!.status).toMatch(/^(paid|delivered)$/);
+  expect(String(message.params.text)).toContain("Ключ заблокирован администратором, поэтому пока не работает.");
+  const alert = await tg.waitFor((calls) =>
+    calls.slice(adminFrom).find((c) => c.method === "sendMessage" && Number(c.params.chat_id) === ADMIN.id),
+  );
+  expect(String(alert.params.text)).toContain(
+    `Оплачено продление заблокированного ключа ${issued.key} (заказ №${order.id}`,
+  );
+  expect((await licence(issued.key, "GUS-PC")).body.message).toBe("Key banned");
+});
+
+test("the panel shows renewals as «продление»: Заказы, the order page with its key, the buyer's statistics and log", async () => {
+  const hal = buyer(556_000_010, "Hal");
+  const issued = await running.shop.keys.issue(productId, 30, hal.id);
+  const { order } = await renewUpToPayment(hal, 1, "7 дней • 899₽");
+  await pay(hal, order);
+
+  const { password } = await running.shop.accounts.reset("owner");
+  const base = running.url.replace(/\/$/, "");
+  const panel = new PanelClient({
+    request: (path, init) => fetch(`${base}${path}`, { ...init, redirect: "manual" }),
+    config: { basePath: "/Morpheus Private" } as Config,
+  });
+  await panel.login("owner", password);
+  const orders = await panel.page(`/orders?q=${hal.id}`);
+  expect(orders.status).toBe(200);
+  expect(orders.html).toContain(">продление<");
+  const page = await panel.page(`/orders/${order.id}`);
+  expect(page.html).toContain("Продлеваемый ключ");
+  expect(page.html).toContain(issued.key);
+  const user = await panel.page(`/users/${hal.id}`);
+  expect(user.html).toContain("из них продлений: 1");
+  expect(user.html).toContain(`Оплатил заказ #${order.id}: продление ключа`);
+  // The key's page has the renewal on its timeline.
+  const keyPage = await panel.page(`/keys/${issued.id}`);
+  expect(keyPage.html).toContain(`Продлён покупателем на 7 дней (заказ #${order.id})`);
+});
