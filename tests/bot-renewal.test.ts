@@ -382,3 +382,42 @@ test("the panel shows renewals as «продление»: Заказы, the orde
   const keyPage = await panel.page(`/keys/${issued.id}`);
   expect(keyPage.html).toContain(`Продлён покупателем на 7 дней (заказ #${order.id})`);
 });
+
+test("a renewal is paid in Telegram Stars like a purchase: invoice, pre-checkout, payment, once per charge", async () => {
+  const ida = buyer(556_000_011, "Ida");
+  const issued = await running.shop.keys.issue(productId, 30, ida.id);
+  await running.shop.deps.sql`update keys set activated_at = now(), expires_at = now() + interval '3 days',
+    hwid = 'IDA-PC' where id = ${issued.id}`;
+  const before = await keyRow(issued.id);
+  await running.shop.products.setStarsPrice(productId, 30, 150);
+  await running.shop.settings.update({ starsEnabled: true });
+  try {
+    const { payment, order } = await renewUpToPayment(ida, 1, "30 дней • 1999₽");
+    expect(order).toMatchObject({ kind: "renewal", stars: 150 });
+    expect(String(payment.params.text)).toContain("1999₽ или 150 ⭐");
+    const star = buttonsOf(payment).find((b) => b.text.includes("⭐"))!;
+    const from = tg.calls.length;
+    tg.pressButton(TEST_TOKEN, ida, star.callback_data!, { message_id: messageIdOf(payment) });
+    const invoice = await tg.waitFor((calls) => calls.slice(from).find((c) => c.method === "sendInvoice"));
+    expect(invoice.params).toMatchObject({
+      payload: String(order.id),
+      currency: "XTR",
+      title: `Продление: ${PRODUCT} 30 дней`,
+    });
+    const paidFrom = tg.calls.length;
+    const { preCheckout, chargeId } = await tg.payInvoice(TEST_TOKEN, ida, invoice);
+    expect(preCheckout.params.ok).toBe(true);
+    const message = await production.nextTo(ida, paidFrom);
+    const renewed = await keyRow(issued.id);
+    expect(renewed.expiresAt!.getTime()).toBe(before.expiresAt!.getTime() + 30 * DAY);
+    expect(String(message.params.text)).toStartWith("Ключ продлён на 30 дней.");
+    expect(await running.shop.orders.byId(order.id)).toMatchObject({ paidBy: "telegram_stars", paidStars: 150 });
+    // Telegram repeats the update: nothing more.
+    tg.successfulPayment(TEST_TOKEN, ida, { payload: String(order.id), total_amount: 150, chargeId: chargeId! });
+    await Bun.sleep(500);
+    expect((await keyRow(issued.id)).expiresAt!.getTime()).toBe(renewed.expiresAt!.getTime());
+  } finally {
+    await running.shop.settings.update({ starsEnabled: false });
+    await running.shop.products.setStarsPrice(productId, 30, null);
+  }
+});

@@ -166,15 +166,23 @@ export const paymentText = (
  * The invoice in Telegram Stars (sendInvoice): Telegram allows a title of 32 characters and a description of 255;
  * the payload is the order id, read back by the payment's checks.
  */
-export function starsInvoiceText(order: { id: number; productName: string; days: number }): {
+export function starsInvoiceText(order: {
+  id: number;
+  productName: string;
+  days: number;
+  kind?: "purchase" | "renewal";
+}): {
   title: string;
   description: string;
   label: string;
 } {
-  const name = `${order.productName} ${daysLabel(order.days)}`;
+  const name = `${order.kind === "renewal" ? "Продление: " : ""}${order.productName} ${daysLabel(order.days)}`;
   return {
     title: name.length > 32 ? `${name.slice(0, 31)}…` : name,
-    description: `Заказ №${order.id}: ключ ${what(order)}. После оплаты ключ придёт в этот чат.`.slice(0, 255),
+    description: (order.kind === "renewal"
+      ? `Заказ №${order.id}: продление ключа на ${daysLabel(order.days)} (${order.productName}). После оплаты сюда придёт сообщение о продлении.`
+      : `Заказ №${order.id}: ключ ${what(order)}. После оплаты ключ придёт в этот чат.`
+    ).slice(0, 255),
     label: `Заказ №${order.id}`,
   };
 }
@@ -356,7 +364,7 @@ export const renewConfirmText = (
       : "После подтверждения вам предоставится страница для оплаты, после успешной оплаты ключ продлится.",
   ].join("\n");
 
-/** The payment screen of a renewal order. */
+/** The payment screen of a renewal order. `stars`: it can also be paid in Telegram Stars, this many. */
 export const renewalPaymentText = (
   order: {
     id: number;
@@ -368,13 +376,17 @@ export const renewalPaymentText = (
     reservedUntil: Date;
   },
   key: string,
+  stars: number | null = null,
 ) =>
   [
     `Заказ №${order.id}: продление ключа ${key}`,
     `${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
+      (stars !== null ? ` или ${stars} ⭐` : "") +
       (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
     `Оплатите до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
-    "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты сюда придёт сообщение о продлении.",
+    stars !== null
+      ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты, или «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты сюда придёт сообщение о продлении."
+      : "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты сюда придёт сообщение о продлении.",
   ].join("\n");
 
 /** A renewal a promo code paid in full. */
