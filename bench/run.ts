@@ -15,6 +15,7 @@ import { runAllocationBench } from "./allocation.ts";
 import { runAuthBench } from "./auth.ts";
 import { runBroadcastBench } from "./broadcast.ts";
 import { runCatalogueBench } from "./catalogue.ts";
+import { runDeliveryBench } from "./delivery.ts";
 import { runInstancesBench } from "./instances.ts";
 import { ADMIN_URL, type BenchResult, type Check, load, REDIS_URL, ROOT, TMP } from "./lib.ts";
 import { runMismatchRecordingBench } from "./mismatch-recording.ts";
@@ -29,6 +30,7 @@ const BENCHMARKS: Record<string, () => Promise<BenchResult>> = {
   panel: runPanelBench,
   broadcast: runBroadcastBench,
   instances: runInstancesBench,
+  delivery: runDeliveryBench,
 };
 /** The whole run stops after this long, whatever happens (each benchmark also has its own deadline). */
 const RUN_DEADLINE_MS = 14 * 60_000;
