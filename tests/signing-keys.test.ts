@@ -247,6 +247,9 @@ describe("shop processes and the CLI, as an operator runs them", () => {
     const newId = /^key_id: ([0-9a-f]{16})$/m.exec(rotated.out)?.[1];
     expect(newId).toBeDefined();
     expect(rotated.err).toContain(`api:retire-key ${oldId}`);
+    expect(rotated.err).toContain(
+      `signed by ${newId}, ${oldId} (newest first), so the loaders already shipped keep working`,
+    );
     await rememberSecrets(t.sql);
     for (const s of shops) {
       await eventually(
@@ -261,6 +264,10 @@ describe("shop processes and the CLI, as an operator runs them", () => {
 
     const retired = await cli("api:retire-key", oldId!);
     expect(retired).toMatchObject({ code: 0, out: `retired: ${oldId}\n` });
+    // The operator reads who signs now and what that means for the loaders pinning the retired key.
+    expect(retired.err).toContain(
+      `note: answers are signed by ${newId} only; loaders that pin only ${oldId} no longer accept them\n`,
+    );
     for (const s of shops) {
       await eventually(
         async () => signerIds((await call(s.base, `/api/${P}/auth?key=K&uuid=U`)).signature).length === 1,

@@ -37,8 +37,9 @@ export const apiRotateKey = command({
     const older = (await shop.signing.list()).filter((k) => k.retiredAt === null && k.keyId !== added.keyId);
     if (older.length > 0) {
       io.err(
-        `note: answers are now signed by ${[added, ...older].map((k) => k.keyId).join(", ")} (newest first). ` +
-          "Ship loaders that pin the new key; once the old loaders are gone, retire the old key: " +
+        `note: answers are now signed by ${[added, ...older].map((k) => k.keyId).join(", ")} (newest first), so the ` +
+          "loaders already shipped keep working. Ship loaders that pin the new key; once the old loaders are gone, " +
+          "retire the old key: " +
           older.map((k) => `bun run cli api:retire-key ${k.keyId}`).join("; "),
       );
     }
@@ -66,7 +67,11 @@ export const apiRetireKey = command({
         : `retired: ${retired.keyId}`,
     );
     const active = (await shop.signing.list()).filter((k) => k.retiredAt === null);
-    io.err(`note: answers are signed by ${active.map((k) => k.keyId).join(", ")}`);
+    // What the operator must know next: who signs now, and which loaders that leaves out.
+    io.err(
+      `note: answers are signed by ${active.map((k) => k.keyId).join(", ")} only; ` +
+        `loaders that pin only ${retired.keyId} no longer accept them`,
+    );
     return 0;
   },
 });
