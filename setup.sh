@@ -448,11 +448,12 @@ direct_stop() { # direct_stop NAME
   # SIGTERM to the started process alone: `bun run start` passes it on to the app once. Sent to the whole group as
   # well, the app would get it twice, and a second signal means "exit now" (exit 1, requests in flight cut off).
   kill -TERM -- "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 150; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  # Whatever is left after 20 s, children included: the group, when the process leads its own (direct_start's do).
+  # Whatever is left after 30 s (systemd's TimeoutStopSec too; the app exits within 25 s on its own), children
+  # included: the group, when the process leads its own (direct_start's do).
   target=$pid
   [[ $(ps -o pgid= -p "$pid" | tr -d ' ') == "$pid" ]] && target=-$pid
   kill -0 "$pid" 2>/dev/null && kill -KILL -- "$target" 2>/dev/null
@@ -523,11 +524,15 @@ start_app() {
 }
 
 # One instance after another (every wanted one, or those given), each healthy before the next goes: with two or
-# more, Caddy sends the requests to the others meanwhile, so an upgrade or a restart loses none.
+# more, Caddy sends the requests to the others meanwhile, so an upgrade or a restart loses none. A stopping process
+# serves on while it tells Caddy's probe it is leaving (SHUTDOWN_DRAIN_MS); the next one is stopped only once Caddy
+# has probed the restarted one (every 2 s, the Caddyfile's health_interval), or for a moment Caddy would see neither
+# and answer 503.
 restart_app() { # restart_app [PORT...]
-  local port ports=("$@")
+  local port ports=("$@") i
   ((${#ports[@]})) || mapfile -t ports < <(app_ports)
-  for port in "${ports[@]}"; do
+  for ((i = 0; i < ${#ports[@]}; i++)); do
+    port=${ports[i]}
     if [[ $SERVICE_MODE == systemd ]]; then
       systemctl restart "$(instance_unit "$port")"
     else
@@ -535,6 +540,7 @@ restart_app() { # restart_app [PORT...]
       start_instance "$port"
     fi
     wait_app_healthy "$port"
+    ((i + 1 == ${#ports[@]})) || sleep 3
   done
 }
 

@@ -31,6 +31,14 @@ const port = v.pipe(
   v.maxValue(65535, "must be 1–65535"),
 );
 
+const wholeNumber = (max: number) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d{1,10}$/, "must be a whole number"),
+    v.transform(Number),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
 const positiveInt = (max: number) =>
   v.pipe(
     v.string(),
@@ -85,6 +93,7 @@ const EnvSchema = v.object({
   RESERVATION_MINUTES: v.optional(positiveInt(24 * 60), "30"),
   AUTH_LIMIT_PER_IP: v.optional(positiveInt(1_000_000_000), "600"),
   AUTH_LIMIT_PER_KEY: v.optional(positiveInt(1_000_000_000), "120"),
+  SHUTDOWN_DRAIN_MS: v.optional(wholeNumber(10_000), "3000"),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "must be one of debug, info, warn, error"),
     "info",
@@ -117,6 +126,12 @@ export type Config = {
   authLimitPerIp: number;
   authLimitPerKey: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /**
+   * `bun run start` on SIGTERM: how long the process keeps serving while telling Caddy's probe it is leaving, so the
+   * balancer has moved the calls to the other processes before this one closes its port. Longer than Caddy's
+   * health_interval (2 s, Caddyfile).
+   */
+  shutdownDrainMs: number;
 };
 
 export class ConfigError extends Error {}
@@ -163,6 +178,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authLimitPerIp: e.AUTH_LIMIT_PER_IP,
     authLimitPerKey: e.AUTH_LIMIT_PER_KEY,
     logLevel: e.LOG_LEVEL,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
   };
 }
 

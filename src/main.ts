@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, requireProduction } from "./config.ts";
 import { connectDatabase } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { log, setLogLevel } from "./lib/log.ts";
-import { runShop } from "./server.ts";
+import { IN_FLIGHT_LIMIT_MS, runShop } from "./server.ts";
 
 /**
  * `bun run start`: the production process that systemd runs, configured by the environment alone
@@ -27,15 +27,29 @@ async function main(): Promise<void> {
   const cache = connectCache(config.redisUrl, config.redisPrefix);
   await migrate(sql);
   const running = await runShop(config, { sql, cache });
-  onShutdown(async () => {
-    await running.stop();
-    await cache.close();
-    await sql.end({ timeout: 5 });
-  });
+  onShutdown(
+    async () => {
+      // Behind Caddy with other processes (setup.sh --instances N): serve on while the balancer learns this one is
+      // leaving, then close the port. Closing it at once would make Caddy resend the calls on their way here, and
+      // Caddy 2.6 resends a buffered call without its body (a 502 for the loader).
+      running.leave();
+      if (config.shutdownDrainMs > 0) {
+        log.info("leaving: serving while the balancer moves calls elsewhere", { ms: config.shutdownDrainMs });
+        await Bun.sleep(config.shutdownDrainMs);
+      }
+      await running.stop();
+      await cache.close();
+      await sql.end({ timeout: 5 });
+    },
+    config.shutdownDrainMs + IN_FLIGHT_LIMIT_MS + 5_000,
+  );
 }
 
-/** Runs cleanup once on SIGTERM/SIGINT, then exits; a second signal exits at once. */
-export function onShutdown(cleanup: () => Promise<void>): void {
+/**
+ * Runs cleanup once on SIGTERM/SIGINT, then exits; a second signal exits at once, and so does a cleanup that takes
+ * longer than `limitMs` (within systemd's TimeoutStopSec, 30 s, after which it kills the process).
+ */
+export function onShutdown(cleanup: () => Promise<void>, limitMs = 20_000): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) process.exit(1);
@@ -44,7 +58,7 @@ export function onShutdown(cleanup: () => Promise<void>): void {
     const force = setTimeout(() => {
       log.error("shutdown took too long, exiting");
       process.exit(1);
-    }, 15_000);
+    }, limitMs);
     cleanup()
       .then(() => {
         clearTimeout(force);

@@ -22,6 +22,8 @@ import { createShop, type Shop } from "./shop/index.ts";
 export type HttpExtras = {
   /** The checkout; tests pass one wired to their fake Bot API. */
   checkout?: Checkout;
+  /** True once the process is leaving (SIGTERM): Caddy's probe then hears 503 and sends new calls elsewhere. */
+  leaving?: () => boolean;
   /** Handles Telegram's webhook calls (webhook mode), mounted at the path of BOT_WEBHOOK_URL. */
   telegramWebhook?: (request: Request) => Promise<Response>;
 };
@@ -34,6 +36,9 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
       "/healthz",
       async ({ query, set }) => {
         const { postgres, redis, bot } = await shop.health.check();
+        // A process on its way out (SIGTERM) still answers what it is sent, but tells Caddy to send nothing more.
+        const stopping = extras.leaving?.() === true;
+        if (stopping && query.scope === "process") set.status = 503;
         // Redis down degrades the shop (no shared cache or limits) but does not make it unhealthy; neither does the
         // bot's state (an invalid token is the owner's to fix in the panel), which is reported for monitoring.
         // `scope=process` is Caddy's question when it balances several processes: does this one serve? A lost
@@ -44,6 +49,7 @@ export function buildHttpApp(shop: Shop, config: Config, extras: HttpExtras = {}
           postgres: postgres ? "ok" : "down",
           redis,
           bot,
+          ...(stopping ? { stopping: true } : {}),
         };
       },
       { query: v.object({ scope: v.optional(v.picklist(["process"])) }) },
@@ -83,8 +89,16 @@ export type RunningShop = {
   checkout: Checkout;
   bot: BotRuntime;
   url: string;
+  /**
+   * Starts leaving: requests are still served, but Caddy's probe (healthz?scope=process) answers 503, so the balancer
+   * stops sending new ones here before `stop()` closes the listener (docs/operator.md#several-app-processes).
+   */
+  leave: () => void;
   stop: () => Promise<void>;
 };
+
+/** How long `stop()` lets requests in flight finish before it cuts their connections. */
+export const IN_FLIGHT_LIMIT_MS = 10_000;
 
 /**
  * Starts the shop on already-connected stores: domain, HTTP server, bot, jobs, change listeners. The caller owns
@@ -98,7 +112,12 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
   const messenger = productionMessenger(shop, config);
   const checkout = createCheckout({ shop, messenger, config });
   const bot = createBotRuntime({ shop, checkout, config });
-  const app = buildHttpApp(shop, config, { checkout, telegramWebhook: (request) => bot.handleWebhook(request) });
+  let leaving = false;
+  const app = buildHttpApp(shop, config, {
+    checkout,
+    telegramWebhook: (request) => bot.handleWebhook(request),
+    leaving: () => leaving,
+  });
   app.listen({
     hostname: config.host,
     port: config.port,
@@ -119,9 +138,24 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
     checkout,
     bot,
     url,
+    leave: () => {
+      leaving = true;
+    },
     stop: async () => {
-      // Stop taking new connections and let requests in flight finish.
-      await app.stop(false);
+      leaving = true;
+      log.info("closing the port; requests in flight may finish", { limitMs: IN_FLIGHT_LIMIT_MS });
+      // Stop taking new connections and let requests in flight finish, for a while: a client that keeps one open
+      // (a stalled upload) must not hold the restart up until systemd kills the process.
+      const finished = app.stop(false).then(() => true);
+      const timer = Promise.withResolvers<boolean>();
+      const timeout = setTimeout(() => timer.resolve(false), IN_FLIGHT_LIMIT_MS);
+      if (!(await Promise.race([finished, timer.promise]))) {
+        log.warn("requests still in flight after the limit: their connections are closed", {
+          limitMs: IN_FLIGHT_LIMIT_MS,
+        });
+        await server.stop(true);
+      }
+      clearTimeout(timeout);
       // The auth API's calls since the last tally line would otherwise go unlogged, and its last-seen stamps unwritten.
       flushRequestTally();
       await shop.licence.flush();

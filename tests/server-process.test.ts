@@ -27,7 +27,7 @@ describe("configuration", () => {
 });
 
 describe("the production process", () => {
-  test("serves healthz and the auth API, and on SIGTERM finishes the request in flight before exiting 0", async () => {
+  test("on SIGTERM it serves on while telling Caddy's probe it leaves, then closes its port, finishes the request in flight and exits 0", async () => {
     const t = await createTestShop();
     cleanups.push(t.close);
     await ensureProduct(t, "Live");
@@ -44,6 +44,7 @@ describe("the production process", () => {
         SESSION_SECRET: "x".repeat(40),
         DATA_DIR: t.config.dataDir,
         LOG_LEVEL: "info",
+        SHUTDOWN_DRAIN_MS: "1500",
       }),
     );
     cleanups.push(async () => {
@@ -80,8 +81,14 @@ describe("the production process", () => {
     }, 10_000);
     app.proc.kill("SIGTERM");
     await app.waitFor(/"msg":"shutting down"/);
+    // Leaving: Caddy's probe hears 503 and sends new calls to the other processes; a call that still comes is served.
+    const probe = await fetch(`${base}/healthz?scope=process`);
+    expect(probe.status).toBe(503);
+    expect(await probe.json()).toMatchObject({ ok: true, stopping: true });
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    await app.waitFor(/"msg":"closing the port/, 5_000);
     await Bun.sleep(100);
-    // New connections are refused while the old request is still being answered.
+    // Then new connections are refused while the old request is still being answered.
     expect(app.proc.exitCode).toBeNull();
     const refused = await fetch(`${base}/healthz`).then(
       () => "answered",
@@ -97,5 +104,62 @@ describe("the production process", () => {
     expect(app.stdout.some((l) => l.includes('"msg":"stopped"'))).toBe(true);
     const [row] = await t.sql`select hwid from keys where key = ${key}`;
     expect(row!.hwid).toBe("PC");
+  });
+
+  test("a request that does not finish holds the stop up for 10 s at most: its connection is cut, exit 0", async () => {
+    const t = await createTestShop();
+    cleanups.push(t.close);
+    await ensureProduct(t, "Stuck");
+    const key = await soldKey(t, "Stuck");
+    const port = freePort();
+    const app = start(
+      ["bun", "src/main.ts"],
+      cleanEnv({
+        DATABASE_URL: t.databaseUrl,
+        REDIS_URL: t.redisUrl,
+        REDIS_PREFIX: t.redisPrefix,
+        HOST: "127.0.0.1",
+        PORT: String(port),
+        SESSION_SECRET: "x".repeat(40),
+        DATA_DIR: t.config.dataDir,
+        LOG_LEVEL: "info",
+        SHUTDOWN_DRAIN_MS: "0",
+      }),
+    );
+    cleanups.push(async () => {
+      app.proc.kill("SIGKILL");
+    });
+    await app.waitFor(/"msg":"http listening"/);
+    // The key's row stays locked until the app is gone: its activation never finishes.
+    const release = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
+    const holder = t.sql.begin(async (tx) => {
+      await tx`select id from keys where key = ${key} for update`;
+      locked.resolve();
+      await release.promise;
+    });
+    await locked.promise;
+    const stuck = fetch(`http://127.0.0.1:${port}/Morpheus%20Private/api/Stuck/auth?key=${key}&uuid=PC`).then(
+      (res) => `answered ${res.status}`,
+      () => "cut",
+    );
+    await eventually(async () => {
+      const [waiting] = await t.sql<{ n: number }[]>`
+        select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`;
+      return waiting!.n > 0;
+    }, 10_000);
+    const signalled = performance.now();
+    app.proc.kill("SIGTERM");
+    expect(await stuck).toBe("cut");
+    const cutAfter = performance.now() - signalled;
+    expect(cutAfter).toBeGreaterThan(9_500);
+    expect(cutAfter).toBeLessThan(14_000);
+    release.resolve();
+    await holder;
+    expect(await app.proc.exited).toBe(0);
+    expect([...app.stdout, ...app.stderr].some((l) => l.includes("requests still in flight after the limit"))).toBe(
+      true,
+    );
   });
 });
