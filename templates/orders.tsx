@@ -101,7 +101,9 @@ export function AttentionNotices({ view, attention }: { view: View; attention: A
               <OrderLink view={view} id={d.orderId} />
             </>
           ))}
-          {" — второй платёж ничего не выдал: верните его в AnyPay."}
+          {
+            " — второй платёж ничего не выдал: верните его в AnyPay (оплату звёздами — кнопкой «Вернуть звёзды» на странице заказа)."
+          }
         </Notice>
       ) : (
         ""

@@ -378,6 +378,42 @@ describe("giving Stars back from the order page", () => {
     expect(await sql()`select 1 from keys where order_id = ${order.id}`).toHaveLength(0);
   });
 
+  test("a second payment of a paid order delivers nothing more; its Stars are given back and it leaves the owner's list", async () => {
+    const lee = buyer(620_000_013, "Lee");
+    const payment = await paymentStep(lee);
+    const order = await orderOf(lee);
+    const invoice = await askInvoice(lee, payment);
+    await tg.payInvoice(TEST_TOKEN, lee, invoice);
+    await tg.waitFor(() => keysSentTo(lee).length > 0, 8_000);
+    // A second invoice of the same order paid too (Telegram let both through before the first was settled).
+    const from = tg.calls.length;
+    const second = tg.successfulPayment(TEST_TOKEN, lee, { payload: order.id, total_amount: 150 });
+    const told = await production.nextTo(lee, from);
+    expect(told.params.text).toBe(
+      `Заказ №${order.id} уже был оплачен раньше, поэтому эта оплата лишняя. Администратор уже знает и вернёт звёзды.`,
+    );
+    await Bun.sleep(300);
+    expect(keysSentTo(lee)).toHaveLength(1);
+    expect((await panel.page("/orders")).html).toContain(`#${order.id}`);
+    const listed = async () => (await running.shop.orders.attention()).duplicatePayments.map((d) => d.orderId);
+    expect(await listed()).toContain(Number(order.id));
+
+    const page = await panel.page(`/orders/${order.id}`);
+    expect(page.html).toContain("повторная оплата — верните звёзды");
+    const refunded = await panel.post(
+      `/orders/${order.id}/refund-stars`,
+      { transaction: second.chargeId },
+      { htmx: true },
+    );
+    expect(refunded.status).toBe(200);
+    const html = await refunded.text();
+    expect(html).toContain("Звёзды возвращены покупателю: 150.00 ⭐.");
+    expect(html).not.toContain("Заказ закрыт");
+    expect(tg.charges.get(second.chargeId)?.refunded).toBe(true);
+    expect((await orderOf(lee)).status).toBe("delivered");
+    expect(await listed()).not.toContain(Number(order.id));
+  });
+
   test("Stars that bought the key cannot be given back; a forged transaction is refused", async () => {
     const kim = buyer(620_000_012, "Kim");
     const payment = await paymentStep(kim);

@@ -96,9 +96,16 @@ describe("a product from nothing to sale", () => {
     await see(page, "#prices .field-error", "Целое число рублей до 10 000 000");
     expect(await t.shop.products.prices(productId)).toEqual({});
     await page.fill("#f-price_30", "");
+    // A price in Telegram Stars beside the roubles, for one duration.
+    await page.fill("#f-stars_7", "много");
+    await page.click("#prices button[type=submit]");
+    await see(page, "#prices .field-error", "Целое число звёзд до 100 000");
+    await page.fill("#f-stars_7", "90");
     await page.click("#prices button[type=submit]");
     await see(page, "#prices .notice-ok", "Цены сохранены.");
     expect(await t.shop.products.prices(productId)).toEqual({ 1: 299, 7: 1490 });
+    expect(await t.shop.products.starsPrices(productId)).toEqual({ 7: 90 });
+    await shoot(page, "flow-prices-stars");
     // Priced but no keys yet: still not on sale, and the badge followed without a reload.
     await see(page, "#archive .badge", "не продаётся: нет ключей по ценам");
   }, 30_000);

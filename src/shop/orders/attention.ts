@@ -34,7 +34,7 @@ export function createAttention(deps: ShopDeps, options: { refused: RefusedNotif
    * What needs the owner, for the panel's badge and notices: paid orders without a key, deliveries that stopped
    * (the buyer blocked the bot, or Telegram failed for about a day), paid orders still not delivered after
    * LATE_DELIVERY_MINUTES (Telegram trouble: the job keeps retrying), and the second payments of the last
-   * DUPLICATE_WINDOW_DAYS (to refund in AnyPay). Every count is read from a partial index.
+   * DUPLICATE_WINDOW_DAYS (to refund in AnyPay; one in Stars given back from the panel is settled and not listed). Every count is read from a partial index.
    */
   async function stuckCounts(): Promise<Pick<Attention, "paidNoStock" | "undelivered" | "late">> {
     const [counts] = await sql<{ paid_no_stock: string; undelivered: string; late: string }[]>`
@@ -61,7 +61,8 @@ export function createAttention(deps: ShopDeps, options: { refused: RefusedNotif
       stuckCounts(),
       sql<{ order_id: string; received_at: Date }[]>`
         select order_id, received_at from payments
-        where outcome = 'duplicate' and received_at > now() - make_interval(days => ${DUPLICATE_WINDOW_DAYS})
+        where outcome = 'duplicate' and refunded_at is null
+          and received_at > now() - make_interval(days => ${DUPLICATE_WINDOW_DAYS})
         order by received_at desc limit 20`,
       refused.recent(10, REFUSED_WINDOW_DAYS),
     ]);
