@@ -239,6 +239,20 @@ describe("paying in Telegram Stars in the bot", () => {
     }
   });
 
+  test("with AnyPay not configured, Stars alone are offered and the text says so", async () => {
+    await running.shop.settings.update({ anypayMerchantId: null });
+    try {
+      const una = buyer(620_000_014, "Una");
+      const payment = await paymentStep(una);
+      expect(buttonsOf(payment).map((b) => b.text)).toEqual(["Оплатить 150 ⭐", "« В каталог"]);
+      expect(String(payment.params.text)).toEndWith(
+        "Нажмите «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты ключ придёт в этот чат.",
+      );
+    } finally {
+      await running.shop.settings.update({ anypayMerchantId: "70003" });
+    }
+  });
+
   test("a payment the bot gets while switched off is still settled: the Stars are taken already", async () => {
     const fay = buyer(620_000_007, "Fay");
     const payment = await paymentStep(fay);

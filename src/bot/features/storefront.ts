@@ -62,7 +62,11 @@ export function storefront(deps: BotDeps) {
     if (options.length === 0) return { text: PAYMENTS_NOT_CONFIGURED, keyboard: backToCatalogue() };
     const testOnly = options.every((o) => o.provider === "test");
     const stars = options.find((o) => o.provider === "telegram_stars")?.stars ?? null;
-    const text = paymentText(order, stars);
+    const text = paymentText(
+      order,
+      stars,
+      options.some((o) => o.provider === "anypay"),
+    );
     return {
       text: testOnly ? `${text}\n\n${TEST_ONLY_PAYMENT}` : text,
       keyboard: paymentKeyboard(options),

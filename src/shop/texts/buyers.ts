@@ -139,7 +139,10 @@ const MSK_TIME = new Intl.DateTimeFormat("ru-RU", { timeZone: "Europe/Moscow", h
 /** «05.06.2025, 14:30 МСК»: buyers are in Russia, and the server's own time zone means nothing to them. */
 export const moscowDateTime = (date: Date) => `${MSK.format(date)} МСК`;
 
-/** The payment step. `stars`: the order can also be paid in Telegram Stars, this many. */
+/**
+ * The payment step. `stars`: the order can also be paid in Telegram Stars, this many; `page`: a payment page
+ * (AnyPay) is offered too — without one, only the invoice in Stars is.
+ */
 export const paymentText = (
   order: {
     id: number;
@@ -151,15 +154,18 @@ export const paymentText = (
     reservedUntil: Date;
   },
   stars: number | null = null,
+  page = true,
 ) =>
   [
     `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
       (stars !== null ? ` или ${stars} ⭐` : "") +
       (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
     `Ключ забронирован за вами до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
-    stars !== null
-      ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты, или «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты ключ придёт в этот чат."
-      : "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат.",
+    stars === null
+      ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат."
+      : page
+        ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты, или «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты ключ придёт в этот чат."
+        : "Нажмите «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты ключ придёт в этот чат.",
   ].join("\n");
 
 /**
