@@ -128,6 +128,13 @@ test("two presses of the confirmation at once reset once; the other hears the co
   const notices = answers.map((a) => (a.params.text as string | undefined) ?? null);
   expect(notices.filter((n) => n === null).length).toBe(1);
   expect(notices.find((n) => n !== null)).toStartWith("Привязку можно сбрасывать раз в 7 дней.");
+
+  // And the shop asked three times at the same moment (two app processes, two devices): one reset, under the lock.
+  const raced = await activatedKey(gina, "PC-2");
+  const results = await Promise.all([1, 2, 3].map(() => bot.shop.buyerKeys.resetHwid(gina.id, raced.id)));
+  expect(results.map((r) => r.kind).sort()).toEqual(["cooldown", "cooldown", "reset"]);
+  const racedResets = await bot.sql`select 1 from key_events where key_id = ${raced.id} and kind = 'hwid_reset'`;
+  expect(racedResets.length).toBe(1);
   const resets = await bot.sql`select 1 from key_events where key_id = ${key.id} and kind = 'hwid_reset'`;
   expect(resets.length).toBe(1);
 });
