@@ -123,7 +123,9 @@ function describe(e: UserEvent): string {
       if (e.detail.renewal === true) return `Получил сообщение о продлении ключа${withKey(e)} (${orderNo(e)})`;
       return `Получил ${e.detail.document === true ? "архив и ключ" : "ключ"}${withKey(e)} (${orderNo(e)}: ${purchase(e, { price: false })})`;
     case "order_expired":
-      return `Не оплатил ${orderNo(e)} вовремя: заказ истёк, ключ вернулся в продажу`;
+      return e.detail.renewal === true
+        ? `Не оплатил ${orderNo(e)} (продление ключа${withKey(e)}) вовремя: заказ истёк`
+        : `Не оплатил ${orderNo(e)} вовремя: заказ истёк, ключ вернулся в продажу`;
     case "order_closed":
       return `${orderNo(e)} закрыт администратором${text(e.detail.note) ? `: «${clip(text(e.detail.note)!, 200)}»` : ""}`;
     case "delivery_blocked":

@@ -425,3 +425,25 @@ test("a renewal is paid in Telegram Stars like a purchase: invoice, pre-checkout
     await running.shop.products.setStarsPrice(productId, 30, null);
   }
 });
+
+test("an unpaid renewal expires without touching stock, and a payment arriving after that still renews the key", async () => {
+  const jon = buyer(556_000_012, "Jon");
+  const issued = await running.shop.keys.issue(productId, 30, jon.id);
+  await running.shop.deps.sql`update keys set activated_at = now(), expires_at = now() + interval '2 days',
+    hwid = 'JON-PC' where id = ${issued.id}`;
+  const before = await keyRow(issued.id);
+  const { order } = await renewUpToPayment(jon, 1, "7 дней • 899₽");
+  const stockBefore = await stock();
+  await running.shop.deps.sql`update orders set reserved_until = now() - interval '1 second' where id = ${order.id}`;
+  expect(await running.shop.orders.expireDue()).toBeGreaterThanOrEqual(1);
+  expect((await running.shop.orders.byId(order.id))!.status).toBe("expired");
+  expect(await stock()).toBe(stockBefore);
+  const [expired] = await running.shop.deps.sql<{ detail: Record<string, unknown> }[]>`
+    select detail from user_events where user_id = ${jon.id} and kind = 'order_expired'`;
+  expect(expired!.detail).toEqual({ orderId: order.id, renewal: true });
+
+  // AnyPay's notification comes late: the money bought the days all the same.
+  const { message } = await pay(jon, order);
+  expect((await keyRow(issued.id)).expiresAt!.getTime()).toBe(before.expiresAt!.getTime() + 7 * DAY);
+  expect(String(message.params.text)).toStartWith("Ключ продлён на 7 дней.");
+});

@@ -33,7 +33,7 @@ export function createWaitingOrders(deps: ShopDeps, options: { deliveries: Deliv
    */
   async function expireDue(limit = 500): Promise<number> {
     const expired = await sql.begin(async (tx) => {
-      const rows = await tx<{ id: string; user_id: string }[]>`
+      const rows = await tx<{ id: string; user_id: string; renewal: boolean }[]>`
         update orders o set status = 'expired', updated_at = now()
         where o.id in (
           select id from orders
@@ -41,15 +41,19 @@ export function createWaitingOrders(deps: ShopDeps, options: { deliveries: Deliv
           order by reserved_until
           limit ${limit}
           for update skip locked)
-        returning o.id, o.user_id`;
+        returning o.id, o.user_id, o.kind = 'renewal' as renewal`;
       if (rows.length === 0) return rows;
       const ids = rows.map((r) => r.id);
+      // A renewal held no key: its log line must not say one went back on sale.
+      const renewals = rows.filter((r) => r.renewal).map((r) => r.id);
       await tx`
         update keys set state = 'available', order_id = null
         where order_id = any(${ids}::bigint[]) and state = 'reserved'`;
       await tx`
         insert into user_events (user_id, kind, detail)
-        select t.user_id, 'order_expired', jsonb_build_object('orderId', t.order_id)
+        select t.user_id, 'order_expired',
+               jsonb_build_object('orderId', t.order_id)
+                 || case when t.order_id = any(${renewals}::bigint[]) then '{"renewal": true}'::jsonb else '{}' end
         from unnest(${rows.map((r) => r.user_id)}::bigint[], ${ids}::bigint[]) as t(user_id, order_id)`;
       return rows;
     });
