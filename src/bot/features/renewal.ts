@@ -51,7 +51,12 @@ const promoConfirmScreen = (q: Extract<RenewalPromoQuote, { kind: "ok" }>): Scre
 function paymentScreen(order: Order, key: OwnedKey, options: PaymentOption[]): Screen {
   if (options.length === 0) return { text: PAYMENTS_NOT_CONFIGURED, keyboard: backToPurchases() };
   const stars = options.find((o) => o.provider === "telegram_stars")?.stars ?? null;
-  const text = renewalPaymentText(order, key.key, stars);
+  const text = renewalPaymentText(
+    order,
+    key.key,
+    stars,
+    options.some((o) => o.provider === "anypay"),
+  );
   const testOnly = options.every((o) => o.provider === "test");
   return { text: testOnly ? `${text}\n\n${TEST_ONLY_PAYMENT}` : text, keyboard: paymentKeyboard(options) };
 }

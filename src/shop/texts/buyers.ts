@@ -370,7 +370,10 @@ export const renewConfirmText = (
       : "После подтверждения вам предоставится страница для оплаты, после успешной оплаты ключ продлится.",
   ].join("\n");
 
-/** The payment screen of a renewal order. `stars`: it can also be paid in Telegram Stars, this many. */
+/**
+ * The payment screen of a renewal order. `stars`: it can also be paid in Telegram Stars, this many; `page`: a payment
+ * page (AnyPay) is offered too — without one, only the invoice in Stars is.
+ */
 export const renewalPaymentText = (
   order: {
     id: number;
@@ -383,6 +386,7 @@ export const renewalPaymentText = (
   },
   key: string,
   stars: number | null = null,
+  page = true,
 ) =>
   [
     `Заказ №${order.id}: продление ключа ${key}`,
@@ -390,9 +394,11 @@ export const renewalPaymentText = (
       (stars !== null ? ` или ${stars} ⭐` : "") +
       (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
     `Оплатите до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
-    stars !== null
-      ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты, или «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты сюда придёт сообщение о продлении."
-      : "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты сюда придёт сообщение о продлении.",
+    stars === null
+      ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты сюда придёт сообщение о продлении."
+      : page
+        ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты, или «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты сюда придёт сообщение о продлении."
+        : "Нажмите «Оплатить ⭐», чтобы получить счёт в звёздах Telegram прямо в чате. После оплаты сюда придёт сообщение о продлении.",
   ].join("\n");
 
 /** A renewal a promo code paid in full. */
