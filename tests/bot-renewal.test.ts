@@ -5,8 +5,11 @@
  * expiry in each of its three cases, the buyer's message, the licence API, and every stale or forged button.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { RedisCache } from "../src/cache/cache.ts";
 import type { Config } from "../src/config.ts";
 import type { RunningShop } from "../src/server.ts";
+import { followChanges } from "../src/shop/changes.ts";
+import { createShop } from "../src/shop/index.ts";
 import type { KeyRecord } from "../src/shop/keys/keys.ts";
 import { moscowDateTime } from "../src/shop/texts/buyers.ts";
 import { AnypayNotifier } from "./helpers/anypay.ts";
@@ -39,7 +42,7 @@ beforeAll(async () => {
   await shop.products.setPrice(productId, 7, 899);
   // A price and no stock at all: renewing needs none.
   await shop.products.setPrice(productId, 90, 2999);
-  await shop.keys.generate(productId, 30, 10);
+  await shop.keys.generate(productId, 30, 30);
   await shop.keys.generate(productId, 7, 10);
   await shop.admins.add(ADMIN.id, "owner");
   await shop.settings.update({
@@ -446,4 +449,34 @@ test("an unpaid renewal expires without touching stock, and a payment arriving a
   const { message } = await pay(jon, order);
   expect((await keyRow(issued.id)).expiresAt!.getTime()).toBe(before.expiresAt!.getTime() + 7 * DAY);
   expect(String(message.params.text)).toStartWith("Ключ продлён на 7 дней.");
+});
+
+test("another app process answers a renewed key's new expiry within a second (its cached answer is dropped)", async () => {
+  const kim = buyer(556_000_013, "Kim");
+  const issued = await running.shop.keys.issue(productId, 30, kim.id);
+  await running.shop.deps.sql`update keys set activated_at = now(), expires_at = now() + interval '4 days',
+    hwid = 'KIM-PC' where id = ${issued.id}`;
+  // Another process, in miniature: its own licence cache, following the announcements through Redis.
+  const cache = new RedisCache(production.redisUrl, production.redisPrefix);
+  await cache.ready(2_000);
+  const peer = createShop({ sql: running.shop.deps.sql, cache, config: running.shop.deps.config });
+  const stopFollowing = await followChanges(peer);
+  try {
+    const ask = () => peer.licence.authenticate({ product: PRODUCT, key: issued.key, hwid: "KIM-PC", ip: null });
+    const before = await ask();
+    expect(before.ok).toBe(true);
+    expect(peer.authCache.size).toBe(1);
+    const { order } = await renewUpToPayment(kim, 1, "7 дней • 899₽");
+    await pay(kim, order);
+    const deadline = Date.now() + 1_000;
+    for (;;) {
+      const now = await ask();
+      if (now.ok && before.ok && now.expiresAt.getTime() - before.expiresAt.getTime() === 7 * DAY) break;
+      if (Date.now() > deadline) throw new Error("the other process still answers the old expiry after 1 s");
+      await Bun.sleep(20);
+    }
+  } finally {
+    await stopFollowing();
+    await cache.close();
+  }
 });

@@ -11,6 +11,9 @@ const SENDS = new Set(["sendMessage", "editMessageText", "sendDocument"]);
 export type ProductionShop = {
   tg: FakeTelegram;
   running: RunningShop;
+  /** The Redis it runs on: another process in miniature (createShop + followChanges) joins it with these. */
+  redisUrl: string;
+  redisPrefix: string;
   /** The bot's next message to `user` after the call index `from` (tg.calls.length before the step). */
   nextTo: (user: TgUser, from: number, timeoutMs?: number) => Promise<RecordedCall>;
   /** The user writes `text` to the bot; resolves with the bot's answer. */
@@ -28,7 +31,8 @@ export async function startProductionShop(overrides: Partial<Config> = {}): Prom
   const tg = new FakeTelegram([TEST_TOKEN]).start();
   const db = await testDatabase();
   const redisUrl = process.env.MPH_TEST_REDIS_URL!;
-  const cache = new RedisCache(redisUrl, testRedisPrefix());
+  const redisPrefix = testRedisPrefix();
+  const cache = new RedisCache(redisUrl, redisPrefix);
   const config = testConfig({
     databaseUrl: db.url,
     redisUrl,
@@ -47,6 +51,8 @@ export async function startProductionShop(overrides: Partial<Config> = {}): Prom
   return {
     tg,
     running,
+    redisUrl,
+    redisPrefix,
     nextTo,
     say: async (user, text) => {
       const from = tg.calls.length;
