@@ -242,8 +242,10 @@ function RefundStarsForm(props: { view: View; order: Order; payment: PaymentReco
 const refundedLine = (p: PaymentRecord) =>
   `звёзды возвращены ${when(p.refundedAt)}${p.refundedBy ? ` (${p.refundedBy})` : ""}`;
 
-function PaymentsCard({ view, order, payments }: { view: View; order: Order; payments: PaymentRecord[] }) {
-  const refundable = payments.filter((p) => starsRefundable(order, p));
+/** `keyBanned`: the order renews a key that was banned before the renewal was paid (and still is). */
+function PaymentsCard(props: { view: View; order: Order; payments: PaymentRecord[]; keyBanned: boolean }) {
+  const { view, order, payments, keyBanned } = props;
+  const refundable = payments.filter((p) => starsRefundable(order, p, keyBanned));
   return (
     <section class="card" id="payments">
       <h2>Платежи</h2>
@@ -258,7 +260,9 @@ function PaymentsCard({ view, order, payments }: { view: View; order: Order; pay
       )}
       {refundable.length > 0 ? (
         <p class="hint">
-          Оплата звёздами, за которую покупатель не получил ключ, возвращается ему кнопкой «Вернуть звёзды».
+          {order.kind === "renewal" && keyBanned
+            ? "Продление оплачено звёздами, а ключ заблокирован: разблокируйте ключ на его странице или верните звёзды кнопкой «Вернуть звёзды». Добавленные дни остаются у заблокированного ключа."
+            : "Оплата звёздами, за которую покупатель не получил ключ, возвращается ему кнопкой «Вернуть звёзды»."}
           {order.status === "paid_no_stock"
             ? " Заказ при этом закрывается: ключ из нового поступления ему не уйдёт."
             : ""}
@@ -299,7 +303,11 @@ function PaymentsCard({ view, order, payments }: { view: View; order: Order; pay
                       {escapeHtml(outcomeLabel(p))}
                     </Badge>
                     {p.refundedAt ? <Badge tone="muted">{escapeHtml(refundedLine(p))}</Badge> : ""}
-                    {starsRefundable(order, p) ? <RefundStarsForm view={view} order={order} payment={p} /> : ""}
+                    {starsRefundable(order, p, keyBanned) ? (
+                      <RefundStarsForm view={view} order={order} payment={p} />
+                    ) : (
+                      ""
+                    )}
                   </td>
                   <td data-label="Получен" safe>
                     {when(p.receivedAt)}
@@ -418,7 +426,17 @@ export function OrderView(props: OrderViewProps) {
         </section>
         <DeliveryCard view={view} order={order} buyer={buyer} delivery={props.delivery} />
       </div>
-      <PaymentsCard view={view} order={order} payments={props.payments} />
+      <PaymentsCard
+        view={view}
+        order={order}
+        payments={props.payments}
+        keyBanned={
+          order.kind === "renewal" &&
+          props.orderKey?.bannedAt != null &&
+          order.paidAt !== null &&
+          props.orderKey.bannedAt.getTime() <= order.paidAt.getTime()
+        }
+      />
       <section class="card" id="events">
         <h2>Журнал покупателя по заказу</h2>
         <EventLog view={props.view} events={props.events} empty="Записей нет." linkOrders={false} />

@@ -428,6 +428,48 @@ describe("giving Stars back from the order page", () => {
     expect(await listed()).not.toContain(Number(order.id));
   });
 
+  test("a renewal paid in Stars after its key was banned can be given back; one paid for a working key cannot", async () => {
+    const max = buyer(620_000_015, "Max");
+    const issued = await running.shop.keys.issue(productId, 30, max.id);
+    const place = async () => {
+      const placed = await running.checkout.placeRenewal({ userId: max.id, keyId: issued.id, days: 30, seenRub: 1999 });
+      if (placed.kind !== "placed") throw new Error(`renewal not placed: ${placed.kind}`);
+      expect(placed.order.stars).toBe(150);
+      return placed.order.id;
+    };
+    const pay = async (orderId: number) => {
+      const from = tg.calls.length;
+      const { chargeId } = tg.successfulPayment(TEST_TOKEN, max, { payload: String(orderId), total_amount: 150 });
+      await production.nextTo(max, from);
+      return chargeId;
+    };
+
+    const working = await place();
+    const workingCharge = await pay(working);
+    expect((await running.shop.orders.byId(working))!.paidBy).toBe("telegram_stars");
+    expect((await panel.page(`/orders/${working}`)).html).not.toContain("Вернуть звёзды");
+
+    // Placed while the key worked, banned, then paid: the Stars bought days the buyer cannot use.
+    const late = await place();
+    await running.shop.keys.setBanned({ id: issued.id }, true);
+    // Telegram's check now refuses it, with the reason…
+    const pre = await tg.preCheckout(TEST_TOKEN, max, { payload: String(late), total_amount: 150 });
+    expect(pre.params).toMatchObject({ ok: false, error_message: starsRefusal.keyBanned });
+    // …but one that passed the check a moment before the ban is paid all the same.
+    const lateCharge = await pay(late);
+    const page = await panel.page(`/orders/${late}`);
+    expect(page.html).toContain("Продление оплачено звёздами, а ключ заблокирован");
+    // The renewal paid before the ban bought days the buyer had: not given back here, banned or not.
+    expect((await panel.page(`/orders/${working}`)).html).not.toContain("Вернуть звёзды");
+    const refused = await panel.post(`/orders/${working}/refund-stars`, { transaction: workingCharge }, { htmx: true });
+    expect(refused.status).toBe(409);
+    const refunded = await panel.post(`/orders/${late}/refund-stars`, { transaction: lateCharge }, { htmx: true });
+    expect(refunded.status).toBe(200);
+    expect(await refunded.text()).toContain("Звёзды возвращены покупателю: 150.00 ⭐.");
+    expect(tg.charges.get(lateCharge)?.refunded).toBe(true);
+    expect(tg.charges.get(workingCharge)?.refunded).toBe(false);
+  });
+
   test("Stars that bought the key cannot be given back; a forged transaction is refused", async () => {
     const kim = buyer(620_000_012, "Kim");
     const payment = await paymentStep(kim);

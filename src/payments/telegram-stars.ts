@@ -74,12 +74,16 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
   /** Whether Stars are open at all: switched on, and a bot to send the invoice through. */
   const open = (settings: Settings) => settings.starsEnabled && Boolean(settings.botToken);
 
-  /** Why this buyer cannot pay this order `stars` Stars now (`stars` undefined: at the order's own price). */
+  /**
+   * Why this buyer cannot pay this order `stars` Stars now (`stars` undefined: at the order's own price).
+   * `keyBanned`: the order renews a key that is banned now.
+   */
   function refusal(
     order: Order | null,
     userId: number,
     settings: Settings,
     stars?: number,
+    keyBanned = false,
     now = new Date(),
   ): StarsRefusal | null {
     if (!order) return "noOrder";
@@ -90,7 +94,14 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
       return "wrongAmount";
     }
     if (!open(settings)) return "off";
+    if (keyBanned) return "keyBanned";
     return null;
+  }
+
+  /** Whether the order renews a key that is banned now: such a renewal is not paid (the bot offers none). */
+  async function renewsBannedKey(order: Order | null): Promise<boolean> {
+    if (order?.kind !== "renewal" || order.keyId === null) return false;
+    return (await shop.keys.byId(order.keyId))?.bannedAt != null;
   }
 
   /** The order id an invoice's payload names, or null for anything that is not one of ours. */
@@ -107,7 +118,7 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
     orderId: number,
   ): Promise<{ ok: true; invoice: StarsInvoice } | { ok: false; reason: string }> {
     const [order, settings] = await Promise.all([shop.orders.byId(orderId), shop.settings.get()]);
-    const refused = refusal(order, userId, settings);
+    const refused = refusal(order, userId, settings, undefined, await renewsBannedKey(order));
     if (refused) {
       log.info("stars invoice refused", { orderId, userId, reason: refused });
       return { ok: false, reason: starsRefusal[refused] };
@@ -129,7 +140,9 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
   async function preCheckout(notice: Extract<StarsNotice, { kind: "pre_checkout" }>): Promise<StarsAnswer> {
     const [order, settings] = await Promise.all([orderOf(notice.payload), shop.settings.get()]);
     const refused =
-      notice.currency !== STARS_CURRENCY ? "wrongAmount" : refusal(order, notice.userId, settings, notice.totalAmount);
+      notice.currency !== STARS_CURRENCY
+        ? "wrongAmount"
+        : refusal(order, notice.userId, settings, notice.totalAmount, await renewsBannedKey(order));
     if (refused) {
       log.warn("stars pre-checkout refused", {
         payload: notice.payload.slice(0, 32),

@@ -133,15 +133,19 @@ export type StarsRefund =
   | { kind: "telegram_refused"; reason: string };
 
 /**
- * Whether a payment in Stars can be given back: one not given back yet that bought nothing — a second payment of an
- * order paid before, or the payment of an order that has no key (paid too late with none left, or closed).
+ * Whether a payment in Stars can be given back: one not given back yet that bought nothing the buyer can use — a
+ * second payment of an order paid before, the payment of an order that has no key (paid too late with none left,
+ * or closed), or a renewal paid for a key that was banned by then (`paidForBannedKey`: the key the order renews was
+ * banned before the payment arrived, and still is).
  */
 export function starsRefundable(
-  order: Pick<Order, "status">,
+  order: Pick<Order, "status" | "kind">,
   payment: Pick<PaymentRecord, "source" | "outcome" | "refundedAt">,
+  paidForBannedKey = false,
 ): boolean {
   if (payment.source !== "telegram_stars" || payment.refundedAt !== null) return false;
-  return payment.outcome === "duplicate" || order.status === "paid_no_stock" || order.status === "failed";
+  if (payment.outcome === "duplicate" || order.status === "paid_no_stock" || order.status === "failed") return true;
+  return order.kind === "renewal" && paidForBannedKey;
 }
 
 /** Sells a key to a paid order inside `tx`; the order row is locked by the caller. */
@@ -329,7 +333,13 @@ export function createOrderPayments(
       if (!payment) return { kind: "not_found" };
       const record = toPaymentRecord(payment);
       if (record.refundedAt) return { kind: "already", payment: record };
-      if (!starsRefundable(order, record)) return { kind: "has_key", order };
+      const [renewed] =
+        order.kind === "renewal" && order.keyId !== null
+          ? await tx<{ banned: boolean }[]>`
+              select banned_at is not null and banned_at <= ${order.paidAt} as banned
+              from keys where id = ${order.keyId} for update`
+          : [];
+      if (!starsRefundable(order, record, renewed?.banned ?? false)) return { kind: "has_key", order };
       try {
         await input.giveBack(order.userId, input.transactionId);
       } catch (error) {
