@@ -171,8 +171,10 @@ sort /run/calls | uniq -c | awk '{print $2 ":" $1}' | paste -sd ' '
 SCRIPT
 chmod +x "$SHARED/restart-with-calls.sh"
 calls=$(inside "$SHARED/restart-with-calls.sh" "$ROOT" "$BASE") || fail "setup.sh restart failed: $calls"
-[[ $calls =~ ^200:[0-9]+\ 404:[0-9]+$ ]] || fail "calls during the restart: $calls"
-ok "every call during the restart was answered (healthz 200, unknown product 404): $calls"
+# A stopping instance serves on for SHUTDOWN_DRAIN_MS and the next waits for Caddy's probe, so the loop outlasts the
+# per-key limit (120 a minute) on its one key: a 429 is the app's own answer. A lost call is a 502, 503 or curl-failed.
+[[ $calls =~ ^200:[0-9]+\ 404:[0-9]+(\ 429:[0-9]+)?$ ]] || fail "calls during the restart: $calls"
+ok "every call during the restart was answered (healthz 200, unknown product 404, or 429 past the key's limit): $calls"
 [[ $(inside journalctl -u 'morpheus-shop@*' --no-pager -o cat | grep -c '"msg":"stopped"') -ge 2 ]] ||
   fail "the journal does not show both instances stopping gracefully"
 ok "both instances stopped gracefully (the journal says \"stopped\")"
