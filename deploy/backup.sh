@@ -4,7 +4,8 @@
 #
 # Sourced by setup.sh (it defines functions only; run it through setup.sh, which checks the arguments, knows the
 # installation's settings and manages the services). A backup is one tar file with everything a new server needs:
-# database.dump (pg_dump custom format), data.tar (uploaded builds) and manifest.txt. Settings such as the bot token
+# database.dump (pg_dump custom format, which holds the uploaded builds too: docs/scaling.md#builds), data.tar (this
+# server's copies of the builds) and manifest.txt. Settings such as the bot token
 # and AnyPay keys live in the database; the secrets of /etc/morpheus-shop/env are made anew by setup.sh.
 
 do_backup() { # do_backup FILE

@@ -129,6 +129,10 @@ export async function runShop(config: Config, stores: { sql: Sql; cache: Cache }
   log.info("http listening", { url });
   // The bot starts after the HTTP server, so webhook calls find their route.
   await bot.start();
+  // Builds recorded before they were kept in the database go there now, for the other servers (docs/scaling.md).
+  void shop.builds
+    .adoptLocalFiles()
+    .catch((error: unknown) => log.error("builds on disk could not be adopted into the database", { error }));
   const deliveryJob = startDeliveryJob(shop, messenger);
   const expiryJob = await startExpiryJob(shop);
   const broadcastJob = startBroadcastJob({ broadcasts: shop.broadcasts, messenger });

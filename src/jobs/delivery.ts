@@ -135,13 +135,10 @@ export function startDeliveryJob(shop: Shop, messenger: Messenger, options: Deli
   ): Promise<{ document: boolean } | "missing"> {
     const id = `${work.productId}:${build.sha256}`;
     const result = (async () => {
-      if (!(await Bun.file(build.path).exists())) return { document: false, fileId: null, missing: true };
-      const { fileId } = await messenger.sendDocument(
-        work.userId,
-        { path: build.path, filename: build.name },
-        caption,
-        { signal },
-      );
+      // This process's copy, fetched from the database if another server took the upload.
+      const path = await shop.builds.localCopy(build);
+      if (path === null) return { document: false, fileId: null, missing: true };
+      const { fileId } = await messenger.sendDocument(work.userId, { path, filename: build.name }, caption, { signal });
       if (fileId) {
         learned.set(id, fileId);
         await shop.products.rememberBuildFileId(work.productId, build.sha256, fileId);
@@ -170,7 +167,7 @@ export function startDeliveryJob(shop: Shop, messenger: Messenger, options: Deli
   ) {
     const claimed = work.build;
     const current = rereadBuild ? ((await shop.products.byId(work.productId))?.build ?? null) : null;
-    if (current && current.path !== claimed?.path && (current.fileId || (await Bun.file(current.path).exists()))) {
+    if (current && current.path !== claimed?.path && (current.fileId || (await shop.builds.localCopy(current)))) {
       log.info("build replaced during delivery: sending the current one", {
         productId: work.productId,
         orderId: work.orderId,
@@ -178,11 +175,14 @@ export function startDeliveryJob(shop: Shop, messenger: Messenger, options: Deli
       const { path, name, sha256, fileId } = current;
       return await send({ ...work, build: { path, name, sha256, fileId } }, key, signal, false);
     }
-    log.error("build file is missing on disk: key sent without the zip; upload the build again in the panel", {
-      productId: work.productId,
-      path: claimed?.path,
-      orderId: work.orderId,
-    });
+    log.error(
+      "build is missing (not on disk, not in the database): key sent without the zip; upload the build again in the panel",
+      {
+        productId: work.productId,
+        path: claimed?.path,
+        orderId: work.orderId,
+      },
+    );
     await messenger.sendText(work.userId, caption, { signal });
     return { document: false };
   }
