@@ -15,8 +15,8 @@ do_backup() { # do_backup FILE
   HINT="pg_dump failed: is PostgreSQL running? (pg_lsclusters)"
   as_postgres pg_dump --format=custom --dbname="$DB_NAME" >"$tmp/database.dump"
   HINT="could not archive $DATA_DIR"
-  # An upload is written to DATA_DIR/builds/*.part and renamed to its .zip once whole (src/shop/products/builds.ts):
-  # half a build is no use in a backup, and a file growing while tar reads it would fail the backup.
+  # A build is written to DATA_DIR/builds/*.part (an upload, or a copy fetched from PostgreSQL) and renamed once whole
+  # (src/shop/products/builds.ts): half a build is no use in a backup, and a file growing under tar fails the backup.
   tar -C "$DATA_DIR" --exclude='./builds/*.part' -cf "$tmp/data.tar" .
   {
     printf 'morpheus-shop backup\ncreated: %s\nhost: %s\ndatabase: %s\n' "$(date -u +%FT%TZ)" "$(hostname)" "$DB_NAME"

@@ -1,8 +1,8 @@
 /**
  * `setup.sh backup` (deploy/backup.sh's do_backup) on a real database and a data directory laid out as the app
- * leaves it: what goes into the backup's data.tar. An upload being written is a `.part` file under DATA_DIR/builds
- * (src/shop/products/builds.ts) until it is complete and renamed: half a zip has no place in a backup, and a file
- * growing while tar reads it would fail the backup.
+ * leaves it: what goes into the backup's data.tar. A build being written (an upload, or this server's copy being
+ * fetched from PostgreSQL) is a `.part` file under DATA_DIR/builds (src/shop/products/builds.ts) until it is whole
+ * and renamed: half a zip has no place in a backup, and a file growing while tar reads it would fail the backup.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -50,13 +50,15 @@ describe("setup.sh backup", () => {
   test("keeps the uploaded builds and the database, and leaves out an upload still being written", async () => {
     const data = join(work, "data");
     mkdirSync(join(data, "builds"), { recursive: true });
-    writeFileSync(join(data, "builds", "1-0123456789abcdef-1700000000000.zip"), "PK\x03\x04 a whole build");
-    writeFileSync(join(data, "builds", `2-${crypto.randomUUID()}.part`), "PK\x03\x04 half of a build");
+    // Named as builds.ts names them: an upload being written, and a copy being fetched from the database.
+    writeFileSync(join(data, "builds", "1-1700000000000-0123abcd.zip"), "PK\x03\x04 a whole build");
+    writeFileSync(join(data, "builds", "2-1700000000001-4567cdef.zip.part"), "PK\x03\x04 half of an upload");
+    writeFileSync(join(data, "builds", "1-1700000000000-0123abcd.zip.89abcdef.part"), "PK\x03\x04 half of a copy");
     const file = join(work, "out", "backup.tar");
     const r = backup(data, file);
     expect(r).toMatchObject({ code: 0 });
     expect(r.out).toContain(`backup: ${file}`);
-    expect(members(file, "data.tar")).toEqual(["./builds/1-0123456789abcdef-1700000000000.zip"]);
+    expect(members(file, "data.tar")).toEqual(["./builds/1-1700000000000-0123abcd.zip"]);
     const listed = Bun.spawnSync(["tar", "-tf", file], { stdout: "pipe" }).stdout.toString().split("\n");
     expect(listed.filter(Boolean).sort()).toEqual(["data.tar", "database.dump", "manifest.txt"]);
   });
