@@ -235,7 +235,17 @@ function Facts({ view, k }: { view: View; k: KeyCard }) {
         <dt>Активирован</dt>
         <dd safe>{when(k.activatedAt)}</dd>
         <dt>Истекает</dt>
-        <dd>{escapeHtml(k.expiresAt ? when(k.expiresAt) : k.state === "sold" ? "с первой активации" : "—")}</dd>
+        <dd>
+          {escapeHtml(
+            k.expiresAt
+              ? when(k.expiresAt)
+              : k.state !== "sold"
+                ? "—"
+                : k.renewedDays > 0
+                  ? `через ${days(k.days + k.renewedDays)} после первой активации (${days(k.days)} + ${days(k.renewedDays)} продления)`
+                  : "с первой активации",
+          )}
+        </dd>
         <dt>Последняя проверка</dt>
         <dd>{escapeHtml(k.lastAuthAt ? `${when(k.lastAuthAt)}${k.lastAuthIp ? `, IP ${k.lastAuthIp}` : ""}` : "—")}</dd>
         <dt>Заметка</dt>

@@ -99,6 +99,18 @@ const stock = async () =>
     )[0]!.n,
   );
 
+/** The panel, logged in as its owner, over the shop's real HTTP port. */
+async function ownerPanel(): Promise<PanelClient> {
+  const { password } = await running.shop.accounts.reset("owner");
+  const base = running.url.replace(/\/$/, "");
+  const panel = new PanelClient({
+    request: (path, init) => fetch(`${base}${path}`, { ...init, redirect: "manual" }),
+    config: { basePath: "/Morpheus Private" } as Config,
+  });
+  await panel.login("owner", password);
+  return panel;
+}
+
 /** From «Мои покупки» to the payment screen: «Продлить №n», a duration, «Подтвердить». */
 async function renewUpToPayment(user: TgUser, n: number, duration: string) {
   const list = await production.say(user, "/purchases");
@@ -239,6 +251,9 @@ test("a key not yet activated renewed gets N more days on its duration; the cloc
   );
   const list = await production.say(carol, "/purchases");
   expect(String(list.params.text)).toContain("Статус: не активирован (срок 37 дней с первой активации)");
+  // The key's page says so too, before the activation.
+  const keyPage = await (await ownerPanel()).page(`/keys/${issued.id}`);
+  expect(keyPage.html).toContain("через 37 дней после первой активации (7 дней + 30 дней продления)");
   expect(await licence(issued.key, "CAROL-PC")).toMatchObject({ status: 200, body: { days: 36, hours: 23 } });
 });
 
@@ -369,13 +384,7 @@ test("the panel shows renewals as «продление»: Заказы, the orde
   const { order } = await renewUpToPayment(hal, 1, "7 дней • 899₽");
   await pay(hal, order);
 
-  const { password } = await running.shop.accounts.reset("owner");
-  const base = running.url.replace(/\/$/, "");
-  const panel = new PanelClient({
-    request: (path, init) => fetch(`${base}${path}`, { ...init, redirect: "manual" }),
-    config: { basePath: "/Morpheus Private" } as Config,
-  });
-  await panel.login("owner", password);
+  const panel = await ownerPanel();
   const orders = await panel.page(`/orders?q=${hal.id}`);
   expect(orders.status).toBe(200);
   expect(orders.html).toContain(">продление<");
