@@ -489,3 +489,21 @@ test("another app process answers a renewed key's new expiry within a second (it
     await cache.close();
   }
 });
+
+test("a key of a product no longer on sale has no «Продлить», and an old button for it says renewal is unavailable", async () => {
+  const lea = buyer(556_000_014, "Lea");
+  const old = await running.shop.products.create({ name: "Старый товар" });
+  await running.shop.products.setPrice(old.id, 7, 500);
+  await running.shop.keys.generate(old.id, 7, 1);
+  const issued = await running.shop.keys.issue(old.id, 7, lea.id);
+  const list = await production.say(lea, "/purchases");
+  expect(buttonsOf(list).map((b) => b.text)).toEqual(["🔄 Продлить №1", "« В каталог"]);
+
+  await running.shop.products.setArchived(old.id, true);
+  const fresh = await production.say(lea, "/purchases");
+  expect(buttonsOf(fresh).map((b) => b.text)).toEqual(["« В каталог"]);
+  const stale = await press(lea, buttonData(list, "🔄 Продлить №1"), list);
+  expect(stale.answer.params).toMatchObject({ text: "Продление этого товара сейчас недоступно.", show_alert: true });
+  expect(buttonsOf(stale.screen).map((b) => b.text)).toEqual(["« В каталог"]);
+  expect((await running.shop.deps.sql`select 1 from orders where key_id = ${issued.id}`).length).toBe(0);
+});
