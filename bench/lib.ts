@@ -29,6 +29,8 @@ export type Check = {
   value: number;
   target: string;
   met: boolean;
+  /** The 1-minute load average when its benchmark started and ended (bench/run.ts fills it in). */
+  load?: string;
 };
 
 export type BenchResult = { name: string; markdown: string; checks: Check[]; seconds: number };

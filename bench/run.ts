@@ -71,11 +71,11 @@ async function machine(): Promise<Record<string, string>> {
 
 function summaryTable(checks: Check[]): string[] {
   return [
-    "| benchmark | what | figure | baseline (same run) | value | target | met |",
-    "|---|---|---:|---:|---:|---|:---:|",
+    "| benchmark | what | figure | baseline (same run) | value | target | met | load (1 min) at its start → end |",
+    "|---|---|---:|---:|---:|---|:---:|---|",
     ...checks.map(
       (c) =>
-        `| ${c.benchmark} | ${c.what} | ${c.figure} | ${c.baseline} | ${round(c.value)} | ${c.target} | ${c.met ? "yes" : "**no**"} |`,
+        `| ${c.benchmark} | ${c.what} | ${c.figure} | ${c.baseline} | ${round(c.value)} | ${c.target} | ${c.met ? "yes" : "**no**"} | ${c.load ?? "—"} |`,
     ),
   ];
 }
@@ -121,7 +121,9 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [];
   for (const name of names) {
     console.error(`bench: ${name}… (load average ${load()})`);
+    const loadBefore = loadavg()[0]!.toFixed(2);
     const result = await BENCHMARKS[name]!();
+    for (const check of result.checks) check.load = `${loadBefore} → ${loadavg()[0]!.toFixed(2)}`;
     console.error(`bench: ${name} done in ${result.seconds.toFixed(0)} s`);
     results.push(result);
   }
@@ -151,6 +153,10 @@ async function main(): Promise<void> {
     "|---|---|",
     ...Object.entries(record.machine).map(([k, v]) => `| ${k} | ${v} |`),
     `| load average (1, 5, 15 min) | ${record.loadAverage.start} at the start, ${record.loadAverage.end} at the end |`,
+    "",
+    "The previous complete run (2026-12-01, before signed answers, several app processes and the key's lifecycle) is",
+    "kept in [RESULTS-2026-12-01.md](RESULTS-2026-12-01.md); the before/after table below compares with the run before",
+    "the first hot-path fixes (bench/before.json).",
     "",
     "The machine is shared: other sessions run their test suites on the same 2 cores while this runs, and the load",
     "generator, the app, PostgreSQL and Redis share them too. Every figure is compared with a baseline measured in the",
