@@ -35,7 +35,7 @@ const orderNo = (e: UserEvent) => {
 function payment(e: UserEvent): string {
   const amount = text(e.detail.amount) ?? (number(e.detail.amount) !== null ? String(e.detail.amount) : null);
   const currency = text(e.detail.currency) ?? "";
-  if (currency === "XTR") return amount ? `${amount} ⭐ (звёзды Telegram)` : "звёзды Telegram";
+  if (currency === "XTR") return amount ? `${amount.replace(/\.0+$/, "")} ⭐ (звёзды Telegram)` : "звёзды Telegram";
   const method = text(e.detail.method);
   const parts = [amount ? `${amount} ${currency}`.trim() : "", method ? `способ: ${method}` : ""];
   if (e.detail.test === true) parts.push("тестовый платёж");
@@ -116,7 +116,7 @@ function describe(e: UserEvent): string {
     case "stars_invoice":
       return `Запросил счёт в звёздах (${orderNo(e)})`;
     case "stars_refunded":
-      return `Получил звёзды обратно за ${orderNo(e)}: ${text(e.detail.amount) ?? "?"} ⭐${text(e.detail.by) ? `, вернул ${clip(text(e.detail.by)!, 100)}` : ""}`;
+      return `Получил звёзды обратно за ${orderNo(e)}: ${(text(e.detail.amount) ?? "?").replace(/\.0+$/, "")} ⭐${text(e.detail.by) ? `, вернул ${clip(text(e.detail.by)!, 100)}` : ""}`;
     case "order_fulfilled":
       return `Получил ключ${withKey(e)} из нового поступления (${orderNo(e)}: ${purchase(e, { price: false })})`;
     case "order_delivered":

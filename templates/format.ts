@@ -40,6 +40,9 @@ export function rub(amount: number): string {
   return `${integer.format(amount)} ₽`;
 }
 
+/** A payment's amount as the ledger keeps it ("150.00"), in whole Stars: "150". */
+export const wholeStars = (amount: string) => amount.replace(/\.0+$/, "");
+
 /** "1 500 ⭐": Telegram Stars, the shop's second currency. */
 export function stars(amount: number): string {
   return `${integer.format(amount)} ⭐`;

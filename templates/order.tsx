@@ -18,7 +18,7 @@ import {
   postTo,
 } from "./components.tsx";
 import { EventLog } from "./events.tsx";
-import { count, personName, rub, stars, when } from "./format.ts";
+import { count, personName, rub, stars, when, wholeStars } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { keyStateBadge } from "./users.tsx";
 import { type FieldErrors, href, type View } from "./view.ts";
@@ -227,7 +227,7 @@ function RefundStarsForm(props: { view: View; order: Order; payment: PaymentReco
   return (
     <form
       {...orderAction(view, order.id, "refund-stars")}
-      hx-confirm={`Вернуть покупателю ${payment.amount} ⭐? Telegram вернёт звёзды сразу, отменить возврат нельзя.`}
+      hx-confirm={`Вернуть покупателю ${wholeStars(payment.amount)} ⭐? Telegram вернёт звёзды сразу, отменить возврат нельзя.`}
     >
       <CsrfField view={view} />
       <input type="hidden" name="transaction" value={payment.transactionId} />
@@ -291,7 +291,7 @@ function PaymentsCard(props: { view: View; order: Order; payments: PaymentRecord
                     {p.transactionId}
                   </td>
                   <td data-label="Сумма" class="num" safe>
-                    {p.currency === "XTR" ? `${p.amount} ⭐` : `${p.amount} ${p.currency}`}
+                    {p.currency === "XTR" ? `${wholeStars(p.amount)} ⭐` : `${p.amount} ${p.currency}`}
                   </td>
                   <td data-label="Способ">
                     <span safe>{paymentMethod(p)}</span>
@@ -302,7 +302,13 @@ function PaymentsCard(props: { view: View; order: Order; payments: PaymentRecord
                     <Badge tone={p.outcome === "duplicate" && !p.refundedAt ? "bad" : "ok"}>
                       {escapeHtml(outcomeLabel(p))}
                     </Badge>
-                    {p.refundedAt ? <Badge tone="muted">{escapeHtml(refundedLine(p))}</Badge> : ""}
+                    {p.refundedAt ? (
+                      <span class="sub" safe>
+                        {refundedLine(p)}
+                      </span>
+                    ) : (
+                      ""
+                    )}
                     {starsRefundable(order, p, keyBanned) ? (
                       <RefundStarsForm view={view} order={order} payment={p} />
                     ) : (

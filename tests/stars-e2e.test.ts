@@ -369,7 +369,7 @@ describe("giving Stars back from the order page", () => {
     ]);
     expect([a.status, b.status].sort()).toEqual([200, 409]);
     const texts = [await a.text(), await b.text()].join("\n");
-    expect(texts).toContain("Звёзды возвращены покупателю: 150.00 ⭐. Заказ закрыт: ключ ему больше не уйдёт.");
+    expect(texts).toContain("Звёзды возвращены покупателю: 150 ⭐. Заказ закрыт: ключ ему больше не уйдёт.");
     expect(texts).toContain("Эти звёзды уже возвращены");
     expect(
       tg.callsOf("refundStarPayment").filter((c) => c.params.telegram_payment_charge_id === chargeId),
@@ -383,9 +383,10 @@ describe("giving Stars back from the order page", () => {
     expect(after.html).toContain("звёзды возвращены");
     expect(after.html).toContain("(admin)");
     expect(after.html).not.toContain(">Вернуть звёзды<");
-    await tg.waitFor(() =>
+    const back = await tg.waitFor(() =>
       tg.callsOf("sendMessage", jo.id).find((c) => String(c.params.text).startsWith(`Звёзды за заказ №${order.id}`)),
     );
+    expect(back.params.text).toBe(`Звёзды за заказ №${order.id} («Stalcraft 30 дней») возвращены: 150 ⭐.`);
     // New keys do not go to the closed order.
     await running.shop.keys.generate(productId, 30, 5);
     await running.shop.orders.fulfilWaiting();
@@ -421,7 +422,7 @@ describe("giving Stars back from the order page", () => {
     );
     expect(refunded.status).toBe(200);
     const html = await refunded.text();
-    expect(html).toContain("Звёзды возвращены покупателю: 150.00 ⭐.");
+    expect(html).toContain("Звёзды возвращены покупателю: 150 ⭐.");
     expect(html).not.toContain("Заказ закрыт");
     expect(tg.charges.get(second.chargeId)?.refunded).toBe(true);
     expect((await orderOf(lee)).status).toBe("delivered");
@@ -465,7 +466,7 @@ describe("giving Stars back from the order page", () => {
     expect(refused.status).toBe(409);
     const refunded = await panel.post(`/orders/${late}/refund-stars`, { transaction: lateCharge }, { htmx: true });
     expect(refunded.status).toBe(200);
-    expect(await refunded.text()).toContain("Звёзды возвращены покупателю: 150.00 ⭐.");
+    expect(await refunded.text()).toContain("Звёзды возвращены покупателю: 150 ⭐.");
     expect(tg.charges.get(lateCharge)?.refunded).toBe(true);
     expect(tg.charges.get(workingCharge)?.refunded).toBe(false);
   });

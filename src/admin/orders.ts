@@ -1,5 +1,5 @@
 import { DELIVERY_LABELS, ORDER_STATUS_LABELS } from "../../templates/components.tsx";
-import { when } from "../../templates/format.ts";
+import { when, wholeStars } from "../../templates/format.ts";
 import { OrdersBadge } from "../../templates/layout.tsx";
 import { canRetry, OrderPage, OrderView, type OrderViewProps } from "../../templates/order.tsx";
 import { OrdersList, OrdersPage } from "../../templates/orders.tsx";
@@ -115,7 +115,7 @@ export function ordersRoutes(routes: PanelRoutes, panel: PanelContext, checkout:
         case "refunded": {
           log.info("panel: stars refunded", { orderId: before.order.id, transactionId, login: p.account.login });
           const closed = before.order.status === "paid_no_stock" && result.order.status === "failed";
-          const text = `Звёзды возвращены покупателю: ${result.payment.amount} ⭐.${closed ? " Заказ закрыт: ключ ему больше не уйдёт." : ""}`;
+          const text = `Звёзды возвращены покупателю: ${wholeStars(result.payment.amount)} ⭐.${closed ? " Заказ закрыт: ключ ему больше не уйдёт." : ""}`;
           return answerChanged(request, { ...after, notice: { kind: "ok", text } });
         }
         case "already":

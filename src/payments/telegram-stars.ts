@@ -255,7 +255,7 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
     if (result.kind === "refunded") {
       const { order, payment } = result;
       settlement.followUp("stars refund message", () =>
-        messenger.sendText(order.userId, starsRefundedText(order, payment.amount)),
+        messenger.sendText(order.userId, starsRefundedText(order, payment.amount.replace(/\.0+$/, ""))),
       );
     }
     return result;

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
+import { TEST_TOKEN } from "../helpers/fake-telegram.ts";
 import { createPayShop, type PayShop } from "../helpers/payments.ts";
 
 /**
@@ -94,6 +95,80 @@ test("closing a paid_no_stock order: confirm(), the note, the order swapped in p
     failure: "деньги возвращены в AnyPay",
   });
   await page.screenshot({ path: join(ARTIFACTS, "order-desktop.png"), fullPage: true });
+  expect(problems).toEqual([]);
+  await context.close();
+  errors.mockRestore();
+}, 30_000);
+
+test("giving Stars back: confirm(), Telegram asked once, the order swapped in place, closed, and the badge gone", async () => {
+  const errors = spyOn(console, "error").mockImplementation(() => {});
+  const product = await s.product("Stars Browser", { keys: 1, build: false });
+  await s.shop.products.setStarsPrice(product.id, 30, 150);
+  const buyer = await s.buyer(400_011, "stars_buyer");
+  const order = await s.placeOrder(buyer, product.id);
+  expect(order.stars).toBe(150);
+  await s.sql`update orders set reserved_until = now() - interval '1 second' where id = ${order.id}`;
+  await s.shop.orders.expireDue();
+  await s.placeOrder(await s.buyer(400_012), product.id);
+  // Telegram took the Stars after the reservation ran out and the last key went to someone else.
+  const { chargeId } = s.tg.successfulPayment(
+    TEST_TOKEN,
+    { id: buyer, first_name: "Stars" },
+    { payload: "-", total_amount: 150 },
+  );
+  const paid = await s.payments.stars.receive({
+    kind: "paid",
+    userId: buyer,
+    currency: "XTR",
+    totalAmount: 150,
+    payload: String(order.id),
+    chargeId,
+  });
+  expect(paid.ok).toBe(true);
+  expect((await s.shop.orders.byId(order.id))?.status).toBe("paid_no_stock");
+  const { password } = await s.shop.accounts.reset("admin");
+
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: "ru-RU" });
+  await context.route("**/*", async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": csp } });
+  });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  const confirms: string[] = [];
+  page.on("pageerror", (error) => problems.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(message.text());
+  });
+  page.on("dialog", async (dialog) => {
+    if (dialog.type() === "confirm") confirms.push(dialog.message());
+    await dialog.accept();
+  });
+  const origin = `http://127.0.0.1:${s.app.server!.port}`;
+  await page.goto(`${origin}/Morpheus%20Private/`);
+  await page.fill("#f-login", "admin");
+  await page.fill("#f-password", password);
+  await page.click("#login-form button[type=submit]");
+  await page.locator("main h1", { hasText: "Главная" }).waitFor();
+  await page.goto(`${origin}/Morpheus%20Private/orders/${order.id}`);
+  await page.locator("main h1", { hasText: `Заказ #${order.id}` }).waitFor();
+  // The order waiting for a key is the one thing on the Заказы tab's badge.
+  expect(await page.locator("nav.tabs .tab-badge").textContent()).toBe("1");
+
+  await page.locator("#payments button", { hasText: "Вернуть звёзды" }).click();
+  await page.locator("#order .notice-ok", { hasText: "Звёзды возвращены покупателю" }).waitFor({ timeout: 10_000 });
+  expect(confirms).toEqual(["Вернуть покупателю 150 ⭐? Telegram вернёт звёзды сразу, отменить возврат нельзя."]);
+  expect(await page.locator("#order .notice-ok").textContent()).toBe(
+    "Звёзды возвращены покупателю: 150 ⭐. Заказ закрыт: ключ ему больше не уйдёт.",
+  );
+  expect(await page.locator("#payments button", { hasText: "Вернуть звёзды" }).count()).toBe(0);
+  expect(await page.locator("#payments .sub", { hasText: "звёзды возвращены" }).count()).toBe(1);
+  expect(await page.locator("nav.tabs .tab-badge").count()).toBe(0);
+  expect(s.tg.callsOf("refundStarPayment").map((c) => c.params)).toEqual([
+    { user_id: buyer, telegram_payment_charge_id: chargeId },
+  ]);
+  expect((await s.shop.orders.byId(order.id))?.status).toBe("failed");
+  await page.screenshot({ path: join(ARTIFACTS, "order-stars-refund-390.png"), fullPage: true });
   expect(problems).toEqual([]);
   await context.close();
   errors.mockRestore();
