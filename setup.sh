@@ -544,10 +544,19 @@ restart_app() { # restart_app [PORT...]
   done
 }
 
-# Every instance there is, wanted or not.
+# Every instance there is, wanted or not, all at once: each serves on for SHUTDOWN_DRAIN_MS before it closes its port,
+# which helps nothing when the whole shop stops, and one after another it would take that many times as long.
 stop_app() {
-  local port
-  for port in $(existing_instance_ports); do stop_instance "$port"; done
+  local port ports=() units=()
+  mapfile -t ports < <(existing_instance_ports)
+  ((${#ports[@]})) || return 0
+  if [[ $SERVICE_MODE == systemd ]]; then
+    for port in "${ports[@]}"; do units+=("$(instance_unit "$port")"); done
+    systemctl stop "${units[@]}"
+  else
+    for port in "${ports[@]}"; do direct_stop "app@$port" & done
+    wait
+  fi
 }
 
 # Instances beyond the wanted ones (a run with a smaller --instances or another --port): stopped for good. Caddy
