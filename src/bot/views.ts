@@ -60,9 +60,11 @@ export async function freshCard(
 }
 
 /**
- * A page of «Мои покупки» (1-based): the entries, and under each key «Продлить» unless it is banned or its product
- * has nothing to renew for (archived, no price), and «Сбросить привязку» when the buyer may reset it. A page past the end (an old «Старше ›» after purchases went away) shows the
- * last page there is.
+ * A page of «Мои покупки» (1-based): the entries, and under each key «Продлить» unless it is banned, and «Сбросить
+ * привязку» when the buyer may reset it. «Продлить» stays under a key whose product is no longer renewed (archived,
+ * no price), as the contract shows it under every key not banned: the press then says renewal is unavailable, which
+ * tells the buyer more than a button that is silently missing. A page past the end (an old «Старше ›» after
+ * purchases went away) shows the last page there is.
  */
 export async function purchasesScreen(deps: BotDeps, userId: number, page = 1): Promise<Screen> {
   const { shop } = deps;
@@ -80,7 +82,7 @@ export async function purchasesScreen(deps: BotDeps, userId: number, page = 1): 
   const shown = items.map((p) => ({ purchase: p, state: p.kind === "key" ? purchaseState(p, now) : null }));
   const keys = items.flatMap((p, i) =>
     p.kind === "key"
-      ? [{ n: first + i, keyId: p.keyId, renew: p.bannedAt === null && p.renewable, reset: canBuyerReset(p, settings) }]
+      ? [{ n: first + i, keyId: p.keyId, renew: p.bannedAt === null, reset: canBuyerReset(p, settings) }]
       : [],
   );
   return {

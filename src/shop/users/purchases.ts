@@ -8,8 +8,6 @@ export type KeyPurchase = {
   key: string;
   /** Days renewals added before the first activation: the clock will run `days + renewedDays`. */
   renewedDays: number;
-  /** Its product is on sale with at least one priced duration, so the key can be renewed (unless banned). */
-  renewable: boolean;
   productName: string;
   days: DurationDays;
   soldAt: Date;
@@ -46,7 +44,6 @@ type PurchaseRow = {
   key_id: string | null;
   key: string | null;
   renewed_days: number | null;
-  renewable: boolean | null;
   order_id: string | null;
   product_name: string;
   days: number;
@@ -65,7 +62,6 @@ function toPurchase(r: PurchaseRow): Purchase {
       keyId: Number(r.key_id),
       key: r.key!,
       renewedDays: r.renewed_days ?? 0,
-      renewable: r.renewable === true,
       productName: r.product_name,
       days,
       soldAt: r.at,
@@ -101,8 +97,6 @@ export function createPurchases(deps: ShopDeps) {
       with x as (
         select 'key' as kind, k.id as key_id, k.key, k.renewed_days, null::bigint as order_id,
                p.name as product_name, k.days, k.sold_at as at, k.activated_at, k.expires_at, k.banned_at,
-               p.archived_at is null and exists (select 1 from prices pr where pr.product_id = p.id and pr.rub > 0)
-                 as renewable,
                k.id as tiebreak
         from keys k join products p on p.id = k.product_id
         where k.state = 'sold'
@@ -111,7 +105,7 @@ export function createPurchases(deps: ShopDeps) {
         union all
         -- Paid without a key: the buyer must see that the payment arrived, right after paying.
         select case o.status when 'paid_no_stock' then 'waiting' else 'closed' end, null, null, null, o.id, p.name,
-               o.days, o.paid_at, null, null, null, null, o.id
+               o.days, o.paid_at, null, null, null, o.id
         from orders o join products p on p.id = o.product_id
         where o.user_id = ${userId} and o.paid_at is not null and o.status in ('paid_no_stock', 'failed')
           and o.kind = 'purchase'
