@@ -1,7 +1,7 @@
 import { escapeHtml } from "@kitajs/html";
 import type { KeyCard, Timeline, TimelineActor, TimelineKind, TimelineLine } from "../src/shop/keys/timeline.ts";
 import { Badge, CsrfField, DISABLE_WHILE_SENDING, Notice, ORDER_STATUS_LABELS, postTo } from "./components.tsx";
-import { count, days, personName, plural, when } from "./format.ts";
+import { count, days, personName, plural, when, wholeStars } from "./format.ts";
 import { Layout } from "./layout.tsx";
 import { keyStateBadge } from "./users.tsx";
 import { href, type View } from "./view.ts";
@@ -54,7 +54,11 @@ export const KEY_EVENT_SENTENCES: Record<TimelineKind, (d: Details) => string> =
     return `Зарезервирован для ${orderNo(d)}${parts.some(Boolean) ? `: ${parts.filter(Boolean).join(", ")}` : ""}`;
   },
   payment: (d) => {
-    const amount = [text(d.amount), text(d.currency)].filter(Boolean).join(" ");
+    // Stars as the buyer paid them, "150 ⭐" (the ledger keeps "150.00 XTR").
+    const amount =
+      d.currency === "XTR" && text(d.amount)
+        ? `${wholeStars(text(d.amount)!)} ⭐`
+        : [text(d.amount), text(d.currency)].filter(Boolean).join(" ");
     const how = [PAYMENT_SOURCES[String(d.source)] ?? text(d.source) ?? "способ неизвестен", text(d.method)]
       .filter(Boolean)
       .join(", ");

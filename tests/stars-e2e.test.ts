@@ -144,6 +144,10 @@ describe("paying in Telegram Stars in the bot", () => {
       { transaction_id: chargeId, amount: "150.00", currency: "XTR", source: "telegram_stars", outcome: "applied" },
     ]);
 
+    // The key's timeline names the payment as the buyer made it.
+    const [sold] = await sql()<{ id: string }[]>`select id from keys where order_id = ${order.id}`;
+    expect((await panel.page(`/keys/${sold!.id}`)).html).toContain(`Оплата заказа #${order.id}: 150 ⭐ (Telegram Stars)`);
+
     // Telegram repeats the update (twice): nothing more happens.
     tg.successfulPayment(TEST_TOKEN, alice, { payload: order.id, total_amount: 150, chargeId: chargeId! });
     tg.successfulPayment(TEST_TOKEN, alice, { payload: order.id, total_amount: 150, chargeId: chargeId! });
