@@ -146,7 +146,9 @@ describe("paying in Telegram Stars in the bot", () => {
 
     // The key's timeline names the payment as the buyer made it.
     const [sold] = await sql()<{ id: string }[]>`select id from keys where order_id = ${order.id}`;
-    expect((await panel.page(`/keys/${sold!.id}`)).html).toContain(`Оплата заказа #${order.id}: 150 ⭐ (Telegram Stars)`);
+    expect((await panel.page(`/keys/${sold!.id}`)).html).toContain(
+      `Оплата заказа #${order.id}: 150 ⭐ (Telegram Stars)`,
+    );
 
     // Telegram repeats the update (twice): nothing more happens.
     tg.successfulPayment(TEST_TOKEN, alice, { payload: order.id, total_amount: 150, chargeId: chargeId! });
@@ -361,7 +363,7 @@ describe("giving Stars back from the order page", () => {
     stop();
     expect(failed.status).toBe(502);
     expect(await failed.text()).toContain(
-      "Telegram не вернул звёзды: на балансе бота не хватает звёзд. Пополните баланс бота и попробуйте снова. Ничего не изменилось.",
+      "Telegram не вернул звёзды: на балансе бота не хватает звёзд. Пополните баланс бота и попробуйте снова. В магазине ничего не изменилось.",
     );
     expect(tg.charges.get(chargeId)?.refunded).toBe(false);
     expect((await orderOf(jo)).status).toBe("paid_no_stock");

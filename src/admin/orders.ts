@@ -13,17 +13,24 @@ import type { PanelContext } from "./context.ts";
 import type { PanelRoutes } from "./guard.ts";
 import { field, html, idParam, isPartial, queryText, render } from "./respond.ts";
 
-/** Telegram's refusal of refundStarPayment, in the owner's words and with what to do. */
+/** Telegram's refusal of refundStarPayment, in the owner's words and with what to do: the whole notice. */
 function telegramRefusal(reason: string): string {
+  const refused = (why: string) => `Telegram не вернул звёзды: ${why} В магазине ничего не изменилось.`;
   if (/CHARGE_NOT_FOUND/i.test(reason)) {
-    return "платёж не найден — его принял другой бот? Проверьте, что токен в настройках — того бота, которому платили.";
+    return refused(
+      "платёж не найден — его принял другой бот? Проверьте, что токен в настройках — того бота, которому платили.",
+    );
   }
   if (/BALANCE|NOT_ENOUGH|insufficient/i.test(reason)) {
-    return "на балансе бота не хватает звёзд. Пополните баланс бота и попробуйте снова.";
+    return refused("на балансе бота не хватает звёзд. Пополните баланс бота и попробуйте снова.");
   }
-  if (/token is not set/i.test(reason)) return "токен бота не задан. Задайте его в «Основных настройках».";
-  if (/^(401|404)\b/.test(reason)) return "Telegram не принял токен бота. Проверьте токен в «Основных настройках».";
-  return `${reason.slice(0, 200)}. Попробуйте ещё раз через минуту.`;
+  if (/token is not set/i.test(reason)) return refused("токен бота не задан. Задайте его в «Основных настройках».");
+  if (/^(401|404)\b/.test(reason))
+    return refused("Telegram не принял токен бота. Проверьте токен в «Основных настройках».");
+  if (/timed? ?out|abort/i.test(reason)) {
+    return "Telegram не ответил вовремя, и возврат не отмечен. Нажмите «Вернуть звёзды» ещё раз: если звёзды уже вернулись, магазин сверится с Telegram и отметит возврат.";
+  }
+  return refused(`${reason.slice(0, 200).replace(/\.$/, "")}. Попробуйте ещё раз через минуту.`);
 }
 
 /**
@@ -131,7 +138,7 @@ export function ordersRoutes(routes: PanelRoutes, panel: PanelContext, checkout:
             "Вернуть звёзды можно только за оплату, которая не дала ключа: этот заказ получил ключ по этой оплате.",
           );
         case "telegram_refused":
-          return refused(502, `Telegram не вернул звёзды: ${telegramRefusal(result.reason)} Ничего не изменилось.`);
+          return refused(502, telegramRefusal(result.reason));
       }
     })
     .post("/orders/:id/close", async ({ request, params, body, panel: p }) => {

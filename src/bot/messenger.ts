@@ -93,9 +93,9 @@ export function createTelegramMessenger(options: {
         throw translate(error);
       }
     },
-    async refundStars(userId, telegramPaymentChargeId) {
+    async refundStars(userId, telegramPaymentChargeId, opts) {
       try {
-        await (await bot(undefined)).api.refundStarPayment({
+        await (await bot(opts?.signal)).api.refundStarPayment({
           user_id: userId,
           telegram_payment_charge_id: telegramPaymentChargeId,
         });

@@ -16,6 +16,9 @@ import {
 import type { PaymentProvider } from "./provider.ts";
 import type { Settlement } from "./settlement.ts";
 
+/** How long giving Stars back waits for Telegram before it is reported as failed (and may be tried again). */
+const REFUND_TIMEOUT_MS = 15_000;
+
 /** Telegram's currency code for Stars; an invoice in it is sent with an empty provider token. */
 export const STARS_CURRENCY = "XTR";
 
@@ -170,7 +173,7 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
     });
     let returned = true;
     try {
-      await messenger.refundStars(notice.userId, notice.chargeId);
+      await messenger.refundStars(notice.userId, notice.chargeId, { signal: AbortSignal.timeout(REFUND_TIMEOUT_MS) });
     } catch (error) {
       returned = false;
       log.error("could not give a stray stars payment back", {
@@ -243,7 +246,8 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
       by,
       giveBack: async (userId, chargeId) => {
         try {
-          await messenger.refundStars(userId, chargeId);
+          // The order and its payment stay locked while Telegram answers: it is not waited for forever.
+          await messenger.refundStars(userId, chargeId, { signal: AbortSignal.timeout(REFUND_TIMEOUT_MS) });
         } catch (error) {
           // Given back before (a refund whose answer was lost on the way): the ledger catches up with Telegram.
           if (!/CHARGE_ALREADY_REFUNDED/.test((error as Error).message)) throw error;

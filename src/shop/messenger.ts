@@ -44,7 +44,7 @@ export interface Messenger {
    * Gives a Telegram Stars payment back to the buyer (refundStarPayment). A refusal is thrown as a MessengerError
    * whose message is Telegram's description (e.g. "400: Bad Request: CHARGE_ALREADY_REFUNDED").
    */
-  refundStars(userId: number, telegramPaymentChargeId: string): Promise<void>;
+  refundStars(userId: number, telegramPaymentChargeId: string, options?: SendOptions): Promise<void>;
 }
 
 /**
