@@ -438,6 +438,56 @@ test("a renewal is paid in Telegram Stars like a purchase: invoice, pre-checkout
   }
 });
 
+test("Telegram's check refuses a renewal in Stars with the way to renew again, not a purchase's catalogue", async () => {
+  const lea = buyer(556_000_015, "Lea");
+  const issued = await running.shop.keys.issue(productId, 30, lea.id);
+  await running.shop.deps.sql`update keys set activated_at = now(), expires_at = now() + interval '3 days',
+    hwid = 'LEA-PC' where id = ${issued.id}`;
+  await running.shop.products.setStarsPrice(productId, 30, 150);
+  await running.shop.settings.update({ starsEnabled: true });
+  try {
+    const { payment, order } = await renewUpToPayment(lea, 1, "30 дней • 1999₽");
+    // The way back from a renewal's payment step is to the buyer's keys, where it started.
+    expect(buttonsOf(payment).at(-1)?.text).toBe("« К покупкам");
+    const payload = String(order.id);
+    // A renewal holds no reservation: its refusals name neither one nor the catalogue, and say how to renew again.
+    const renewAgain = (text: unknown) => {
+      expect(String(text)).toContain("«Продлить»");
+      expect(String(text)).toContain("/purchases");
+      expect(String(text)).not.toContain("/start");
+      expect(String(text)).not.toContain("Бронь");
+      expect(String(text)).toContain("звёзды не списаны");
+    };
+    const wrong = await tg.preCheckout(TEST_TOKEN, lea, { payload, total_amount: 149 });
+    expect(wrong.params.ok).toBe(false);
+    renewAgain(wrong.params.error_message);
+    await running.shop.deps.sql`update orders set reserved_until = now() - interval '1 second' where id = ${order.id}`;
+    const late = await tg.preCheckout(TEST_TOKEN, lea, { payload, total_amount: 150 });
+    expect(late.params.ok).toBe(false);
+    renewAgain(late.params.error_message);
+    // «Оплатить ⭐» pressed after the window: the same answer, as an alert.
+    const star = buttonsOf(payment).find((b) => b.text.includes("⭐"))!;
+    const from = tg.calls.length;
+    tg.pressButton(TEST_TOKEN, lea, star.callback_data!, { message_id: messageIdOf(payment) });
+    const alert = await tg.waitFor((calls) =>
+      calls.slice(from).find((c) => c.method === "answerCallbackQuery" && c.params.callback_query_id),
+    );
+    expect(alert.params.show_alert).toBe(true);
+    expect(alert.params.text).toBe(late.params.error_message);
+    // Paid (by AnyPay, late): a second payment in Stars is refused as an already paid renewal.
+    await pay(lea, order);
+    await running.shop.deps.sql`
+      update orders set reserved_until = now() + interval '10 minutes' where id = ${order.id}`;
+    const twice = await tg.preCheckout(TEST_TOKEN, lea, { payload, total_amount: 150 });
+    expect(twice.params.ok).toBe(false);
+    expect(String(twice.params.error_message)).toContain("продление уже оплачено");
+    expect(String(twice.params.error_message)).toContain("/purchases");
+  } finally {
+    await running.shop.settings.update({ starsEnabled: false });
+    await running.shop.products.setStarsPrice(productId, 30, null);
+  }
+});
+
 test("an unpaid renewal expires without touching stock, and a payment arriving after that still renews the key", async () => {
   const jon = buyer(556_000_012, "Jon");
   const issued = await running.shop.keys.issue(productId, 30, jon.id);

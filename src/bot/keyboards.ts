@@ -198,10 +198,16 @@ function optionButton(option: PaymentOption): Button {
   }
 }
 
-/** One button per way to pay the order, in the checkout's order, then the way back. */
-export function paymentKeyboard(options: PaymentOption[]): TelegramInlineKeyboardMarkup {
+/**
+ * One button per way to pay the order, in the checkout's order, then the way back: to the catalogue for a purchase,
+ * to «Мои покупки» for a renewal (where the buyer started it).
+ */
+export function paymentKeyboard(
+  options: PaymentOption[],
+  back: "catalogue" | "purchases" = "catalogue",
+): TelegramInlineKeyboardMarkup {
   const rows: Button[][] = options.map((option) => [optionButton(option)]);
-  rows.push([button(TO_CATALOGUE, data.catalogue)]);
+  rows.push([back === "purchases" ? button(TO_PURCHASES, data.purchases) : button(TO_CATALOGUE, data.catalogue)]);
   return markup(rows);
 }
 

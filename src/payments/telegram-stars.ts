@@ -6,6 +6,7 @@ import type { StarsRefund } from "../shop/orders/payments.ts";
 import type { Settings } from "../shop/settings/settings.ts";
 import { alertTexts } from "../shop/texts/admins.ts";
 import {
+  renewalStarsRefusal,
   STARS_PAYMENT_HELD,
   STARS_PAYMENT_RETURNED,
   starsDuplicateText,
@@ -61,6 +62,10 @@ export type StarsAnswer = { ok: true; text?: string } | { ok: false; reason: str
 
 /** Why an order cannot be paid in Stars by this buyer now, as a key of starsRefusal; null when it can. */
 export type StarsRefusal = keyof typeof starsRefusal;
+
+/** The refusal in the buyer's words: a renewal's next step is «Продлить» in «Мои покупки», not the catalogue. */
+const refusalText = (refused: StarsRefusal, order: Order | null): string =>
+  (order?.kind === "renewal" ? renewalStarsRefusal[refused] : undefined) ?? starsRefusal[refused];
 
 const PAID: readonly Order["status"][] = ["paid", "delivered", "paid_no_stock", "failed"];
 
@@ -124,7 +129,7 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
     const refused = refusal(order, userId, settings, undefined, await renewsBannedKey(order));
     if (refused) {
       log.info("stars invoice refused", { orderId, userId, reason: refused });
-      return { ok: false, reason: starsRefusal[refused] };
+      return { ok: false, reason: refusalText(refused, order) };
     }
     const { title, description, label } = starsInvoiceText(order!);
     return {
@@ -153,7 +158,7 @@ export function createTelegramStars(deps: { shop: Shop; settlement: Settlement; 
         stars: notice.totalAmount,
         reason: refused,
       });
-      return { ok: false, reason: starsRefusal[refused] };
+      return { ok: false, reason: refusalText(refused, order) };
     }
     return { ok: true };
   }

@@ -58,7 +58,7 @@ function paymentScreen(order: Order, key: OwnedKey, options: PaymentOption[]): S
     options.some((o) => o.provider === "anypay"),
   );
   const testOnly = options.every((o) => o.provider === "test");
-  return { text: testOnly ? `${text}\n\n${TEST_ONLY_PAYMENT}` : text, keyboard: paymentKeyboard(options) };
+  return { text: testOnly ? `${text}\n\n${TEST_ONLY_PAYMENT}` : text, keyboard: paymentKeyboard(options, "purchases") };
 }
 
 const refusalText = (r: PromoRefusal) =>

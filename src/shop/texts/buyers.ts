@@ -209,6 +209,21 @@ export const starsRefusal = {
     "Этот ключ заблокирован, и продлить его нельзя — звёзды не списаны. Если это ошибка, напишите администратору.",
 } as const;
 
+/**
+ * The refusals that differ for a renewal: it held no reservation and was started from «Мои покупки», not the
+ * catalogue, so the next step is «Продлить» there again (the rest read the same for either kind).
+ */
+export const renewalStarsRefusal: Partial<Record<keyof typeof starsRefusal, string>> = {
+  notYours:
+    "Этот счёт выставлен другому покупателю. Продлить можно свой ключ: «Мои покупки» (/purchases) → «Продлить».",
+  alreadyPaid:
+    "Это продление уже оплачено — новый срок ключа в «Моих покупках» (/purchases). Второй раз платить не нужно.",
+  expired:
+    "Время на оплату этого продления истекло. Откройте «Мои покупки» (/purchases) и нажмите «Продлить» ещё раз — звёзды не списаны.",
+  wrongAmount:
+    "Сумма счёта не совпадает с заказом. Откройте «Мои покупки» (/purchases) и нажмите «Продлить» ещё раз — звёзды не списаны.",
+};
+
 /** pre_checkout_query could not be checked (the shop is in trouble): refused, nothing taken. */
 export const STARS_CHECK_FAILED =
   "Не удалось проверить заказ. Попробуйте оплатить ещё раз через минуту — звёзды не списаны.";
