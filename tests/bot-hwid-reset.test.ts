@@ -180,7 +180,9 @@ test("nobody resets a key that is not theirs, whatever they forge; a key banned 
   // Banned between the list and the press: refused with the reason, and the fresh list has no buttons for it.
   await bot.shop.keys.setBanned({ id: key.id }, true);
   const banned = await bot.press(ivan, buttonData(ask, "Сбросить привязку"), ask);
-  expect(banned.answer.params.text).toBe("Этот ключ заблокирован.");
+  expect(banned.answer.params.text).toBe(
+    "Этот ключ заблокирован: продлить его или сбросить привязку нельзя. Если это ошибка, напишите администратору.",
+  );
   expect(String(banned.screen!.params.text)).toContain("Статус: заблокирован");
   expect(buttonsOf(banned.screen!).map((b) => b.text)).toEqual(["« В каталог"]);
   expect(await hwidOf(key.id)).toBe("IVAN-PC");

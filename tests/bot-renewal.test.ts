@@ -345,11 +345,32 @@ test("stale buttons: banned meanwhile, price removed, someone else's key — a n
   // Banned meanwhile: refused with the reason, and the fresh list offers nothing for it.
   await running.shop.keys.setBanned({ id: issued.id }, true);
   const banned = await press(fay, buttonData(confirm, "Подтвердить"), confirm);
-  expect(banned.answer.params).toMatchObject({ text: "Этот ключ заблокирован.", show_alert: true });
+  expect(banned.answer.params).toMatchObject({
+    text: "Этот ключ заблокирован: продлить его или сбросить привязку нельзя. Если это ошибка, напишите администратору.",
+    show_alert: true,
+  });
   expect(String(banned.screen.params.text)).toContain("Статус: заблокирован");
   expect(buttonsOf(banned.screen).map((b) => b.text)).toEqual(["« В каталог"]);
   const again = await press(fay, buttonData(list, "🔄 Продлить №1"), list);
-  expect(again.answer.params.text).toBe("Этот ключ заблокирован.");
+  expect(again.answer.params.text).toBe(
+    "Этот ключ заблокирован: продлить его или сбросить привязку нельзя. Если это ошибка, напишите администратору.",
+  );
+  expect((await running.shop.deps.sql`select 1 from orders where key_id = ${issued.id}`).length).toBe(0);
+});
+
+test("a promo code typed for a renewal after its key was banned says why and what to do, not that a button is stale", async () => {
+  const max = buyer(556_000_016, "Max");
+  const issued = await running.shop.keys.issue(productId, 30, max.id);
+  const list = await production.say(max, "/purchases");
+  const durations = await tap(max, "🔄 Продлить №1", list);
+  const confirm = await tap(max, "30 дней • 1999₽", durations);
+  await tap(max, "🎟 Ввести промокод", confirm);
+  await running.shop.keys.setBanned({ id: issued.id }, true);
+  const answer = await production.say(max, "RENEW50");
+  expect(String(answer.params.text)).not.toContain("кнопка устарела");
+  expect(String(answer.params.text)).toStartWith("Этот ключ заблокирован");
+  expect(String(answer.params.text)).toContain("напишите администратору");
+  expect(buttonsOf(answer).map((b) => b.text)).toEqual(["« К покупкам"]);
   expect((await running.shop.deps.sql`select 1 from orders where key_id = ${issued.id}`).length).toBe(0);
 });
 
@@ -554,6 +575,9 @@ test("a key of a product no longer on sale keeps «Продлить», and press
   // SPEC §12: the button is under every key that is not banned; the press is what says why it cannot be done.
   expect(buttonsOf(fresh).map((b) => b.text)).toEqual(["🔄 Продлить №1", "« В каталог"]);
   const pressed = await press(lea, buttonData(fresh, "🔄 Продлить №1"), fresh);
-  expect(pressed.answer.params).toMatchObject({ text: "Продление этого товара сейчас недоступно.", show_alert: true });
+  expect(pressed.answer.params).toMatchObject({
+    text: "Продление этого товара недоступно: его сейчас не продают. Если ключ нужен дольше, напишите администратору.",
+    show_alert: true,
+  });
   expect((await running.shop.deps.sql`select 1 from orders where key_id = ${issued.id}`).length).toBe(0);
 });

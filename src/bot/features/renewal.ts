@@ -117,7 +117,12 @@ export async function renewalPromoTyped(
       return show(api, place, durationsScreen(q.key, q.offers, RENEW_DURATION_GONE(entry.days)));
     case "price_changed":
       return show(api, place, durationsScreen(q.key, q.offers, PRICE_CHANGED(q.rub)));
-    default:
+    // The buyer typed, they pressed nothing: the reason the renewal stopped, not a stale button.
+    case "banned":
+      return show(api, place, { text: KEY_BANNED, keyboard: backToPurchases() });
+    case "unavailable":
+      return show(api, place, { text: RENEW_UNAVAILABLE, keyboard: backToPurchases() });
+    case "not_yours":
       return show(api, place, { text: STALE_BUTTON, keyboard: backToPurchases() });
   }
 }

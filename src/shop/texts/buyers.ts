@@ -348,7 +348,9 @@ export const resetCooldownText = (nextAt: Date, cooldownDays: number) =>
 export const RESET_OFF = "Сброс привязки сейчас недоступен. Если сменили компьютер, напишите администратору.";
 export const RESET_NOT_BOUND =
   "Ключ сейчас не привязан ни к одному компьютеру: он привяжется к первому, на котором запустят программу.";
-export const KEY_BANNED = "Этот ключ заблокирован.";
+/** A banned key's buttons (an alert, at most 200 characters): what it rules out, and where to go if it is a mistake. */
+export const KEY_BANNED =
+  "Этот ключ заблокирован: продлить его или сбросить привязку нельзя. Если это ошибка, напишите администратору.";
 export const KEY_NOT_ACTIVATED =
   "Ключ ещё не активирован: он привяжется к первому компьютеру, на котором его запустят.";
 
@@ -445,5 +447,6 @@ export function renewedText(
   return lines.join("\n");
 }
 
-export const RENEW_UNAVAILABLE = "Продление этого товара сейчас недоступно.";
+export const RENEW_UNAVAILABLE =
+  "Продление этого товара недоступно: его сейчас не продают. Если ключ нужен дольше, напишите администратору.";
 export const RENEW_DURATION_GONE = (days: number) => `Продление на ${daysLabel(days)} сейчас недоступно.`;
