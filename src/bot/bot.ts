@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { Bot, TelegramError } from "gramio";
 import { log } from "../lib/log.ts";
 import { SOMETHING_WENT_WRONG } from "../shop/texts/buyers.ts";
@@ -11,15 +10,10 @@ import { sharingAlerts } from "./features/sharing.ts";
 import { starsInvoices, starsPayments } from "./features/stars.ts";
 import { storefront } from "./features/storefront.ts";
 import { botApiBase } from "./messenger.ts";
+import { markTokenRejected } from "./outcome.ts";
 import type { BotDeps } from "./screen.ts";
 
 export type { BotDeps } from "./screen.ts";
-
-/**
- * Set while one update is handled. A 401 from Telegram in the middle of it means the token was revoked under us:
- * the runtime then hands the update to the next token instead of counting it as answered.
- */
-export const updateOutcome = new AsyncLocalStorage<{ tokenRejected: boolean }>();
 
 /**
  * The shop's bot for one token: payments in Stars first (they are settled whatever the gate says), gatekeeping, then
@@ -41,8 +35,8 @@ export function createShopBot(token: string, telegramApiUrl: string, deps: BotDe
     .extend(fallback(deps).as("scoped"))
     .onError(({ error, context }) => {
       if (error instanceof TelegramError && error.code === 401) {
-        const outcome = updateOutcome.getStore();
-        if (outcome) outcome.tokenRejected = true;
+        // The token was revoked under us: the runtime hands the update to the next token instead of counting it.
+        markTokenRejected();
         log.warn("bot token rejected while answering an update", { updateId: context.updateId });
         return;
       }

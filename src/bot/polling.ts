@@ -41,6 +41,10 @@ export async function callApi<T>(
   );
 }
 
+/** The pause before handling again updates the shop could not do for now: the first, and the longest. */
+export const RETRY_LATER_FIRST_MS = 1_000;
+export const RETRY_LATER_MAX_MS = 30_000;
+
 /** The token being polled, with the bot that answers its updates and whom Telegram says it belongs to. */
 export type PollTarget = { token: string; bot: ShopBot; info: TelegramUser };
 
@@ -83,6 +87,8 @@ export class Poller {
     // Updates at or above the offset that an earlier poller already answered (see below): not answered twice.
     let answered = new Set(saved.answered);
     let failures = 0;
+    // Batches in a row that left updates to be handled again (the database away): paces those attempts.
+    let retries = 0;
     while (!this.halted) {
       let updates: unknown;
       try {
@@ -119,20 +125,31 @@ export class Poller {
       const batch = received.filter((u) => !answered.has(u.update_id));
       const unanswered = await handleBatch(bot, batch);
       if (unanswered.length > 0) {
-        // The token was revoked while answering. Keep the unanswered updates (and remember which later ones
-        // were answered) for whoever polls next with the new token.
-        const next = Math.min(...unanswered);
+        // Kept: Telegram delivers the updates from `next` on again. The later ones that were answered are
+        // remembered, so that they are not answered twice.
+        const kept = unanswered.map((u) => u.updateId);
+        const next = Math.min(...kept);
         answered = new Set([
           ...[...answered].filter((id) => id >= next),
-          ...batch.map((u) => u.update_id).filter((id) => id > next && !unanswered.includes(id)),
+          ...batch.map((u) => u.update_id).filter((id) => id > next && !kept.includes(id)),
         ]);
+        offset = next;
         await this.savePosition(info.id, next, [...answered]);
-        log.error("the bot token was revoked while answering; waiting for a new token", {
-          unanswered: unanswered.length,
-        });
-        this.deps.tokenRejected("Telegram: 401 Unauthorized");
-        break;
+        if (unanswered.some((u) => u.outcome === "tokenRejected")) {
+          // The token was revoked while answering: whoever polls next with the new token takes them from here.
+          log.error("the bot token was revoked while answering; waiting for a new token", { unanswered: kept.length });
+          this.deps.tokenRejected("Telegram: 401 Unauthorized");
+          break;
+        }
+        // The shop could not do them for now (its database is away): the same updates again after a pause, for as
+        // long as it takes, the poller running on. A pause that grows, so an outage is not hammered.
+        retries++;
+        const pauseMs = Math.min(RETRY_LATER_MAX_MS, RETRY_LATER_FIRST_MS * 2 ** (retries - 1));
+        log.warn("updates kept to be handled again", { updateIds: kept, retries, pauseMs });
+        await Promise.race([Bun.sleep(pauseMs), this.aborted()]);
+        continue;
       }
+      retries = 0;
       offset = Math.max(...received.map((u) => u.update_id)) + 1;
       answered = new Set([...answered].filter((id) => id >= offset));
       await this.savePosition(info.id, offset, [...answered]);

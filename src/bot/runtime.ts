@@ -284,8 +284,11 @@ export function createBotRuntime(options: BotRuntimeOptions): BotRuntime {
       const target = current;
       // Not ready (token just changed, Telegram unreachable): Telegram retries a webhook that did not answer 200.
       if (!target?.info) return new Response("bot is not ready", { status: 503 });
-      // The token was revoked while answering: not 200, so Telegram delivers the update again (to the new token).
-      if (!(await handleUpdate(target.bot, update))) return new Response("bot token was rejected", { status: 503 });
+      const outcome = await handleUpdate(target.bot, update);
+      // Not 200, so Telegram delivers the update again: to the new token when this one was revoked while answering,
+      // or later when the shop could not do it for now (its database away; Telegram's retries pace themselves).
+      if (outcome === "tokenRejected") return new Response("bot token was rejected", { status: 503 });
+      if (outcome === "retryLater") return new Response("the shop's database is unavailable", { status: 503 });
       return new Response("ok");
     },
 

@@ -1,5 +1,6 @@
 import { RedisCache } from "../../src/cache/cache.ts";
 import type { Config } from "../../src/config.ts";
+import type { Sql } from "../../src/db/client.ts";
 import { type RunningShop, runShop } from "../../src/server.ts";
 import { buttonData, messageIdOf } from "./bot.ts";
 import { FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./fake-telegram.ts";
@@ -27,7 +28,16 @@ export type ProductionShop = {
  * The whole shop as production wires it (runShop: HTTP server on a free port, bot runtime, payments, jobs) on a
  * fresh database and Redis prefix, with the Bot API played by a local fake the bot really polls.
  */
-export async function startProductionShop(overrides: Partial<Config> = {}): Promise<ProductionShop> {
+export async function startProductionShop(
+  overrides: Partial<Config> = {},
+  options: {
+    /**
+     * The shop's own pool, made from the test database's URL (e.g. through a TcpProxy the test can cut). The
+     * configuration keeps the direct URL, which the shop's session locks connect with.
+     */
+    pool?: (databaseUrl: string) => Sql;
+  } = {},
+): Promise<ProductionShop> {
   const tg = new FakeTelegram([TEST_TOKEN]).start();
   const db = await testDatabase();
   const redisUrl = process.env.MPH_TEST_REDIS_URL!;
@@ -41,7 +51,8 @@ export async function startProductionShop(overrides: Partial<Config> = {}): Prom
     port: 0,
     ...overrides,
   });
-  const running = await runShop(config, { sql: db.sql, cache });
+  const sql = options.pool ? options.pool(db.url) : db.sql;
+  const running = await runShop(config, { sql, cache });
 
   const nextTo = (user: TgUser, from: number, timeoutMs = 8_000) =>
     tg.waitFor(
@@ -70,6 +81,7 @@ export async function startProductionShop(overrides: Partial<Config> = {}): Prom
     stop: async () => {
       await running.stop();
       await cache.close();
+      if (sql !== db.sql) await sql.end({ timeout: 2 });
       await db.sql.end({ timeout: 2 });
       await tg.stop();
     },

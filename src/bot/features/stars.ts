@@ -1,8 +1,10 @@
 import { Composer } from "gramio";
 import { log } from "../../lib/log.ts";
 import type { StarsAnswer, StarsNotice } from "../../payments/telegram-stars.ts";
+import { isUnavailable } from "../../shop/errors.ts";
 import { STARS_CHECK_FAILED } from "../../shop/texts/buyers.ts";
 import { pattern } from "../keyboards.ts";
+import { markRetryLater } from "../outcome.ts";
 import { answer, type BotDeps } from "../screen.ts";
 
 /** A payment Telegram has taken is settled even if the database blinks: tried again this often, this far apart. */
@@ -18,13 +20,25 @@ const PAID_BACKOFF_MS = 500;
 export function starsPayments(deps: BotDeps) {
   const { checkout } = deps;
 
-  /** Settles a payment, trying again while the shop cannot (the Stars are taken already). */
-  async function settle(notice: Extract<StarsNotice, { kind: "paid" }>): Promise<StarsAnswer> {
+  /**
+   * Settles a payment, trying again while the shop cannot (the Stars are taken already). Null when the database
+   * stays away longer than the quick attempts: the update is then kept and Telegram delivers it again (the poller's
+   * offset stays, a webhook gets 503), as often as it takes — settling is once per charge id, so a repeat is safe.
+   */
+  async function settle(notice: Extract<StarsNotice, { kind: "paid" }>): Promise<StarsAnswer | null> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await checkout.stars.receive(notice);
       } catch (error) {
         if (attempt >= PAID_ATTEMPTS) {
+          // Only an outage is waited out: a bug would fail every time, and must not hold the bot's updates forever.
+          if (isUnavailable(error) && markRetryLater()) {
+            log.warn("a stars payment could not be settled: the database is away; Telegram delivers it again", {
+              chargeId: notice.chargeId,
+              error: (error as Error).message,
+            });
+            return null;
+          }
           log.error("a stars payment could not be settled: settle it by hand from this line", {
             ...notice,
             error: (error as Error).message,
@@ -78,7 +92,7 @@ export function starsPayments(deps: BotDeps) {
           payload: payment.invoice_payload,
           chargeId: payment.telegram_payment_charge_id,
         });
-        if (verdict.ok && verdict.text)
+        if (verdict?.ok && verdict.text)
           await ctx.bot.api.sendMessage({ chat_id: ctx.payload.chat.id, text: verdict.text });
       })
   );
