@@ -38,7 +38,7 @@ beforeAll(async () => {
           onnotice: () => {},
           idle_timeout: 60,
           connect_timeout: 10,
-          backoff: 0.2,
+          backoff: () => 0.2,
         });
       },
     },
