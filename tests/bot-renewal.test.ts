@@ -306,6 +306,35 @@ test("a promo code applies to a renewal, and the discounted amount is what AnyPa
   expect((await keyRow(issued.id)).renewedDays).toBe(30);
 });
 
+test("a renewal's promo code refusals speak of the renewal; with Stars the list price stands by the roubles", async () => {
+  const ned = buyer(556_000_017, "Ned");
+  await running.shop.keys.issue(productId, 30, ned.id);
+  await running.shop.products.setStarsPrice(productId, 30, 150);
+  await running.shop.settings.update({ starsEnabled: true });
+  try {
+    const list = await production.say(ned, "/purchases");
+    const durations = await tap(ned, "🔄 Продлить №1", list);
+    const confirm = await tap(ned, "30 дней • 1999₽", durations);
+    await tap(ned, "🎟 Ввести промокод", confirm);
+    const unknown = await production.say(ned, "NOSUCH");
+    expect(String(unknown.params.text)).toStartWith(
+      "Промокода «NOSUCH» нет. Проверьте, как он написан, и нажмите «🎟 Ввести промокод» ещё раз — или подтвердите продление без него.",
+    );
+    expect(String(unknown.params.text)).toContain("Подтвердите продление:");
+    await tap(ned, "🎟 Ввести промокод", unknown);
+    const withCode = await production.say(ned, "RENEW50");
+    const payment = await tap(ned, "Подтвердить", withCode);
+    const orderId = Number(new URL(buttonsOf(payment).find((b) => b.url)!.url!).searchParams.get("pay_id"));
+    expect(String(payment.params.text)).toContain(
+      `${PRODUCT} 30 дней • 1000₽ вместо 1999₽ (промокод RENEW50) или 75 ⭐.`,
+    );
+    expect(await running.shop.orders.byId(orderId)).toMatchObject({ amountRub: 1000, stars: 75 });
+  } finally {
+    await running.shop.settings.update({ starsEnabled: false });
+    await running.shop.products.setStarsPrice(productId, 30, null);
+  }
+});
+
 test("stale buttons: banned meanwhile, price removed, someone else's key — a notice and a fresh screen, nothing placed", async () => {
   const fay = buyer(556_000_007, "Fay");
   const eve = buyer(556_000_008, "Eve");

@@ -174,6 +174,10 @@ describe("paying in Telegram Stars in the bot", () => {
     const order = await orderOf(bob);
     expect(order.stars).toBe(120);
     expect(buttonsOf(payment).map((b) => b.text)).toContain("Оплатить 120 ⭐");
+    // The list price stands next to the roubles it was cut from, not after the Stars (as if 120 ⭐ replaced it).
+    expect(String(payment.params.text)).toStartWith(
+      `Заказ №${order.id}: Stalcraft 30 дней • 1600₽ вместо 1999₽ (промокод STAR20) или 120 ⭐.`,
+    );
 
     const invoice = await askInvoice(bob, payment);
     expect(invoice.params.prices).toEqual([{ label: `Заказ №${order.id}`, amount: 120 }]);

@@ -62,7 +62,7 @@ function paymentScreen(order: Order, key: OwnedKey, options: PaymentOption[]): S
 }
 
 const refusalText = (r: PromoRefusal) =>
-  r.kind === "promo_refused" ? promoRefusedText(r.verdict) : promoGuessingText(r.retryAfterS);
+  r.kind === "promo_refused" ? promoRefusedText(r.verdict, "renewal") : promoGuessingText(r.retryAfterS, "renewal");
 
 /**
  * What a stale renewal button gets, whatever the step: a key that is not (or no longer) the buyer's, banned, or of a

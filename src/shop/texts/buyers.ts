@@ -62,30 +62,37 @@ const minutes = (seconds: number) => Math.max(1, Math.ceil(seconds / 60));
  * Why a code was not taken, and what the buyer can do: each is shown above the confirmation at the full price, so
  * the purchase can go on without the code.
  */
-export function promoRefusedText(verdict: Extract<PromoVerdict, { ok: false }>): string {
+export function promoRefusedText(
+  verdict: Extract<PromoVerdict, { ok: false }>,
+  what: "purchase" | "renewal" = "purchase",
+): string {
   const code = verdict.code;
   const onDays = verdict.days ? ` на ${daysList(verdict.days)}` : "";
+  // The confirmation under the text is a purchase's or a renewal's: the buyer is told to confirm that one.
+  const it = what === "renewal" ? "продление" : "покупку";
   switch (verdict.reason) {
     case "unknown":
-      return `Промокода «${code}» нет. Проверьте, как он написан, и нажмите «${PROMO_BUTTON}» ещё раз — или подтвердите покупку без него.`;
+      return `Промокода «${code}» нет. Проверьте, как он написан, и нажмите «${PROMO_BUTTON}» ещё раз — или подтвердите ${it} без него.`;
     case "disabled":
-      return `Промокод ${code} больше не действует. Подтвердите покупку по обычной цене или введите другой промокод.`;
+      return `Промокод ${code} больше не действует. Подтвердите ${it} по обычной цене или введите другой промокод.`;
     case "expired":
-      return `Срок действия промокода ${code} закончился. Подтвердите покупку по обычной цене или введите другой промокод.`;
+      return `Срок действия промокода ${code} закончился. Подтвердите ${it} по обычной цене или введите другой промокод.`;
     case "other_product":
-      return `Промокод ${code} действует только для «${verdict.productName}»${onDays}. Выберите этот товар в каталоге или подтвердите покупку без промокода.`;
+      return what === "renewal"
+        ? `Промокод ${code} действует только для «${verdict.productName}»${onDays}. Подтвердите продление без промокода или введите другой.`
+        : `Промокод ${code} действует только для «${verdict.productName}»${onDays}. Выберите этот товар в каталоге или подтвердите покупку без промокода.`;
     case "other_duration":
-      return `Промокод ${code} действует только для ${verdict.productName ? `«${verdict.productName}»` : "покупок"}${onDays}. Вернитесь назад и выберите этот срок — или подтвердите покупку без промокода.`;
+      return `Промокод ${code} действует только для ${verdict.productName ? `«${verdict.productName}»` : what === "renewal" ? "продлений" : "покупок"}${onDays}. Вернитесь назад и выберите этот срок — или подтвердите ${it} без промокода.`;
     case "used_up":
-      return `Промокод ${code} уже израсходован. Подтвердите покупку по обычной цене или введите другой промокод.`;
+      return `Промокод ${code} уже израсходован. Подтвердите ${it} по обычной цене или введите другой промокод.`;
     case "used_by_you":
-      return `Вы уже воспользовались промокодом ${code} столько раз, сколько он позволяет. Подтвердите покупку по обычной цене или введите другой промокод.`;
+      return `Вы уже воспользовались промокодом ${code} столько раз, сколько он позволяет. Подтвердите ${it} по обычной цене или введите другой промокод.`;
   }
 }
 
 /** Too many unknown codes in a row. */
-export const promoGuessingText = (retryAfterS: number) =>
-  `Слишком много неверных промокодов. Попробуйте снова через ${minutes(retryAfterS)} мин. — или подтвердите покупку без промокода.`;
+export const promoGuessingText = (retryAfterS: number, what: "purchase" | "renewal" = "purchase") =>
+  `Слишком много неверных промокодов. Попробуйте снова через ${minutes(retryAfterS)} мин. — или подтвердите ${what === "renewal" ? "продление" : "покупку"} без промокода.`;
 
 /** A code covered the whole price: the order is paid, the key is on its way. */
 export const paidByPromoText = (order: { id: number; promoCode: string | null }) =>
@@ -140,6 +147,17 @@ const MSK_TIME = new Intl.DateTimeFormat("ru-RU", { timeZone: "Europe/Moscow", h
 export const moscowDateTime = (date: Date) => `${MSK.format(date)} МСК`;
 
 /**
+ * An order's price on its payment step: «1999₽ или 150 ⭐.», and with a code «1599₽ вместо 1999₽ (промокод X) или
+ * 120 ⭐.» — the list price next to the rouble price it was cut from, not after the Stars.
+ */
+function priceLine(order: { amountRub: number; listRub: number; promoCode: string | null }, stars: number | null) {
+  const rub = order.promoCode
+    ? `${order.amountRub}₽ вместо ${order.listRub}₽ (промокод ${order.promoCode})`
+    : `${order.amountRub}₽`;
+  return `${rub}${stars !== null ? ` или ${stars} ⭐` : ""}.`;
+}
+
+/**
  * The payment step. `stars`: the order can also be paid in Telegram Stars, this many; `page`: a payment page
  * (AnyPay) is offered too — without one, only the invoice in Stars is.
  */
@@ -157,9 +175,7 @@ export const paymentText = (
   page = true,
 ) =>
   [
-    `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
-      (stars !== null ? ` или ${stars} ⭐` : "") +
-      (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
+    `Заказ №${order.id}: ${order.productName} ${daysLabel(order.days)} • ${priceLine(order, stars)}`,
     `Ключ забронирован за вами до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
     stars === null
       ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты ключ придёт в этот чат."
@@ -409,9 +425,7 @@ export const renewalPaymentText = (
 ) =>
   [
     `Заказ №${order.id}: продление ключа ${key}`,
-    `${order.productName} ${daysLabel(order.days)} • ${order.amountRub}₽` +
-      (stars !== null ? ` или ${stars} ⭐` : "") +
-      (order.promoCode ? ` вместо ${order.listRub}₽ (промокод ${order.promoCode}).` : "."),
+    `${order.productName} ${daysLabel(order.days)} • ${priceLine(order, stars)}`,
     `Оплатите до ${MSK_TIME.format(order.reservedUntil)} МСК.`,
     stars === null
       ? "Нажмите «Оплатить», чтобы перейти на страницу оплаты. После оплаты сюда придёт сообщение о продлении."
