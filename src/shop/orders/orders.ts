@@ -5,8 +5,8 @@ import { log } from "../../lib/log.ts";
 import type { ShopDeps } from "../deps.ts";
 import { invalid } from "../errors.ts";
 import { allocateKey } from "../keys/keys.ts";
-import { discounted, type Price } from "../promos/discount.ts";
-import { type AppliedPromo, applyPromo, type PromoVerdict } from "../promos/promos.ts";
+import type { Price } from "../promos/discount.ts";
+import { type PromoVerdict, priceAfterCode } from "../promos/promos.ts";
 
 export type PromoRefused = Extract<PromoVerdict, { ok: false }>;
 
@@ -196,21 +196,17 @@ export function createOrders(deps: ShopDeps, options: { allocation?: AllocationS
           and o.status = 'pending' and o.kind = 'purchase'
         order by o.id desc limit 1
         for update of o`;
-      let promo: AppliedPromo | null = null;
-      if (input.promoCode) {
-        const verdict = await applyPromo(tx, {
-          code: input.promoCode,
-          userId: input.userId,
-          productId: input.productId,
-          days,
-          excludeOrderId: existing ? Number(existing.id) : null,
-          lock: true,
-        });
-        if (!verdict.ok) return { kind: "promo_refused", verdict };
-        promo = verdict.promo;
-      }
       const list: Price = { rub: offer.rub, stars: offer.stars };
-      const price = promo ? discounted(list, promo.discount) : list;
+      const priced = await priceAfterCode(tx, {
+        code: input.promoCode,
+        userId: input.userId,
+        productId: input.productId,
+        days,
+        list,
+        replacing: existing ? Number(existing.id) : null,
+      });
+      if (!priced.ok) return { kind: "promo_refused", verdict: priced };
+      const { promo, price } = priced;
       if (input.expectedRub !== undefined && input.expectedRub !== price.rub) {
         return { kind: "price_changed", rub: price.rub };
       }

@@ -4,8 +4,8 @@ import { log } from "../../lib/log.ts";
 import type { ShopDeps } from "../deps.ts";
 import { invalid } from "../errors.ts";
 import { type OwnedKey, ownedKey, recordRenewal } from "../keys/self-service.ts";
-import { discounted, type Price } from "../promos/discount.ts";
-import { type AppliedPromo, applyPromo } from "../promos/promos.ts";
+import type { Price } from "../promos/discount.ts";
+import { priceAfterCode } from "../promos/promos.ts";
 import { type Order, type OrderRow, type PromoRefused, toOrder } from "./orders.ts";
 
 /** A duration a key can be renewed for: the product's price for it (no stock is needed: no key is sold). */
@@ -120,21 +120,17 @@ export function createRenewals(deps: ShopDeps) {
           and o.status = 'pending'
         order by o.id desc limit 1
         for update of o`;
-      let promo: AppliedPromo | null = null;
-      if (input.promoCode) {
-        const verdict = await applyPromo(tx, {
-          code: input.promoCode,
-          userId: input.userId,
-          productId: key.productId,
-          days,
-          excludeOrderId: existing ? Number(existing.id) : null,
-          lock: true,
-        });
-        if (!verdict.ok) return { kind: "promo_refused", verdict };
-        promo = verdict.promo;
-      }
       const list: Price = { rub: offer.rub, stars: offer.stars };
-      const price = promo ? discounted(list, promo.discount) : list;
+      const priced = await priceAfterCode(tx, {
+        code: input.promoCode,
+        userId: input.userId,
+        productId: key.productId,
+        days,
+        list,
+        replacing: existing ? Number(existing.id) : null,
+      });
+      if (!priced.ok) return { kind: "promo_refused", verdict: priced };
+      const { promo, price } = priced;
       if (input.expectedRub !== undefined && input.expectedRub !== price.rub) {
         return { kind: "price_changed", rub: price.rub, key };
       }

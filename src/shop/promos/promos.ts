@@ -5,7 +5,7 @@ import type { ShopDeps } from "../deps.ts";
 import { conflict, invalid, notFound, pgCode } from "../errors.ts";
 import { PAID_STATUSES } from "../orders/lists.ts";
 import { SHOP_TIME_ZONE } from "../orders/sales.ts";
-import type { Discount } from "./discount.ts";
+import { type Discount, discounted, type Price } from "./discount.ts";
 
 /**
  * Promo codes (docs/panel.md#promo-codes): what a code is, creating and editing one, its uses and revenue, and the
@@ -175,6 +175,36 @@ const expiredSql = (db: Sql | Tx) =>
 /** Orders that use a code up: paid ones, and unpaid ones whose reservation still holds. */
 const holdsAUse = (db: Sql | Tx) =>
   db`(o.status in ${db([...PAID_STATUSES])} or (o.status = 'pending' and o.reserved_until > now()))`;
+
+/**
+ * The price an order is placed at: the duration's list price after the buyer's code, if they typed one. A purchase
+ * and a renewal price the same way, inside the transaction that places the order, so the code's use is held under
+ * its row lock (applyPromo) until that order is committed. `replacing`: the buyer's pending order the new one
+ * replaces, whose own use of the code does not count against them.
+ */
+export async function priceAfterCode(
+  tx: Tx,
+  input: {
+    code: string | null | undefined;
+    userId: number;
+    productId: number;
+    days: DurationDays;
+    list: Price;
+    replacing: number | null;
+  },
+): Promise<{ ok: true; promo: AppliedPromo | null; price: Price } | Extract<PromoVerdict, { ok: false }>> {
+  if (!input.code) return { ok: true, promo: null, price: input.list };
+  const verdict = await applyPromo(tx, {
+    code: input.code,
+    userId: input.userId,
+    productId: input.productId,
+    days: input.days,
+    excludeOrderId: input.replacing,
+    lock: true,
+  });
+  if (!verdict.ok) return verdict;
+  return { ok: true, promo: verdict.promo, price: discounted(input.list, verdict.promo.discount) };
+}
 
 /**
  * Whether `code` applies to this purchase, and if so what it takes off. Inside `tx` the code's row is locked until
