@@ -159,6 +159,20 @@ test("cooldown 0 hides the button, and an old confirmation then changes nothing"
   }
 });
 
+test("a key bound to no PC (the admin reset it) says so at the first press, before any confirmation", async () => {
+  const olga = buyer(3006, "Olga");
+  const key = await activatedKey(olga, "OLGA-PC");
+  await bot.shop.keys.resetHwid({ id: key.id }, "panel:owner");
+  const list = await purchasesOf(olga);
+  const pressed = await bot.press(olga, buttonData(list, "💻 Сбросить привязку №1"), list);
+  expect(pressed.answer.params).toMatchObject({
+    text: "Ключ сейчас не привязан ни к одному компьютеру: он привяжется к первому, на котором запустят программу.",
+    show_alert: true,
+  });
+  // Not asked to confirm a reset that would do nothing: the list again.
+  expect(String(pressed.screen!.params.text)).toStartWith("Мои покупки:");
+});
+
 test("nobody resets a key that is not theirs, whatever they forge; a key banned meanwhile is refused", async () => {
   const ivan = buyer(3004, "Ivan");
   const eve = buyer(3005, "Eve");

@@ -55,6 +55,8 @@ export function purchases(deps: BotDeps) {
       if (!key.expiresAt) return stale(api, ctx.payload, KEY_NOT_ACTIVATED);
       const wait = nextBuyerReset(key, settings.hwidResetCooldownDays);
       if (wait) return stale(api, ctx.payload, resetCooldownText(wait, settings.hwidResetCooldownDays));
+      // Bound to no PC (an admin reset it): a confirmation would end in «nothing to reset», so say it now.
+      if (key.hwid === null) return stale(api, ctx.payload, RESET_NOT_BOUND);
       await answer(api, ctx.payload.id);
       await show(api, placeOf(ctx.payload), {
         text: resetConfirmText(key, settings.hwidResetCooldownDays),
