@@ -542,6 +542,8 @@ describe("operations", () => {
       await auth(t, P, { key, uuid: "SECRET-HWID" });
       await auth(t, P, { key, uuid: "OTHER-SECRET-PC" });
       await t.request("/healthz");
+      // A handler that answers with a Response of its own status (static files, Telegram's webhook): the line says it.
+      expect((await t.request("/static/missing.js")).status).toBe(404);
       await Bun.sleep(20);
       expect(lines.filter((l) => l.includes('"requests"'))).toEqual([]);
       flushRequestTally();
@@ -564,6 +566,7 @@ describe("operations", () => {
     const single = parsed.filter((l) => l.msg === "request");
     expect(single).toEqual([
       expect.objectContaining({ method: "GET", path: "/Morpheus%20Private/healthz", status: 200 }),
+      expect.objectContaining({ method: "GET", path: "/Morpheus%20Private/static/missing.js", status: 404 }),
     ]);
     expect(single[0]!.ms).toBeNumber();
     expect(lines.find((l) => l.includes("key activated"))).toBeDefined();

@@ -84,11 +84,14 @@ export const requestLog = new Elysia({ name: "request-log" })
   .onRequest(({ request }) => {
     started.set(request, performance.now());
   })
-  .onAfterResponse({ as: "global" }, ({ request, set }) => {
+  .onAfterResponse({ as: "global" }, ({ request, set, responseValue }) => {
     const t0 = started.get(request);
     const ms = t0 === undefined ? 0 : Math.round((performance.now() - t0) * 10) / 10;
     const path = pathOf(request.url);
-    const status = typeof set.status === "number" ? set.status : 200;
+    // A handler that returns a Response of its own (static files, Telegram's webhook) sets its status there, not in
+    // `set`: reading only `set` logged their 404s and 503s as 200.
+    const status =
+      responseValue instanceof Response ? responseValue.status : typeof set.status === "number" ? set.status : 200;
     // Caddy asks every process every 2 s whether it serves: a line for each "yes" would bury the others.
     if (status === 200 && BALANCER_PROBE.test(request.url)) return;
     log.info("request", { method: request.method, path, status, ms: t0 === undefined ? undefined : ms });
