@@ -158,7 +158,7 @@ function describe(e: UserEvent): string {
   }
 }
 
-/** The log; `linkOrders` adds a link to each entry's order (not on the order's own page). */
+/** The log; each entry links to its order unless `linkOrders` is false (the order's own page). */
 export function EventLog(props: { view: View; events: UserEvent[]; empty: string; linkOrders?: boolean }) {
   const { view, events, empty } = props;
   if (events.length === 0) {
@@ -185,7 +185,11 @@ export function EventLog(props: { view: View; events: UserEvent[]; empty: string
           ) : (
             ""
           )}
-          {e.order ? <a class="sub" href={href(view, `/orders/${e.order.id}`)} safe>{`заказ #${e.order.id}`}</a> : ""}
+          {e.order && props.linkOrders !== false ? (
+            <a class="sub" href={href(view, `/orders/${e.order.id}`)} safe>{`заказ #${e.order.id}`}</a>
+          ) : (
+            ""
+          )}
         </li>
       ))}
     </ol>

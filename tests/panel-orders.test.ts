@@ -99,6 +99,8 @@ describe("the order page", () => {
     expect(html).toContain("Оплатил заказ");
     expect(html).toMatch(/Получил (архив и )?ключ MPH-…/);
     expect(html).toMatch(/Оплатил уже оплаченный заказ #\d+ ещё раз — 1999\.00 RUB/);
+    // On the order's own page its log lines do not link back to the page itself.
+    expect(html).not.toContain(`>заказ #${order.id}</a>`);
     // No close form: the order is not waiting for a key.
     expect(html).not.toContain("Закрыть заказ");
 
