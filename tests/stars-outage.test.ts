@@ -17,6 +17,7 @@ import type { Config } from "../src/config.ts";
 import type { RunningShop } from "../src/server.ts";
 import { buttonsOf, buyer } from "./helpers/bot.ts";
 import { type FakeTelegram, type RecordedCall, TEST_TOKEN, type TgUser } from "./helpers/fake-telegram.ts";
+import { eventually } from "./helpers/licence.ts";
 import { type ProductionShop, startProductionShop } from "./helpers/running-shop.ts";
 import { TcpProxy } from "./helpers/tcp-proxy.ts";
 
@@ -108,9 +109,14 @@ test("paid while the database is away longer than the quick retries: settled onc
 
   await tg.waitFor(() => keysSentTo(alice).length > 0, 15_000);
   const sql = running.shop.deps.sql;
-  const [order] = await sql<{ status: string; transaction_id: string | null }[]>`
-    select status, transaction_id from orders where id = ${details.payload}`;
-  expect(order).toEqual({ status: "delivered", transaction_id: chargeId });
+  // The key's message is recorded by the fake Bot API a moment before the shop marks the order delivered.
+  const orderRow = async () =>
+    (
+      await sql<{ status: string; transaction_id: string | null }[]>`
+        select status, transaction_id from orders where id = ${details.payload}`
+    )[0];
+  await eventually(async () => (await orderRow())?.status === "delivered", 5_000);
+  expect(await orderRow()).toEqual({ status: "delivered", transaction_id: chargeId });
   const ledger = await sql`select transaction_id, outcome from payments where order_id = ${details.payload}`;
   expect([...ledger]).toEqual([{ transaction_id: chargeId, outcome: "applied" }]);
 
