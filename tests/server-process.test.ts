@@ -26,31 +26,37 @@ describe("configuration", () => {
   });
 });
 
+/** `bun src/main.ts` against the test shop's PostgreSQL and Redis, listening, with the given drain on SIGTERM. */
+async function startProduction(t: Awaited<ReturnType<typeof createTestShop>>, drainMs: number) {
+  const port = freePort();
+  const app = start(
+    ["bun", "src/main.ts"],
+    cleanEnv({
+      DATABASE_URL: t.databaseUrl,
+      REDIS_URL: t.redisUrl,
+      REDIS_PREFIX: t.redisPrefix,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      SESSION_SECRET: "x".repeat(40),
+      DATA_DIR: t.config.dataDir,
+      LOG_LEVEL: "info",
+      SHUTDOWN_DRAIN_MS: String(drainMs),
+    }),
+  );
+  cleanups.push(async () => {
+    app.proc.kill("SIGKILL");
+  });
+  await app.waitFor(/"msg":"http listening"/);
+  return { app, port };
+}
+
 describe("the production process", () => {
   test("on SIGTERM it serves on while telling Caddy's probe it leaves, then closes its port, finishes the request in flight and exits 0", async () => {
     const t = await createTestShop();
     cleanups.push(t.close);
     await ensureProduct(t, "Live");
     const key = await soldKey(t, "Live");
-    const port = freePort();
-    const app = start(
-      ["bun", "src/main.ts"],
-      cleanEnv({
-        DATABASE_URL: t.databaseUrl,
-        REDIS_URL: t.redisUrl,
-        REDIS_PREFIX: t.redisPrefix,
-        HOST: "127.0.0.1",
-        PORT: String(port),
-        SESSION_SECRET: "x".repeat(40),
-        DATA_DIR: t.config.dataDir,
-        LOG_LEVEL: "info",
-        SHUTDOWN_DRAIN_MS: "1500",
-      }),
-    );
-    cleanups.push(async () => {
-      app.proc.kill("SIGKILL");
-    });
-    await app.waitFor(/"msg":"http listening"/);
+    const { app, port } = await startProduction(t, 1500);
     const base = `http://127.0.0.1:${port}/Morpheus%20Private`;
     const health = await fetch(`${base}/healthz`);
     // No token in this shop: its bot says so once it has read the settings.
@@ -111,25 +117,7 @@ describe("the production process", () => {
     cleanups.push(t.close);
     await ensureProduct(t, "Stuck");
     const key = await soldKey(t, "Stuck");
-    const port = freePort();
-    const app = start(
-      ["bun", "src/main.ts"],
-      cleanEnv({
-        DATABASE_URL: t.databaseUrl,
-        REDIS_URL: t.redisUrl,
-        REDIS_PREFIX: t.redisPrefix,
-        HOST: "127.0.0.1",
-        PORT: String(port),
-        SESSION_SECRET: "x".repeat(40),
-        DATA_DIR: t.config.dataDir,
-        LOG_LEVEL: "info",
-        SHUTDOWN_DRAIN_MS: "0",
-      }),
-    );
-    cleanups.push(async () => {
-      app.proc.kill("SIGKILL");
-    });
-    await app.waitFor(/"msg":"http listening"/);
+    const { app, port } = await startProduction(t, 0);
     // The key's row stays locked until the app is gone: its activation never finishes.
     const release = Promise.withResolvers<void>();
     const locked = Promise.withResolvers<void>();
